@@ -1,0 +1,265 @@
+"""Build the built-in guest image from a recipe under images/, cached by a content key.
+
+The key covers the recipe files, the kernel package and the versions the host's apt sees for
+the key packages, so a changed recipe or a new kernel in the archive means a new image. A
+build happens in a temporary directory under a lock and is renamed into place when complete,
+so a crash or Ctrl-C never leaves a half-written image where a reader would take it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ImageBuildError, SetupError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = REPO_ROOT / "images"
+DEFAULT_CACHE = RECIPES_DIR / "cache"
+DEFAULT_RECIPE = "debian"
+MANIFEST = "manifest.json"
+
+Progress = Callable[[str], None]
+
+
+def _stderr_progress(line: str) -> None:
+    print(f"[image] {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    """A built, read-only base image and what direct kernel boot needs to start it."""
+
+    name: str
+    key: str
+    disk: Path
+    kernel: Path
+    initrd: Path
+    kernel_release: str
+    cmdline: str
+    packages: dict[str, str]
+
+    @classmethod
+    def from_manifest(cls, directory: Path) -> GuestImage:
+        data = json.loads((directory / MANIFEST).read_text())
+        image = cls(
+            name=data["name"],
+            key=data["key"],
+            disk=directory / "base.qcow2",
+            kernel=directory / "vmlinuz",
+            initrd=directory / "initrd.img",
+            kernel_release=data["kernel_release"],
+            cmdline=data["cmdline"],
+            packages=data["packages"],
+        )
+        for path in (image.disk, image.kernel, image.initrd):
+            if not path.is_file() or path.stat().st_size == 0:
+                raise SetupError(
+                    f"image {directory} is incomplete ({path.name} missing): "
+                    f"delete {directory} and run again"
+                )
+        return image
+
+
+@dataclass(frozen=True)
+class Recipe:
+    directory: Path
+    settings: dict[str, Any]
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_RECIPE) -> Recipe:
+        directory = RECIPES_DIR / name
+        path = directory / "recipe.toml"
+        if not path.is_file():
+            known = sorted(p.parent.name for p in RECIPES_DIR.glob("*/recipe.toml"))
+            raise SetupError(f"no image recipe {name!r} under {RECIPES_DIR} (known: {known})")
+        try:
+            settings = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SetupError(f"{path}: not valid TOML: {exc}") from exc
+        return cls(directory, settings)
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.is_file())
+
+    def content_key(self, kernel_package: str, versions: dict[str, str]) -> str:
+        digest = hashlib.sha256()
+        for path in self.files():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(json.dumps([kernel_package, sorted(versions.items())]).encode())
+        return digest.hexdigest()[:16]
+
+
+def apt_candidate_versions(packages: list[str]) -> dict[str, str]:
+    """Candidate versions from the host's apt lists ('unknown' where apt has none)."""
+    versions = dict.fromkeys(packages, "unknown")
+    try:
+        out = subprocess.run(
+            ["apt-cache", "policy", *packages],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return versions
+    current = None
+    for line in out.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+        elif current in versions and line.strip().startswith("Candidate:"):
+            versions[current] = line.split(":", 1)[1].strip()
+    return versions
+
+
+class ImageCache:
+    """Built images by content key under one cache directory."""
+
+    def __init__(self, root: Path = DEFAULT_CACHE) -> None:
+        self.root = root
+
+    def ensure(
+        self,
+        recipe: Recipe,
+        kernel_package: str | None = None,
+        progress: Progress = _stderr_progress,
+    ) -> GuestImage:
+        """The cached image for this recipe and kernel, building it first if needed."""
+        kernel_package = kernel_package or recipe.settings["kernel_package"]
+        versions = apt_candidate_versions([kernel_package, *recipe.settings["versioned_packages"]])
+        key = recipe.content_key(kernel_package, versions)
+        final = self.root / f"{recipe.settings['name']}-{key}"
+        if (final / MANIFEST).is_file():
+            return GuestImage.from_manifest(final)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root / f".{final.name}.lock"):
+            if (final / MANIFEST).is_file():  # another run built it while we waited
+                return GuestImage.from_manifest(final)
+            _require_tools()
+            work = self.root / f".build-{final.name}-{os.getpid()}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            try:
+                _build(recipe, kernel_package, key, work, self.root / f"{final.name}.log", progress)
+                work.rename(final)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return GuestImage.from_manifest(final)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _require_tools() -> None:
+    missing = [t for t in ("mmdebstrap", "mke2fs", "qemu-img") if shutil.which(t) is None]
+    if missing:
+        raise SetupError(
+            f"missing {', '.join(missing)}: run ./run setup "
+            "(installs mmdebstrap, e2fsprogs, qemu-utils)"
+        )
+    if os.geteuid() != 0:
+        raise SetupError("building the guest image needs root (mmdebstrap root mode): run as root")
+
+
+def _build(
+    recipe: Recipe, kernel_package: str, key: str, work: Path, log_path: Path, progress: Progress
+) -> None:
+    settings = recipe.settings
+    rootdir = work / "root"
+    started = time.monotonic()
+    progress(f"building {settings['name']} ({kernel_package}) into {work.parent} ...")
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--include=" + ",".join([kernel_package, *settings["packages"]]),
+        *(f"--dpkgopt=path-exclude={p}" for p in settings["exclude_paths"]),
+        f'--essential-hook={recipe.directory / "essential-hook.sh"} "$1"',
+        f'--customize-hook={recipe.directory / "customize-hook.sh"} "$1"',
+        settings["suite"],
+        str(rootdir),
+    ]
+    _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
+    kernels = sorted((rootdir / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise ImageBuildError(f"{kernel_package} installed no kernel in /boot; see {log_path}")
+    release = kernels[-1].name.removeprefix("vmlinuz-")
+    progress(f"2/4 kernel {release}: extracting vmlinuz and initrd")
+    shutil.copyfile(kernels[-1], work / "vmlinuz")
+    shutil.copyfile(rootdir / "boot" / f"initrd.img-{release}", work / "initrd.img")
+    packages = _installed_packages(rootdir)
+    progress(f"3/4 mke2fs: {settings['disk_size_mib']} MiB ext4 from the root directory")
+    raw = work / "root.raw"
+    with raw.open("wb") as handle:
+        handle.truncate(settings["disk_size_mib"] * 1024 * 1024)
+    _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
+    progress("4/4 qemu-img convert to qcow2")
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
+    raw.unlink()
+    shutil.rmtree(rootdir)
+    for name in ("base.qcow2", "vmlinuz", "initrd.img"):
+        (work / name).chmod(0o444)  # base images are never written to
+    manifest = {
+        "name": settings["name"],
+        "key": key,
+        "kernel_package": kernel_package,
+        "kernel_release": release,
+        "cmdline": settings["cmdline"],
+        "packages": packages,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    progress(f"done in {manifest['build_seconds']}s")
+
+
+def _installed_packages(rootdir: Path) -> dict[str, str]:
+    out = _run(
+        ["dpkg-query", f"--admindir={rootdir}/var/lib/dpkg", "-W", "-f=${Package}\t${Version}\n"]
+    )
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def _run(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ImageBuildError(
+            f"{argv[0]} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}"
+        )
+    return result.stdout
+
+
+def _run_streaming(argv: list[str], log_path: Path, progress: Progress, label: str) -> None:
+    """Run a long build step, copying its output to a log and its milestones to progress."""
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith("I: "):
+                progress(f"{label}: {line[3:].strip()}")
+    if proc.returncode != 0:
+        tail = log_path.read_text().strip().splitlines()[-3:]
+        raise ImageBuildError(
+            f"{label} failed ({proc.returncode}); last lines: {tail}; full log kept at {log_path}"
+        )

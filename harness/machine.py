@@ -1,0 +1,71 @@
+"""What a backend (direct QEMU, later libvirt) must offer the power transitions and checks."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.events import EventLog, RecordedEvent
+from harness.ssh import CommandResult
+
+
+class Signal(enum.Enum):
+    """Platform-level facts a backend can observe from outside the guest."""
+
+    SUSPENDED = "suspended"  # the guest entered S3 (QMP SUSPEND)
+    WOKEN = "woken"  # the guest left S3 (QMP WAKEUP)
+    HIBERNATED = "hibernated"  # the guest wrote its image and asked for S4 (QMP SUSPEND_DISK)
+    POWERED_OFF = "powered-off"  # the guest powered off and the VM process ended
+
+
+class Machine(Protocol):
+    name: str
+    events: EventLog
+    serial_log: Path
+
+    @property
+    def running(self) -> bool: ...
+
+    def boot(self) -> dict[str, float]:
+        """Cold boot until the agent and ssh answer; returns phase timings."""
+        ...
+
+    def ensure_ready(self) -> None:
+        """Cold boot unless a guest is already up and answering."""
+        ...
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        """Wait until the agent and ssh answer again (after a wake or resume)."""
+        ...
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command in the guest over ssh."""
+        ...
+
+    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...
+
+    def agent_fire(
+        self, command: str, arguments: dict[str, Any] | None = None
+    ) -> concurrent.futures.Future[Any]: ...
+
+    def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
+        """The first event at or after ``since`` that shows ``signal``; None on timeout."""
+        ...
+
+    def wake_from_ram(self) -> None: ...
+
+    def power_on(self) -> None:
+        """Start the VM again on the same disks and configuration (resume from S4)."""
+        ...
+
+    def replace_swap_disk(self) -> None:
+        """Give the powered-off guest a freshly formatted swap disk (destroys an S4 image)."""
+        ...
+
+    def platform_facts(self) -> dict[str, Any]:
+        """Versions and settings seen from the host (e.g. QMP query-version)."""
+        ...
+
+    def stop(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The direct QEMU backend: command line, process, QMP monitor, guest agent, machine."""

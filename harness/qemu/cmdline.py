@@ -1,0 +1,125 @@
+"""Build the qemu-system command line for one guest. Pure: no I/O, easy to unit test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """SeaBIOS (``-bios`` or QEMU's default) or OVMF (two pflash units, ``vars`` a copy)."""
+
+    kind: str = "seabios"
+    bios: Path | None = None
+    ovmf_code: Path | None = None
+    ovmf_vars: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one guest's sockets, disks and logs live."""
+
+    qmp_socket: Path
+    agent_socket: Path
+    serial_log: Path
+    root_overlay: Path
+    swap_disk: Path
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    """Everything that decides a guest's QEMU command line."""
+
+    binary: str
+    kernel: Path
+    initrd: Path
+    append: str
+    accel: str = "tcg"
+    machine: str = "pc"
+    memory_mib: int = 1024
+    cpus: int = 2
+    firmware: Firmware = field(default_factory=Firmware)
+    data_dir: Path | None = None
+    extra_args: tuple[str, ...] = ()
+
+
+def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
+    """The argv for one launch; a relaunch (S4 resume) must use the identical list."""
+    argv = [
+        config.binary,
+        "-accel",
+        config.accel,
+        "-machine",
+        config.machine,
+        "-m",
+        str(config.memory_mib),
+        "-smp",
+        str(config.cpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "std",
+        # append=on: a relaunch (S4 resume) continues the same console log.
+        "-chardev",
+        f"file,id=serial0,path={paths.serial_log},append=on",
+        "-serial",
+        "chardev:serial0",
+        "-chardev",
+        f"socket,id=qmp0,path={paths.qmp_socket}",
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]
+    if config.data_dir is not None:
+        argv += ["-L", str(config.data_dir)]
+    argv += _firmware_args(config.firmware)
+    argv += _disk_args("root", paths.root_overlay, "qcow2")
+    argv += _disk_args("swap", paths.swap_disk, "raw")
+    argv += [
+        "-netdev",
+        f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=net0,id=nic0",
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-chardev",
+        f"socket,id=qga0,path={paths.agent_socket}",
+        "-device",
+        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        "-device",
+        "virtio-rng-pci",
+        "-kernel",
+        str(config.kernel),
+        "-initrd",
+        str(config.initrd),
+        "-append",
+        config.append,
+    ]
+    argv += list(config.extra_args)
+    return argv
+
+
+def _disk_args(name: str, path: Path, fmt: str) -> list[str]:
+    return [
+        "-drive",
+        f"file={path},if=none,id={name},format={fmt},cache=unsafe",
+        "-device",
+        f"virtio-blk-pci,drive={name},id={name}-disk",
+    ]
+
+
+def _firmware_args(firmware: Firmware) -> list[str]:
+    if firmware.kind == "seabios":
+        return ["-bios", str(firmware.bios)] if firmware.bios else []
+    if firmware.kind == "ovmf":
+        if firmware.ovmf_code is None or firmware.ovmf_vars is None:
+            raise ValueError("OVMF needs both a code and a vars file")
+        return [
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.ovmf_code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={firmware.ovmf_vars}",
+        ]
+    raise ValueError(f"unknown firmware kind {firmware.kind!r} (use seabios or ovmf)")

@@ -1,0 +1,284 @@
+"""QemuMachine: one guest run by qemu-system directly, on its own overlay and swap disk."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.aio import LoopThread
+from harness.errors import AgentError, BootTimeout, HarnessError, QemuStartError, SetupError
+from harness.events import EventLog, RecordedEvent
+from harness.image import GuestImage
+from harness.machine import Signal
+from harness.ports import free_local_port
+from harness.qemu.agent import GuestAgent
+from harness.qemu.cmdline import QemuConfig, RunPaths, build_argv
+from harness.qemu.monitor import QmpMonitor
+from harness.qemu.process import QemuProcess
+from harness.ssh import CommandResult, SshConnection, SshKey
+from harness.timeouts import Timeouts
+
+log = logging.getLogger(__name__)
+
+QEMU_EXITED = "QEMU_EXITED"  # recorded by the harness when the QEMU process ends
+
+_SIGNAL_EVENTS = {
+    Signal.SUSPENDED: "SUSPEND",
+    Signal.WOKEN: "WAKEUP",
+    Signal.HIBERNATED: "SUSPEND_DISK",
+    Signal.POWERED_OFF: QEMU_EXITED,
+}
+
+
+class QemuMachine:
+    """A guest under direct QEMU. Sockets and disks live in ``runtime_dir`` (0700); logs in
+    ``evidence_dir`` so they outlive the run."""
+
+    def __init__(
+        self,
+        name: str,
+        image: GuestImage,
+        config: QemuConfig,
+        runtime_dir: Path,
+        evidence_dir: Path,
+        ssh_key: SshKey,
+        runner: LoopThread,
+        timeouts: Timeouts,
+    ) -> None:
+        self.name = name
+        self.image = image
+        self.config = config
+        self.timeouts = timeouts
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        evidence_dir.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir = runtime_dir
+        self.evidence_dir = evidence_dir
+        self.paths = RunPaths(
+            qmp_socket=runtime_dir / "qmp.sock",
+            agent_socket=runtime_dir / "qga.sock",
+            serial_log=evidence_dir / "serial.log",
+            root_overlay=runtime_dir / "root.qcow2",
+            swap_disk=runtime_dir / "swap.raw",
+        )
+        self.serial_log = self.paths.serial_log
+        self.events = EventLog(evidence_dir / "qmp-events.jsonl")
+        self._runner = runner
+        self._ssh_key = ssh_key
+        self._ssh_port = free_local_port()
+        self._ssh = SshConnection(self._ssh_port, ssh_key)
+        self._process: QemuProcess | None = None
+        self._monitor: QmpMonitor | None = None
+        self._agent = GuestAgent(runner, self.paths.agent_socket)
+        self.argv = build_argv(config, self.paths, self._ssh_port)
+        self.launches = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    def boot(self) -> dict[str, float]:
+        """Cold boot on a fresh overlay and swap disk; timings of each phase."""
+        self.stop()
+        self._create_disks()
+        start = time.monotonic()
+        self._launch()
+        timings = {"launch": time.monotonic() - start}
+        try:
+            timings.update(self.wait_ready("boot", self.timeouts.boot))
+        except HarnessError as exc:
+            raise BootTimeout(
+                "boot",
+                self.timeouts.boot,
+                f"{exc}; serial: {self.serial_tail()}",
+                evidence={"serial_log": str(self.serial_log)},
+            ) from exc
+        return timings
+
+    def ensure_ready(self) -> None:
+        if self.running and self._ssh.connected:
+            try:
+                self._ssh.run("true", timeout=self.timeouts.command)
+                return
+            except HarnessError:
+                log.info("%s: guest no longer answers; cold booting", self.name)
+        self.boot()
+
+    def power_on(self) -> None:
+        """Relaunch with the identical argv and disks: how an S4 guest is resumed."""
+        if self.running:
+            raise HarnessError(f"{self.name}: power_on while QEMU is still running")
+        self._launch()
+
+    def stop(self) -> None:
+        """Soft (QMP quit), then hard (SIGTERM, SIGKILL); closes every connection."""
+        self._ssh.close()
+        self._agent.close()
+        if self._monitor is not None and self.running:
+            try:
+                self._monitor.execute("quit", timeout=self.timeouts.shutdown)
+            except HarnessError as exc:
+                log.debug("quit: %s", exc)
+        if self._process is not None and not self._process.wait(self.timeouts.shutdown):
+            self._process.kill()
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
+
+    def _create_disks(self) -> None:
+        overlay, swap = self.paths.root_overlay, self.paths.swap_disk
+        overlay.unlink(missing_ok=True)
+        _run_tool(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                str(self.image.disk),
+                "-F",
+                "qcow2",
+                str(overlay),
+            ]
+        )
+        self.replace_swap_disk()
+
+    def replace_swap_disk(self) -> None:
+        if self.running:
+            raise HarnessError(f"{self.name}: cannot replace the swap disk of a running guest")
+        swap = self.paths.swap_disk
+        swap.unlink(missing_ok=True)
+        with swap.open("wb") as handle:
+            handle.truncate((self.config.memory_mib + 256) * 1024 * 1024)
+        swap.chmod(0o600)
+        _run_tool(["mkswap", "-q", str(swap)])
+
+    def _launch(self) -> None:
+        for sock in (self.paths.qmp_socket, self.paths.agent_socket):
+            sock.unlink(missing_ok=True)
+        if self._monitor is not None:
+            self._monitor.close()
+        self._ssh.close()
+        self._monitor = QmpMonitor(self._runner, self.events)
+        self._monitor.listen(self.paths.qmp_socket)
+        self._agent.listen()
+        self.launches += 1
+        (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(self.argv) + "\n")
+        self._process = QemuProcess(
+            self.argv, self.evidence_dir / "qemu-output.log", on_exit=self._record_exit
+        )
+        try:
+            self._process.start()
+        except OSError as exc:
+            raise QemuStartError(f"cannot run {self.config.binary}: {exc}") from exc
+        alive = self._alive
+        try:
+            self._monitor.accept(self.timeouts.shutdown, alive)
+            self._agent.accept(self.timeouts.shutdown, alive)
+        except QemuStartError as exc:
+            output = self._process.output_tail(600).replace("\n", " | ")
+            self.stop()
+            raise QemuStartError(f"{exc}: {output}") from exc
+
+    def _record_exit(self, returncode: int) -> None:
+        self.events.append(QEMU_EXITED, {"returncode": returncode})
+
+    def _alive(self) -> bool:
+        return self.running
+
+    # -- readiness and commands --------------------------------------------------------------
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        """Agent answers, the per-run ssh key is installed, ssh answers."""
+        deadline = time.monotonic() + timeout
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        try:
+            self._agent.sync(timeout, self._alive)
+        except TimeoutError as exc:
+            raise BootTimeout(f"{stage}: guest agent", timeout, str(exc)) from exc
+        timings["agent"] = time.monotonic() - start
+        self._agent.execute(
+            "guest-ssh-add-authorized-keys",
+            {"username": "root", "keys": [self._ssh_key.public_line]},
+        )
+        if not self._ssh.connected:
+            self._ssh.connect(max(1.0, deadline - time.monotonic()))
+        self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
+        timings["ssh"] = time.monotonic() - start
+        return timings
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        return self._ssh.run(command, timeout or self.timeouts.command)
+
+    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        return self._agent.execute(command, arguments, timeout=self.timeouts.command)
+
+    def agent_fire(
+        self, command: str, arguments: dict[str, Any] | None = None
+    ) -> concurrent.futures.Future[Any]:
+        return self._agent.fire(command, arguments)
+
+    def qmp(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        if self._monitor is None or not self.running:
+            raise HarnessError(f"{self.name}: QMP {command} but QEMU is not running")
+        return self._monitor.execute(command, arguments, timeout=self.timeouts.command)
+
+    # -- power signals -----------------------------------------------------------------------
+
+    def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
+        wanted = {_SIGNAL_EVENTS[signal], QEMU_EXITED}
+        event = self.events.wait_for(wanted, since, timeout)
+        if event is not None and event.name == QEMU_EXITED and signal is not Signal.POWERED_OFF:
+            raise QemuStartError(
+                f"QEMU exited (status {event.data.get('returncode')}) while "
+                f"waiting for {signal.value}: {self.serial_tail()}"
+            )
+        if signal is Signal.POWERED_OFF and event is not None:
+            self._agent.close()
+            self._ssh.close()
+        return event
+
+    def wake_from_ram(self) -> None:
+        self.qmp("system_wakeup")
+
+    def platform_facts(self) -> dict[str, Any]:
+        version = self.qmp("query-version")
+        machine = self.qmp("query-current-machine")
+        qemu = version["qemu"]
+        return {
+            "qemu_version": f"{qemu['major']}.{qemu['minor']}.{qemu['micro']}",
+            "qemu_package": version.get("package", "").strip(),
+            "accel": self.config.accel,
+            "machine": self.config.machine,
+            "firmware": self.config.firmware.kind,
+            "wakeup_suspend_support": machine.get("wakeup-suspend-support"),
+        }
+
+    def serial_tail(self, lines: int = 3) -> str:
+        """The last non-empty serial console lines, for one-line diagnoses."""
+        try:
+            text = self.serial_log.read_text(errors="replace")
+        except OSError:
+            return "(no serial log)"
+        tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+        return " | ".join(tail) or "(serial log empty)"
+
+
+def _run_tool(argv: list[str]) -> None:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    except FileNotFoundError as exc:
+        raise SetupError(f"{argv[0]} not found: run ./run setup") from exc
+    if result.returncode != 0:
+        raise SetupError(f"{shlex.join(argv)} failed: {result.stderr.strip()}")
+
+
+__all__ = ["QEMU_EXITED", "AgentError", "QemuMachine"]

@@ -1,0 +1,107 @@
+"""Start and stop one QEMU process so that it can never outlive the harness."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it if the harness dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class QemuProcess:
+    """One qemu-system process, its output in a log file, in a session of its own.
+
+    A session of its own keeps the terminal's Ctrl-C away from QEMU, so the harness decides
+    the order of shutdown; PR_SET_PDEATHSIG takes it down if the harness is killed outright.
+    """
+
+    def __init__(
+        self, argv: list[str], output_log: Path, on_exit: Callable[[int], None] | None = None
+    ) -> None:
+        self.argv = argv
+        self.output_log = output_log
+        self._on_exit = on_exit
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.output_log.open("ab") as out:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        if self._on_exit is not None:
+            threading.Thread(
+                target=self._watch,
+                args=(self._popen, self._on_exit),
+                name=f"qemu-{self._popen.pid}-watch",
+                daemon=True,
+            ).start()
+
+    @staticmethod
+    def _watch(popen: subprocess.Popen[bytes], on_exit: Callable[[int], None]) -> None:
+        on_exit(popen.wait())
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll() if self._popen else None
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has exited, False if it is still running after ``timeout``."""
+        if self._popen is None:
+            return True
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds."""
+        if not self.running:
+            return
+        assert self._popen is not None
+        self._popen.terminate()
+        if not self.wait(grace):
+            self._popen.kill()
+            self.wait(grace)
+
+    def output_tail(self, max_bytes: int = 2000) -> str:
+        """The end of what QEMU printed, for error messages."""
+        try:
+            data = self.output_log.read_bytes()[-max_bytes:]
+        except OSError:
+            return ""
+        return data.decode(errors="replace").strip()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,140 @@
+"""ssh into a guest with paramiko: a per-run key, one persistent connection, bounded waits."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from harness.errors import SshError
+
+CONNECT_ATTEMPT_SECONDS = 10.0
+
+# paramiko logs every refused attempt with a traceback while sshd is still starting.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class SshKey:
+    """A key pair written with 0600 permissions; ``public_line`` goes to authorized_keys."""
+
+    private_path: Path
+    public_line: str
+
+    @classmethod
+    def generate(cls, directory: Path) -> SshKey:
+        key = paramiko.ECDSAKey.generate(bits=256)
+        path = directory / "id_ecdsa"
+        buffer = io.StringIO()
+        key.write_private_key(buffer)
+        path.touch(mode=0o600)
+        path.write_text(buffer.getvalue())
+        return cls(path, f"{key.get_name()} {key.get_base64()} s3s4-harness")
+
+    def load(self) -> paramiko.PKey:
+        return paramiko.ECDSAKey.from_private_key_file(str(self.private_path))
+
+
+class _PinHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept the guest's host key the first time, then insist on the same key."""
+
+    def __init__(self) -> None:
+        self.pinned: paramiko.PKey | None = None
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        if self.pinned is None:
+            self.pinned = key
+        elif self.pinned != key:
+            raise SshError(f"guest host key changed for {hostname}")
+
+
+class SshConnection:
+    """A persistent ssh connection to root@127.0.0.1:port, reopened when it drops."""
+
+    def __init__(self, port: int, key: SshKey) -> None:
+        self.port = port
+        self._key = key
+        self._policy = _PinHostKey()
+        self._client: paramiko.SSHClient | None = None
+
+    @property
+    def connected(self) -> bool:
+        transport = self._client.get_transport() if self._client else None
+        return transport is not None and transport.is_active()
+
+    def connect(self, timeout: float) -> float:
+        """Connect, retrying while sshd is not up yet; seconds taken."""
+        start = time.monotonic()
+        deadline = start + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(self._policy)
+            attempt = min(CONNECT_ATTEMPT_SECONDS, max(1.0, deadline - time.monotonic()))
+            try:
+                client.connect(
+                    "127.0.0.1",
+                    port=self.port,
+                    username="root",
+                    pkey=self._key.load(),
+                    timeout=attempt,
+                    banner_timeout=attempt,
+                    auth_timeout=attempt,
+                    allow_agent=False,
+                    look_for_keys=False,
+                )
+            except (OSError, paramiko.SSHException) as exc:
+                client.close()
+                last_error = exc
+                # sshd not listening yet answers at once; pace the retries a little.
+                time.sleep(0.25)
+                continue
+            self.close()
+            self._client = client
+            return time.monotonic() - start
+        raise SshError(f"ssh to 127.0.0.1:{self.port} failed for {timeout:.0f}s: {last_error}")
+
+    def run(self, command: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run ``command`` (a shell string the caller built safely); bounded by ``timeout``."""
+        if not self.connected:
+            self.connect(timeout)
+        assert self._client is not None
+        try:
+            channel = self._client.get_transport().open_session(timeout=timeout)  # type: ignore[union-attr]
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read()
+            stderr = channel.makefile_stderr("rb").read()
+            status = channel.recv_exit_status()
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
+            self.close()
+            raise SshError(f"ssh command failed or timed out after {timeout:.0f}s: {exc}") from exc
+        return CommandResult(
+            command, status, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
