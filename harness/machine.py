@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from harness.events import EventLog, RecordedEvent
 from harness.ssh import CommandResult
+from harness.timeouts import Timeouts
 
 
 class Signal(enum.Enum):
@@ -24,6 +25,11 @@ class Machine(Protocol):
     name: str
     events: EventLog
     serial_log: Path
+    timeouts: Timeouts
+
+    def serial_tail(self, lines: int = 3) -> str:
+        """The last console lines, for one-line diagnoses."""
+        ...
 
     @property
     def running(self) -> bool: ...

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.aio import LoopThread
-from harness.errors import AgentError, BootTimeout, HarnessError, QemuStartError, SetupError
+from harness.errors import (
+    AgentError,
+    BootTimeout,
+    HarnessError,
+    QemuStartError,
+    SetupError,
+)
 from harness.events import EventLog, RecordedEvent
 from harness.image import GuestImage
 from harness.machine import Signal

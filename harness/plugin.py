@@ -1,0 +1,264 @@
+"""pytest plugin: options, the cell parameter, guest fixtures, verdict records and reports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.accel import ACCELS
+from harness.cell import Cell
+from harness.cycle import Fault, run_cycle
+from harness.qemu.machine import QemuMachine
+from harness.report import RunReport, new_run_id
+from harness.session import HarnessSession, Settings
+from harness.transitions import Transition
+from harness.verdict import CycleOutcome, Verdict
+
+SESSION_KEY = pytest.StashKey[HarnessSession]()
+REPORT_KEY = pytest.StashKey[RunReport]()
+OUTCOMES_KEY = pytest.StashKey[list[CycleOutcome]]()
+
+PowerCycle = Callable[..., CycleOutcome]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("s3s4", "guest suspend (S3) and hibernate (S4) harness")
+    group.addoption(
+        "--accel",
+        choices=ACCELS,
+        default=os.environ.get("S3S4_ACCEL", "auto"),
+        help="kvm, tcg, or auto: kvm only with kvm_intel/kvm_amd (default: auto)",
+    )
+    group.addoption(
+        "--qemu-binary",
+        default="qemu-system-x86_64",
+        help="QEMU to test (default: qemu-system-x86_64 from PATH)",
+    )
+    group.addoption(
+        "--machine-type",
+        choices=("pc", "q35"),
+        default="pc",
+        help="QEMU machine type (default: pc)",
+    )
+    group.addoption(
+        "--firmware",
+        choices=("seabios", "ovmf"),
+        default="seabios",
+        help="guest firmware (default: seabios)",
+    )
+    group.addoption(
+        "--guest-memory",
+        type=int,
+        default=1024,
+        metavar="MiB",
+        help="guest RAM in MiB (default: 1024)",
+    )
+    group.addoption("--guest-cpus", type=int, default=2, help="guest vCPUs (default: 2)")
+    group.addoption(
+        "--image-recipe",
+        default="debian",
+        help="guest image recipe under images/ (default: debian)",
+    )
+    group.addoption(
+        "--kernel-package",
+        default=None,
+        help="Debian package of the guest kernel (default: the recipe's)",
+    )
+    group.addoption(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every stage timeout (default: 1.0)",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports",
+        help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    run_id = new_run_id()
+    directory = Path(config.getoption("report_dir"))
+    if not directory.is_absolute():
+        directory = config.rootpath / directory
+    report = RunReport(directory / run_id, run_id)
+    config.stash[REPORT_KEY] = report
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(report.directory / "junit.xml")
+
+
+def _session(config: pytest.Config) -> HarnessSession:
+    if SESSION_KEY not in config.stash:
+        settings = Settings(
+            accel=config.getoption("accel"),
+            qemu_binary=config.getoption("qemu_binary"),
+            machine_type=config.getoption("machine_type"),
+            firmware=config.getoption("firmware"),
+            memory_mib=config.getoption("guest_memory"),
+            cpus=config.getoption("guest_cpus"),
+            recipe=config.getoption("image_recipe"),
+            kernel_package=config.getoption("kernel_package"),
+            timeout_scale=config.getoption("timeout_scale"),
+        )
+        config.stash[SESSION_KEY] = HarnessSession(
+            settings, config.stash[REPORT_KEY].directory / "guests", _progress_writer(config)
+        )
+    return config.stash[SESSION_KEY]
+
+
+def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines that reach the terminal even while pytest captures output."""
+
+    def write(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or reporter is None:
+            print(f"[image] {line}", flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[image] {line}")
+
+    return write
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" in metafunc.fixturenames:
+        cell = _session(metafunc.config).cell
+        metafunc.parametrize("cell", [cell], ids=[cell.id], scope="session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SESSION_KEY in config.stash:
+        config.stash[SESSION_KEY].close()
+
+
+@pytest.fixture(scope="session")
+def harness_session(request: pytest.FixtureRequest) -> HarnessSession:
+    return _session(request.config)
+
+
+@pytest.fixture(scope="session")
+def guest(harness_session: HarnessSession, cell: Cell) -> Iterator[QemuMachine]:
+    """The cell's shared default guest, booted once; later cases reuse it."""
+    machine = harness_session.machine("default")
+    machine.boot()
+    yield machine
+    machine.stop()
+
+
+@pytest.fixture
+def guest_factory(
+    harness_session: HarnessSession, cell: Cell
+) -> Iterator[Callable[..., QemuMachine]]:
+    """Variant guests of the cell (e.g. S3 disabled), booted on first use, stopped after the
+    test: an idle guest under TCG still costs CPU."""
+    made: list[QemuMachine] = []
+
+    def make(name: str, extra_args: Sequence[str] = ()) -> QemuMachine:
+        machine = harness_session.machine(name, tuple(extra_args))
+        made.append(machine)
+        return machine
+
+    yield make
+    for machine in made:
+        machine.stop()
+
+
+@pytest.fixture
+def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
+    """Run one transition (on the shared guest unless ``machine=`` is given) and record it."""
+    outcomes = request.node.stash.setdefault(OUTCOMES_KEY, [])
+    report = request.config.stash[REPORT_KEY]
+
+    def run(
+        transition: Transition, *, machine: QemuMachine | None = None, faults: Sequence[Fault] = ()
+    ) -> CycleOutcome:
+        target = machine or request.getfixturevalue("guest")
+        outcome = run_cycle(target, transition, faults=faults)
+        outcome.combination = {
+            "kernel": outcome.evidence.after.get("guest.kernel")
+            or outcome.evidence.before.get("guest.kernel"),
+            "bios_version": outcome.evidence.before.get("guest.bios_version"),
+            **target.platform_facts(),
+        }
+        outcome.artifacts = {
+            name: os.path.relpath(path, report.directory)
+            for name, path in (
+                ("serial_log", target.serial_log),
+                ("events_log", target.events.path),
+            )
+            if path is not None
+        }
+        outcomes.append(outcome)
+        return outcome
+
+    return run
+
+
+def expect_pass(outcome: CycleOutcome) -> None:
+    """Turn a verdict into the pytest outcome a user expects from a test case."""
+    if outcome.verdict is Verdict.PASS:
+        return
+    if outcome.verdict is Verdict.UNSUPPORTED:
+        pytest.skip(f"UNSUPPORTED: {outcome.reason}")
+    pytest.fail(f"{outcome.verdict.value}: {outcome.reason}", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    test_report: pytest.TestReport = yield
+    if test_report.when == "call" or (test_report.when == "setup" and test_report.failed):
+        _record(item, test_report)
+    return test_report  # type: ignore[return-value]
+
+
+def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:
+    outcomes = item.stash.get(OUTCOMES_KEY, [])
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    cell = params.get("cell")
+    verdicts = [o.verdict.value for o in outcomes]
+    if cell is not None:
+        item.user_properties.append(("cell", cell.id))
+    for verdict in verdicts:
+        item.user_properties.append(("verdict", verdict))
+    item.config.stash[REPORT_KEY].add(
+        {
+            "test": item.nodeid,
+            "cell": cell.id if cell is not None else None,
+            "outcome": test_report.outcome,
+            "when": test_report.when,
+            "duration_s": round(test_report.duration, 2),
+            "verdicts": verdicts,
+            "cycles": [o.to_json() for o in outcomes],
+            "error": test_report.longreprtext[-2000:] if test_report.failed else "",
+        }
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    report = session.config.stash[REPORT_KEY]
+    if SESSION_KEY in session.config.stash:
+        cell = session.config.stash[SESSION_KEY].resolved_cell
+        if cell is not None:
+            report.add_cell(cell)
+    report.write(int(exitstatus))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    report = config.stash[REPORT_KEY]
+    counts: dict[str, int] = {}
+    for record in report.records:
+        for verdict in record["verdicts"]:
+            counts[verdict] = counts.get(verdict, 0) + 1
+    terminalreporter.write_sep("-", "s3s4 harness")
+    if counts:
+        terminalreporter.write_line(
+            "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+        )
+    terminalreporter.write_line(f"report: {report.directory}/results.json and junit.xml")
