@@ -1,4 +1,4 @@
-"""A thread-safe, append-only record of a guest's events (QMP or libvirt) that callers can wait on."""
+"""An append-only, thread-safe record of a guest's events (QMP or libvirt) to wait on."""
 
 from __future__ import annotations
 

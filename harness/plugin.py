@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,11 +211,13 @@ def expect_pass(outcome: CycleOutcome) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    test_report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    test_report = yield
     if test_report.when == "call" or (test_report.when == "setup" and test_report.failed):
         _record(item, test_report)
-    return test_report  # type: ignore[return-value]
+    return test_report
 
 
 def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:

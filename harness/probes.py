@@ -15,6 +15,10 @@ STATE_DIR = "/run/s3s4-harness"  # tmpfs: gone after a reboot, kept across S3 an
 PROBE_FILE = "/var/tmp/s3s4-harness-probe.bin"  # on the root virtio disk
 
 
+def _fill(script: str) -> str:
+    return script.replace("@STATE@", STATE_DIR).replace("@FILE@", PROBE_FILE)
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -22,7 +26,7 @@ class Probe:
     after: str
 
 
-_IDENTITY_SCRIPT = """
+_IDENTITY_SCRIPT = _fill("""
 echo "guest.boot_id=$(cat /proc/sys/kernel/random/boot_id)"
 echo "guest.uptime=$(cut -d' ' -f1 /proc/uptime)"
 echo "guest.kernel=$(uname -r)"
@@ -33,56 +37,52 @@ echo "guest.power_disk=$(cat /sys/power/disk 2>/dev/null)"
 echo "guest.swaps=$(swapon --show=NAME --noheadings | tr '\\n' ' ')"
 echo "guest.suspend_success=$(cat /sys/power/suspend_stats/success 2>/dev/null)"
 echo "guest.acpi_states=$(dmesg | sed -n 's/.*ACPI: PM: (supports \\(.*\\))$/\\1/p' | head -n1)"
-mkdir -p %(state)s
-echo "guest.ram_marker=$(cat %(state)s/marker 2>/dev/null || \
-  (head -c8 /dev/urandom | od -An -tx1 | tr -d ' \\n' | tee %(state)s/marker))"
-""" % {"state": STATE_DIR}
+mkdir -p @STATE@
+echo "guest.ram_marker=$(cat @STATE@/marker 2>/dev/null || \
+  (head -c8 /dev/urandom | od -An -tx1 | tr -d ' \\n' | tee @STATE@/marker))"
+""")
 IDENTITY = Probe(name="guest", before=_IDENTITY_SCRIPT, after=_IDENTITY_SCRIPT)
 
 SENTINEL = Probe(
     name="sentinel",
-    before="""
-if [ -f %(state)s/sentinel.pid ]; then kill "$(cat %(state)s/sentinel.pid)" 2>/dev/null; fi
-rm -f %(state)s/sentinel.pid %(state)s/count
-setsid sh -c 'echo $$ > %(state)s/sentinel.pid.new; mv %(state)s/sentinel.pid.new %(state)s/sentinel.pid
-  i=0; while :; do i=$((i+1)); echo $i > %(state)s/count.new; mv %(state)s/count.new %(state)s/count
+    before=_fill("""
+if [ -f @STATE@/sentinel.pid ]; then kill "$(cat @STATE@/sentinel.pid)" 2>/dev/null; fi
+rm -f @STATE@/sentinel.pid @STATE@/count
+setsid sh -c 'echo $$ > @STATE@/pid.new; mv @STATE@/pid.new @STATE@/sentinel.pid
+  i=0; while :; do i=$((i+1)); echo $i > @STATE@/count.new; mv @STATE@/count.new @STATE@/count
   sleep 0.1; done' </dev/null >/dev/null 2>&1 &
-timeout 10 sh -c 'until [ -s %(state)s/count ] && [ -s %(state)s/sentinel.pid ]; do sleep 0.05; done'
-echo "sentinel.pid=$(cat %(state)s/sentinel.pid)"
-echo "sentinel.count=$(cat %(state)s/count)"
-"""
-    % {"state": STATE_DIR},
-    after="""
-pid=$(cat %(state)s/sentinel.pid 2>/dev/null)
+timeout 10 sh -c 'until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ]; do sleep .05; done'
+echo "sentinel.pid=$(cat @STATE@/sentinel.pid)"
+echo "sentinel.count=$(cat @STATE@/count)"
+"""),
+    after=_fill("""
+pid=$(cat @STATE@/sentinel.pid 2>/dev/null)
 echo "sentinel.pid=$pid"
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "sentinel.alive=yes"; \
   else echo "sentinel.alive=no"; fi
-c1=$(cat %(state)s/count 2>/dev/null)
+c1=$(cat @STATE@/count 2>/dev/null)
 echo "sentinel.count=$c1"
-timeout 10 sh -c 'while [ "$(cat %(state)s/count 2>/dev/null)" = "$0" ]; do sleep 0.05; done' "$c1"
-echo "sentinel.count_later=$(cat %(state)s/count 2>/dev/null)"
-"""
-    % {"state": STATE_DIR},
+timeout 10 sh -c 'while [ "$(cat @STATE@/count 2>/dev/null)" = "$0" ]; do sleep 0.05; done' "$c1"
+echo "sentinel.count_later=$(cat @STATE@/count 2>/dev/null)"
+"""),
 )
 
 DISK = Probe(
     name="disk",
-    before="""
-head -c 4194304 /dev/urandom > %(file)s && sync %(file)s
-echo "disk.written_sha=$(sha256sum < %(file)s | cut -d' ' -f1)"
-"""
-    % {"file": PROBE_FILE},
-    after="""
+    before=_fill("""
+head -c 4194304 /dev/urandom > @FILE@ && sync @FILE@
+echo "disk.written_sha=$(sha256sum < @FILE@ | cut -d' ' -f1)"
+"""),
+    after=_fill("""
 sync; echo 3 > /proc/sys/vm/drop_caches
-echo "disk.reread_sha=$(sha256sum < %(file)s 2>/dev/null | cut -d' ' -f1)"
-fresh=$(head -c 4194304 /dev/urandom | tee %(file)s.new | sha256sum | cut -d' ' -f1)
-sync %(file)s.new; echo "disk.fresh_write_status=$?"
+echo "disk.reread_sha=$(sha256sum < @FILE@ 2>/dev/null | cut -d' ' -f1)"
+fresh=$(head -c 4194304 /dev/urandom | tee @FILE@.new | sha256sum | cut -d' ' -f1)
+sync @FILE@.new; echo "disk.fresh_write_status=$?"
 echo 3 > /proc/sys/vm/drop_caches
 echo "disk.fresh_sha=$fresh"
-echo "disk.fresh_reread_sha=$(sha256sum < %(file)s.new 2>/dev/null | cut -d' ' -f1)"
-rm -f %(file)s.new
-"""
-    % {"file": PROBE_FILE},
+echo "disk.fresh_reread_sha=$(sha256sum < @FILE@.new 2>/dev/null | cut -d' ' -f1)"
+rm -f @FILE@.new
+"""),
 )
 
 DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK)

@@ -14,7 +14,7 @@ RUNTIME_ROOT = Path(tempfile.gettempdir()) / "s3s4-harness"
 
 def sweep_stale(root: Path = RUNTIME_ROOT) -> list[Path]:
     """Remove run directories whose owning harness process no longer exists."""
-    removed = []
+    removed: list[Path] = []
     if not root.is_dir():
         return removed
     for entry in root.iterdir():

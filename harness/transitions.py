@@ -26,7 +26,8 @@ class SleepState(enum.Enum):
 
 
 class Request(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def send(self, machine: Machine) -> concurrent.futures.Future[object] | None:
         """Ask for sleep; a future if the answer (an error) may arrive later."""
@@ -67,7 +68,8 @@ class AgentCommand:
 
 
 class Wake(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def perform(self, machine: Machine, since: int, timings: dict[str, float]) -> None:
         """Bring the sleeping guest back until its agent and ssh answer."""

@@ -106,7 +106,7 @@ class GuestAgent:
         try:
             return self._runner.run(client.execute(command, arguments), timeout)
         except ExecuteError as exc:
-            raise AgentCommandError(command, str(exc.error.desc)) from exc
+            raise AgentCommandError(command, str(exc.error.error.desc)) from exc
         except TimeoutError as exc:
             raise AgentError(f"guest agent {command}: no answer within {timeout:.0f}s") from exc
         except QMPError as exc:

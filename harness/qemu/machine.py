@@ -138,7 +138,7 @@ class QemuMachine:
             self._monitor = None
 
     def _create_disks(self) -> None:
-        overlay, swap = self.paths.root_overlay, self.paths.swap_disk
+        overlay = self.paths.root_overlay
         overlay.unlink(missing_ok=True)
         _run_tool(
             [

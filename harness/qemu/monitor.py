@@ -48,7 +48,9 @@ def wait_for_incoming(
                 raise QemuStartError(f"QEMU exited before connecting its {what} socket") from None
             if time.monotonic() > deadline:
                 future.cancel()
-                raise QemuStartError(f"QEMU did not connect its {what} socket in {timeout:.0f}s")
+                raise QemuStartError(
+                    f"QEMU did not connect its {what} socket in {timeout:.0f}s"
+                ) from None
         except QMPError as exc:
             raise QemuStartError(f"{what} connection from QEMU failed: {exc}") from exc
 
@@ -76,9 +78,14 @@ class QmpMonitor:
 
     async def _pump_events(self) -> None:
         async for event in self._client.events:
-            stamp = event.get("timestamp", {})
-            qemu_time = float(stamp.get("seconds", 0)) + float(stamp.get("microseconds", 0)) / 1e6
-            self._events.append(str(event["event"]), dict(event.get("data", {})), qemu_time)
+            stamp = event.get("timestamp")
+            qemu_time = 0.0
+            if isinstance(stamp, dict):
+                qemu_time = float(stamp.get("seconds", 0)) + stamp.get("microseconds", 0) / 1e6
+            data = event.get("data", {})
+            self._events.append(
+                str(event["event"]), dict(data) if isinstance(data, dict) else {}, qemu_time
+            )
 
     def execute(
         self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 30.0
@@ -86,7 +93,7 @@ class QmpMonitor:
         try:
             return self._runner.run(self._client.execute(command, arguments), timeout)
         except ExecuteError as exc:
-            raise QmpCommandError(command, exc.error_class, str(exc.error.desc)) from exc
+            raise QmpCommandError(command, exc.error_class, str(exc.error.error.desc)) from exc
         except TimeoutError as exc:
             raise HarnessError(f"QMP {command} got no answer within {timeout:.0f}s") from exc
         except QMPError as exc:
