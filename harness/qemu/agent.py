@@ -102,15 +102,10 @@ class GuestAgent:
     def execute(
         self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 30.0
     ) -> Any:
-        client = self._require()
         try:
-            return self._runner.run(client.execute(command, arguments), timeout)
-        except ExecuteError as exc:
-            raise AgentCommandError(command, str(exc.error.error.desc)) from exc
+            return self._runner.run(self._execute(command, arguments), timeout)
         except TimeoutError as exc:
             raise AgentError(f"guest agent {command}: no answer within {timeout:.0f}s") from exc
-        except QMPError as exc:
-            raise AgentError(f"guest agent {command}: connection lost ({exc})") from exc
 
     def fire(
         self, command: str, arguments: dict[str, Any] | None = None
@@ -120,7 +115,15 @@ class GuestAgent:
         The future completes only if the agent answers, which for these commands means an
         error; callers wait on QMP events instead and cancel the future afterwards.
         """
-        return self._runner.submit(self._require().execute(command, arguments))
+        return self._runner.submit(self._execute(command, arguments))
+
+    async def _execute(self, command: str, arguments: dict[str, Any] | None) -> Any:
+        try:
+            return await self._require().execute(command, arguments)
+        except ExecuteError as exc:
+            raise AgentCommandError(command, str(exc.error.error.desc)) from exc
+        except QMPError as exc:
+            raise AgentError(f"guest agent {command}: connection lost ({exc})") from exc
 
     def _require(self) -> _AgentProtocol:
         if self._client is None:

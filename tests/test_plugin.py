@@ -1,0 +1,34 @@
+"""The pytest plugin, driven through real pytest runs (pytester)."""
+
+import json
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+
+def test_options_are_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    for option in (
+        "--accel",
+        "--qemu-binary",
+        "--firmware",
+        "--machine-type",
+        "--kernel-package",
+        "--report-dir",
+        "--timeout-scale",
+    ):
+        result.stdout.fnmatch_lines([f"*{option}*"])
+
+
+def test_report_directory_has_results_and_junit(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest("--report-dir", "out")
+    result.assert_outcomes(passed=1)
+    runs = [p for p in (pytester.path / "out").iterdir() if p.name != "latest"]
+    assert len(runs) == 1
+    data = json.loads((runs[0] / "results.json").read_text())
+    assert data["schema"] == 1 and data["tests"][0]["outcome"] == "passed"
+    assert (runs[0] / "junit.xml").is_file()
+    assert (pytester.path / "out" / "latest").resolve() == runs[0].resolve()
+    result.stdout.fnmatch_lines(["*report: *results.json and junit.xml*"])

@@ -1,0 +1,105 @@
+"""A scripted stand-in for a backend, for testing verdict logic without a guest."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+from harness.events import EventLog, RecordedEvent
+from harness.machine import Signal
+from harness.ssh import CommandResult
+from harness.timeouts import Timeouts
+
+SIGNAL_EVENTS = {
+    Signal.SUSPENDED: "SUSPEND",
+    Signal.WOKEN: "WAKEUP",
+    Signal.HIBERNATED: "SUSPEND_DISK",
+    Signal.POWERED_OFF: "QEMU_EXITED",
+}
+
+FACTS = (
+    "guest.boot_id=b1\nguest.ram_marker=m1\nguest.power_state=freeze mem disk\n"
+    "guest.mem_sleep=s2idle [deep]\nsentinel.pid=7\nsentinel.count=1\n"
+    "sentinel.alive=yes\nsentinel.count_later=5\ndisk.written_sha=a\ndisk.reread_sha=a\n"
+    "disk.fresh_sha=b\ndisk.fresh_reread_sha=b\ndisk.fresh_write_status=0\n"
+)
+
+
+class FakeMachine:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        facts: str = FACTS,
+        after_facts: str | None = None,
+        sleeps: bool = True,
+        agent_answer: Exception | None = None,
+        swap: str = "/dev/vdb",
+    ) -> None:
+        self.name = "fake"
+        self.events = EventLog()
+        self.serial_log = tmp / "serial.log"
+        self.serial_log.write_text("PM: suspend entry (deep)\n")
+        self.timeouts = Timeouts(suspend_entry=0.3, wake=0.3, hibernate=0.3, resume=0.3)
+        self.facts, self.sleeps, self.agent_answer, self.swap = facts, sleeps, agent_answer, swap
+        self.after_facts = facts if after_facts is None else after_facts
+        self.captures = 0
+        self.stopped = False
+
+    @property
+    def running(self) -> bool:
+        return True
+
+    def serial_tail(self, lines: int = 3) -> str:
+        return "PM: suspend entry (deep)"
+
+    def boot(self) -> dict[str, float]:
+        return {}
+
+    def ensure_ready(self) -> None:
+        pass
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        return {"agent": 0.1, "ssh": 0.2}
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        if "swap.target" in command:
+            return CommandResult(command, 0, self.swap, "")
+        if "systemctl" in command and self.sleeps:
+            self.events.append("SUSPEND" if "suspend" in command else "SUSPEND_DISK", {})
+            if "hibernate" in command:
+                self.events.append("QEMU_EXITED", {})
+        self.captures += 1
+        return CommandResult(command, 0, self.facts if self.captures == 1 else self.after_facts, "")
+
+    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        return {}
+
+    def agent_fire(
+        self, command: str, arguments: dict[str, Any] | None = None
+    ) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if self.agent_answer is not None:
+            future.set_exception(self.agent_answer)
+        elif self.sleeps:
+            self.events.append("SUSPEND", {})
+        return future
+
+    def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
+        return self.events.wait_for({SIGNAL_EVENTS[signal]}, since, timeout)
+
+    def wake_from_ram(self) -> None:
+        self.events.append("WAKEUP", {})
+
+    def power_on(self) -> None:
+        pass
+
+    def replace_swap_disk(self) -> None:
+        pass
+
+    def platform_facts(self) -> dict[str, Any]:
+        return {}
+
+    def stop(self) -> None:
+        self.stopped = True

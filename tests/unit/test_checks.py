@@ -1,0 +1,100 @@
+import pytest
+
+from harness.checks import (
+    disk_roundtrip,
+    events_seen,
+    resumed_not_rebooted,
+    sentinel_carried_on,
+    ssh_after_resume,
+)
+from harness.verdict import CycleEvidence
+
+BEFORE = {
+    "guest.boot_id": "b1",
+    "guest.ram_marker": "m1",
+    "sentinel.pid": "100",
+    "sentinel.count": "10",
+    "disk.written_sha": "aa",
+}
+AFTER = {
+    "guest.boot_id": "b1",
+    "guest.ram_marker": "m1",
+    "sentinel.pid": "100",
+    "sentinel.alive": "yes",
+    "sentinel.count": "12",
+    "sentinel.count_later": "13",
+    "disk.reread_sha": "aa",
+    "disk.fresh_sha": "bb",
+    "disk.fresh_reread_sha": "bb",
+    "disk.fresh_write_status": "0",
+}
+
+
+def evidence(
+    state: str = "s3", events: tuple[str, ...] = ("SUSPEND", "WAKEUP"), **after: str
+) -> CycleEvidence:
+    return CycleEvidence(
+        "t",
+        state,
+        events=[{"event": e} for e in events],
+        before=dict(BEFORE),
+        after={**AFTER, **after},
+    )
+
+
+def test_clean_cycle_passes_every_check() -> None:
+    ev = evidence()
+    for check in (
+        events_seen,
+        resumed_not_rebooted,
+        sentinel_carried_on,
+        ssh_after_resume,
+        disk_roundtrip,
+    ):
+        assert check(ev).passed, check(ev).detail
+
+
+@pytest.mark.parametrize(
+    ("state", "events", "missing"),
+    [
+        ("s3", ("WAKEUP",), "SUSPEND"),
+        ("s3", ("SUSPEND",), "WAKEUP"),
+        ("s3", ("WAKEUP", "SUSPEND"), "WAKEUP"),  # order matters
+        ("s4", ("SUSPEND_DISK",), "QEMU_EXITED"),
+    ],
+)
+def test_events_seen_names_what_is_missing(
+    state: str, events: tuple[str, ...], missing: str
+) -> None:
+    result = events_seen(evidence(state, events))
+    assert not result.passed and missing in result.detail
+
+
+def test_reboot_is_caught_by_boot_id() -> None:
+    result = resumed_not_rebooted(evidence(**{"guest.boot_id": "b2", "guest.ram_marker": "m2"}))
+    assert not result.passed and "rebooted" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("after", "problem"),
+    [
+        ({"sentinel.pid": "200"}, "pid 100 -> 200"),
+        ({"sentinel.alive": "no"}, "process gone"),
+        ({"sentinel.count_later": "12"}, "counter stopped"),
+        ({"sentinel.count": "3"}, "went back"),
+    ],
+)
+def test_sentinel_problems(after: dict[str, str], problem: str) -> None:
+    result = sentinel_carried_on(evidence(**after))
+    assert not result.passed and problem in result.detail
+
+
+def test_disk_corruption_and_failed_write_are_caught() -> None:
+    assert not disk_roundtrip(evidence(**{"disk.reread_sha": "zz"})).passed
+    assert not disk_roundtrip(evidence(**{"disk.fresh_reread_sha": ""})).passed
+    assert not disk_roundtrip(evidence(**{"disk.fresh_write_status": "1"})).passed
+
+
+def test_no_ssh_after_resume_fails() -> None:
+    ev = CycleEvidence("t", "s3", before=dict(BEFORE), after_error="timed out")
+    assert not ssh_after_resume(ev).passed

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from harness.qemu.cmdline import Firmware, QemuConfig, RunPaths, build_argv
+
+PATHS = RunPaths(
+    Path("/r/qmp.sock"),
+    Path("/r/qga.sock"),
+    Path("/e/serial.log"),
+    Path("/r/root.qcow2"),
+    Path("/r/swap.raw"),
+)
+
+
+def config(**kw: object) -> QemuConfig:
+    base = dict(
+        binary="qemu-system-x86_64",
+        kernel=Path("/i/vmlinuz"),
+        initrd=Path("/i/initrd.img"),
+        append="root=/dev/vda resume=/dev/vdb",
+    )
+    base.update(kw)
+    return QemuConfig(**base)  # type: ignore[arg-type]
+
+
+def test_argv_has_accel_disks_sockets_and_loopback_only_forward() -> None:
+    argv = build_argv(config(accel="tcg"), PATHS, 40022)
+    joined = " ".join(argv)
+    assert argv[:3] == ["qemu-system-x86_64", "-accel", "tcg"]
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in joined
+    assert "file=/r/root.qcow2,if=none,id=root,format=qcow2" in joined
+    assert "file=/r/swap.raw,if=none,id=swap,format=raw" in joined
+    assert "socket,id=qmp0,path=/r/qmp.sock" in joined
+    assert "name=org.qemu.guest_agent.0" in joined
+    # the console log is appended to, so an S4 relaunch keeps the log of the first boot
+    assert "file,id=serial0,path=/e/serial.log,append=on" in joined
+
+
+def test_relaunch_argv_is_identical() -> None:
+    assert build_argv(config(), PATHS, 1) == build_argv(config(), PATHS, 1)
+
+
+def test_ovmf_uses_readonly_code_and_a_vars_copy() -> None:
+    fw = Firmware("ovmf", ovmf_code=Path("/fw/CODE.fd"), ovmf_vars=Path("/r/VARS.fd"))
+    joined = " ".join(build_argv(config(firmware=fw, machine="q35"), PATHS, 1))
+    assert "unit=0,readonly=on,file=/fw/CODE.fd" in joined
+    assert "unit=1,file=/r/VARS.fd" in joined
+
+
+def test_extra_args_come_last_and_unknown_firmware_is_refused() -> None:
+    argv = build_argv(config(extra_args=("-global", "PIIX4_PM.disable_s3=1")), PATHS, 1)
+    assert argv[-2:] == ["-global", "PIIX4_PM.disable_s3=1"]
+    with pytest.raises(ValueError, match="unknown firmware"):
+        build_argv(config(firmware=Firmware("coreboot")), PATHS, 1)

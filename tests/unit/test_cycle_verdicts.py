@@ -1,0 +1,61 @@
+"""Verdict logic of one cycle, on a scripted machine: which failure gives which verdict."""
+
+from pathlib import Path
+
+from harness.cycle import run_cycle
+from harness.qemu.agent import AgentCommandError
+from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL
+from harness.verdict import Verdict
+from tests.unit.fake_machine import FACTS, FakeMachine
+
+
+def test_clean_s3_cycle_passes(tmp_path: Path) -> None:
+    outcome = run_cycle(FakeMachine(tmp_path), S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert [e["event"] for e in outcome.evidence.events] == ["SUSPEND", "WAKEUP"]
+    assert outcome.evidence.kernel_messages == [] or "PM:" in outcome.evidence.kernel_messages[0]
+
+
+def test_suspend_event_never_arriving_is_a_fail_naming_the_stage(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path, sleeps=False)
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.startswith("suspend-entry:")
+    assert "no suspended signal" in outcome.reason
+    assert machine.stopped  # no half-asleep guest is handed to the next test
+
+
+def test_guest_without_deep_sleep_is_unsupported(tmp_path: Path) -> None:
+    facts = FACTS.replace("s2idle [deep]", "[s2idle]")
+    outcome = run_cycle(FakeMachine(tmp_path, facts=facts), S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.UNSUPPORTED
+    assert "no S3" in outcome.reason
+
+
+def test_agent_refusing_the_mode_is_unsupported(tmp_path: Path) -> None:
+    refusal = AgentCommandError(
+        "guest-suspend-ram", "the requested suspend mode is not supported by the guest"
+    )
+    outcome = run_cycle(FakeMachine(tmp_path, agent_answer=refusal, sleeps=False), S3_AGENT)
+    assert outcome.verdict is Verdict.UNSUPPORTED
+    assert "not supported" in outcome.reason
+
+
+def test_other_agent_errors_are_a_fail(tmp_path: Path) -> None:
+    error = AgentCommandError("guest-suspend-ram", "child process has failed to suspend")
+    outcome = run_cycle(FakeMachine(tmp_path, agent_answer=error, sleeps=False), S3_AGENT)
+    assert outcome.verdict is Verdict.FAIL and outcome.reason.startswith("request:")
+
+
+def test_hibernate_without_swap_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    outcome = run_cycle(FakeMachine(tmp_path, swap=""), S4_SYSTEMCTL)
+    assert outcome.verdict is Verdict.ERROR
+    assert "no active swap" in outcome.reason
+
+
+def test_failed_check_turns_the_verdict_to_fail(tmp_path: Path) -> None:
+    rebooted = FACTS.replace("guest.boot_id=b1", "guest.boot_id=b2")
+    outcome = run_cycle(FakeMachine(tmp_path, after_facts=rebooted), S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.startswith("resumed_not_rebooted:")
+    assert [c.name for c in outcome.failed_checks] == ["resumed_not_rebooted"]

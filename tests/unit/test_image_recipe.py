@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SetupError
+from harness.image import GuestImage, Recipe
+
+
+def test_builtin_recipe_loads() -> None:
+    recipe = Recipe.load("debian")
+    assert recipe.settings["kernel_package"].startswith("linux-image")
+    assert "qemu-guest-agent" in recipe.settings["packages"]
+
+
+def test_key_follows_recipe_kernel_and_versions(tmp_path: Path) -> None:
+    (tmp_path / "recipe.toml").write_text('name = "x"\n')
+    recipe = Recipe(tmp_path, {"name": "x"})
+    key = recipe.content_key("linux-image-amd64", {"systemd": "252"})
+    assert key == recipe.content_key("linux-image-amd64", {"systemd": "252"})
+    assert key != recipe.content_key("linux-image-6.1.0-28-amd64", {"systemd": "252"})
+    assert key != recipe.content_key("linux-image-amd64", {"systemd": "253"})
+    (tmp_path / "customize-hook.sh").write_text("echo changed\n")
+    assert key != recipe.content_key("linux-image-amd64", {"systemd": "252"})
+
+
+def test_unknown_recipe_and_broken_toml_are_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SetupError, match="no image recipe 'nope'"):
+        Recipe.load("nope")
+    monkeypatch.setattr("harness.image.RECIPES_DIR", tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "recipe.toml").write_text("name = \n")
+    with pytest.raises(SetupError, match="not valid TOML"):
+        Recipe.load("bad")
+
+
+def test_incomplete_cached_image_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(
+        '{"name": "x", "key": "k", "kernel_release": "6.1", "cmdline": "", "packages": {}}'
+    )
+    (tmp_path / "vmlinuz").write_bytes(b"k")
+    with pytest.raises(SetupError, match="incomplete"):
+        GuestImage.from_manifest(tmp_path)
