@@ -1,0 +1,91 @@
+"""No QEMU outlives the harness: interrupted (Ctrl-C) or killed outright (SIGKILL)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+
+ROOT = Path(__file__).resolve().parents[2]
+QEMU_START_TIMEOUT = 120.0
+EXIT_TIMEOUT = 60.0
+
+
+def qemu_pids_of(harness_pid: int) -> list[int]:
+    """QEMU processes whose sockets live in that harness process's run directory."""
+    marker = f"/s3s4-harness/{harness_pid}-".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def start_suite(tmp_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "testcases"),
+            "-k",
+            "s3-agent",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_qemu(proc: subprocess.Popen[bytes]) -> list[int]:
+    deadline = time.monotonic() + QEMU_START_TIMEOUT
+    while time.monotonic() < deadline:
+        pids = qemu_pids_of(proc.pid)
+        if pids:
+            return pids
+        assert proc.poll() is None, "the suite ended before starting QEMU"
+        time.sleep(0.2)  # polling /proc is the only way to see another process's children
+    proc.kill()
+    pytest.fail(f"no QEMU started within {QEMU_START_TIMEOUT:.0f}s")
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            pid for pid in pids if Path(f"/proc/{pid}").exists() and b"zombie" not in _state(pid)
+        ]
+        time.sleep(0.1)
+    return alive
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return b"zombie"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_no_qemu_survives_the_harness(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = start_suite(tmp_path)
+    pids = wait_for_qemu(proc)
+    os.kill(proc.pid, sig)
+    proc.wait(EXIT_TIMEOUT)
+    assert wait_gone(pids, EXIT_TIMEOUT) == [], f"QEMU {pids} outlived the harness ({sig.name})"
