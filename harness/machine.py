@@ -7,6 +7,7 @@ import enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
 from harness.ssh import CommandResult
 from harness.timeouts import Timeouts
@@ -24,6 +25,7 @@ class Signal(enum.Enum):
 class Machine(Protocol):
     name: str
     events: EventLog
+    console: ConsoleLog
     serial_log: Path
     timeouts: Timeouts
 

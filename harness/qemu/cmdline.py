@@ -22,7 +22,7 @@ class RunPaths:
 
     qmp_socket: Path
     agent_socket: Path
-    serial_log: Path
+    console_socket: Path
     root_overlay: Path
     swap_disk: Path
 
@@ -62,9 +62,9 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "none",
         "-vga",
         "std",
-        # append=on: a relaunch (S4 resume) continues the same console log.
+        # The harness listens on the console socket and logs what the guest prints.
         "-chardev",
-        f"file,id=serial0,path={paths.serial_log},append=on",
+        f"socket,id=serial0,path={paths.console_socket}",
         "-serial",
         "chardev:serial0",
         "-chardev",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.aio import LoopThread
+from harness.console import ConsoleLog
 from harness.errors import (
     AgentError,
     BootTimeout,
@@ -24,6 +25,7 @@ from harness.machine import Signal
 from harness.ports import free_local_port
 from harness.qemu.agent import GuestAgent
 from harness.qemu.cmdline import QemuConfig, RunPaths, build_argv
+from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.process import QemuProcess
 from harness.ssh import CommandResult, SshConnection, SshKey
@@ -67,11 +69,12 @@ class QemuMachine:
         self.paths = RunPaths(
             qmp_socket=runtime_dir / "qmp.sock",
             agent_socket=runtime_dir / "qga.sock",
-            serial_log=evidence_dir / "serial.log",
+            console_socket=runtime_dir / "console.sock",
             root_overlay=runtime_dir / "root.qcow2",
             swap_disk=runtime_dir / "swap.raw",
         )
-        self.serial_log = self.paths.serial_log
+        self.console = ConsoleLog(evidence_dir / "serial.log")
+        self.serial_log = self.console.path
         self.events = EventLog(evidence_dir / "qmp-events.jsonl")
         self._runner = runner
         self._ssh_key = ssh_key
@@ -79,6 +82,7 @@ class QemuMachine:
         self._ssh = SshConnection(self._ssh_port, ssh_key)
         self._process: QemuProcess | None = None
         self._monitor: QmpMonitor | None = None
+        self._console_server: ConsoleServer | None = None
         self._agent = GuestAgent(runner, self.paths.agent_socket)
         self.argv = build_argv(config, self.paths, self._ssh_port)
         self.launches = 0
@@ -172,6 +176,10 @@ class QemuMachine:
         if self._monitor is not None:
             self._monitor.close()
         self._ssh.close()
+        if self._console_server is not None:
+            self._console_server.close()
+        self._console_server = ConsoleServer(self._runner, self.paths.console_socket, self.console)
+        self._console_server.listen()
         self._monitor = QmpMonitor(self._runner, self.events)
         self._monitor.listen(self.paths.qmp_socket)
         self._agent.listen()
@@ -187,6 +195,7 @@ class QemuMachine:
         alive = self._alive
         try:
             self._monitor.accept(self.timeouts.shutdown, alive)
+            self._console_server.accept(self.timeouts.shutdown, alive)
             self._agent.accept(self.timeouts.shutdown, alive)
         except QemuStartError as exc:
             output = self._process.output_tail(600).replace("\n", " | ")
@@ -269,13 +278,8 @@ class QemuMachine:
         }
 
     def serial_tail(self, lines: int = 3) -> str:
-        """The last non-empty serial console lines, for one-line diagnoses."""
-        try:
-            text = self.serial_log.read_text(errors="replace")
-        except OSError:
-            return "(no serial log)"
-        tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(tail) or "(serial log empty)"
+        """The last non-empty console lines, for one-line diagnoses."""
+        return self.console.tail(lines)
 
 
 def _run_tool(argv: list[str]) -> None:

@@ -7,7 +7,7 @@ from harness.qemu.cmdline import Firmware, QemuConfig, RunPaths, build_argv
 PATHS = RunPaths(
     Path("/r/qmp.sock"),
     Path("/r/qga.sock"),
-    Path("/e/serial.log"),
+    Path("/r/console.sock"),
     Path("/r/root.qcow2"),
     Path("/r/swap.raw"),
 )
@@ -33,8 +33,7 @@ def test_argv_has_accel_disks_sockets_and_loopback_only_forward() -> None:
     assert "file=/r/swap.raw,if=none,id=swap,format=raw" in joined
     assert "socket,id=qmp0,path=/r/qmp.sock" in joined
     assert "name=org.qemu.guest_agent.0" in joined
-    # the console log is appended to, so an S4 relaunch keeps the log of the first boot
-    assert "file,id=serial0,path=/e/serial.log,append=on" in joined
+    assert "socket,id=serial0,path=/r/console.sock" in joined
 
 
 def test_relaunch_argv_is_identical() -> None:
