@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from harness.verdict import CheckResult, CycleEvidence
 
 Check = Callable[[CycleEvidence], CheckResult]
 
-EXPECTED_EVENTS = {
-    "s3": ["SUSPEND", "WAKEUP"],
-    "s4": ["SUSPEND_DISK", "QEMU_EXITED"],
-}
+
+def _in_order(expected: list[str], seen: list[str], match: Callable[[str, str], bool]) -> list[str]:
+    """The expected items not found in ``seen`` in that order."""
+    position = 0
+    for item in seen:
+        if position < len(expected) and match(expected[position], item):
+            position += 1
+    return expected[position:]
 
 
 def events_seen(ev: CycleEvidence) -> CheckResult:
     """The platform saw the guest enter and leave the state, in that order."""
-    expected = EXPECTED_EVENTS[ev.state]
+    expected = ev.expected_events
     names = [e["event"] for e in ev.events]
-    position = 0
-    for name in names:
-        if position < len(expected) and name == expected[position]:
-            position += 1
-    missing = expected[position:]
-    detail = (
-        f"saw {' -> '.join(expected)}"
-        if not missing
-        else f"missing {', '.join(missing)}; events were {names or 'none'}"
-    )
+    missing = _in_order(expected, names, str.__eq__)
+    if not expected:
+        detail = "the platform sees nothing of this state (proof comes from the guest kernel)"
+    elif not missing:
+        detail = f"saw {' -> '.join(expected)}"
+    else:
+        detail = f"missing {', '.join(missing)}; events were {names or 'none'}"
     return CheckResult("events_seen", not missing, detail, {"expected": expected, "seen": names})
+
+
+def kernel_records_seen(ev: CycleEvidence) -> CheckResult:
+    """The guest kernel's own log says it entered and left the state, in that order."""
+    expected = ev.expected_kernel_records
+    missing = _in_order(
+        expected, ev.kernel_messages, lambda pattern, line: re.search(pattern, line) is not None
+    )
+    detail = (
+        "kernel logged " + " -> ".join(p.split("|")[0].replace("\\", "") for p in expected)
+        if not missing
+        else f"kernel log lacks /{missing[0]}/"
+    )
+    return CheckResult(
+        "kernel_records_seen",
+        not missing,
+        detail,
+        {"expected": expected, "missing": missing, "lines": ev.kernel_messages[-40:]},
+    )
 
 
 def resumed_not_rebooted(ev: CycleEvidence) -> CheckResult:
@@ -100,8 +121,27 @@ def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
     return CheckResult("disk_roundtrip", not problems, detail, evidence)
 
 
+# Messages with which the guest kernel reports that a sleep or resume step went wrong.
+PM_FAILURE = re.compile(
+    r"Swap header not found|Cannot find swsusp signature|Swap will be unusable|"
+    r"Failed to load (hibernation )?image|resume failed|Image not found \(code|"
+    r"Error -?\d+ resuming|Some devices failed to (suspend|power down)|"
+    r"Freezing of tasks failed|Freezing remaining freezable tasks failed|"
+    r"PM: Device [^ ]+ failed to|hibernation: .*(error|failed)|Cannot get swap writer"
+)
+
+
+def no_pm_failures(ev: CycleEvidence) -> CheckResult:
+    """The guest kernel reported no failed step while sleeping or resuming."""
+    failures = [line for line in ev.kernel_messages if PM_FAILURE.search(line)]
+    detail = "no PM failure messages" if not failures else "kernel: " + " | ".join(failures[:3])
+    return CheckResult("no_pm_failures", not failures, detail, {"lines": failures})
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
+    no_pm_failures,
     events_seen,
+    kernel_records_seen,
     resumed_not_rebooted,
     sentinel_carried_on,
     ssh_after_resume,

@@ -1,8 +1,11 @@
-"""One power cycle: capture facts, request sleep, prove entry, wake, capture again, judge."""
+"""Power cycles: capture facts, request sleep, prove entry, wake, capture again, judge.
+
+``run_cycle`` never raises a HarnessError: every way a cycle can end becomes a verdict with
+evidence. ``run_series`` repeats it on one boot and proves every cycle by its own events.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -10,36 +13,60 @@ from dataclasses import dataclass
 
 from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
-from harness.errors import (
-    GuestFault,
-    HarnessError,
-    SetupError,
-    StateUnsupported,
-    SuspendNotEntered,
-)
-from harness.machine import Machine, Signal
-from harness.qemu.agent import AgentCommandError
-from harness.transitions import SleepState, Transition
+from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupported
+from harness.machine import Machine
+from harness.transitions import Marks, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
 
 KERNEL_PM_LINE = re.compile(
-    r"PM: |ACPI: PM|ACPI: Waking|hibernation|Freezing|Restarting tasks|Image loading|swap"
+    r"PM: |ACPI: PM|ACPI: Waking|hibernation|Freezing|Restarting tasks|Image loading|"
+    r"suspend-to-idle|Syncing filesystems|Swap|swsusp"
 )
-ENTRY_POLL_SLICE = 0.5  # how often a wait for entry also looks at the request's answer
+
+BEFORE_REQUEST = "before-request"
+ASLEEP = "asleep"
 
 
 @dataclass(frozen=True)
 class Fault:
-    """Something done to a guest on purpose while it sleeps, to prove a check can fail."""
+    """Something done to a guest on purpose, to prove that a check or a stage can fail.
+
+    ``point`` is when (before the sleep request, or while asleep); ``cycles`` limits it to
+    some cycles of a series (1-based), or every cycle when empty.
+    """
 
     name: str
     apply: Callable[[Machine], None]
+    point: str = ASLEEP
+    cycles: tuple[int, ...] = ()
+
+    def applies(self, point: str, cycle: int) -> bool:
+        return self.point == point and (not self.cycles or cycle in self.cycles)
 
 
 FRESH_SWAP_WHILE_HIBERNATED = Fault(
     "fresh swap disk while hibernated (the guest must cold boot instead of resuming)",
     lambda machine: machine.replace_swap_disk(),
 )
+
+
+def _fake_suspend(machine: Machine) -> None:
+    result = machine.run(
+        "echo 1 > /sys/module/suspend/parameters/pm_test_delay && echo core > /sys/power/pm_test"
+    )
+    if not result.ok:
+        raise SetupError(f"cannot set pm_test in the guest: {result.stderr.strip()}")
+
+
+def guest_only_pretends_to_suspend(cycles: tuple[int, ...] = ()) -> Fault:
+    """The guest kernel runs its whole suspend sequence (pm_test=core) and logs entry and exit,
+    but never asks the platform to sleep: QEMU sees no SUSPEND."""
+    return Fault(
+        "guest kernel suspends only as far as pm_test=core (QEMU sees no SUSPEND)",
+        _fake_suspend,
+        BEFORE_REQUEST,
+        cycles,
+    )
 
 
 def run_cycle(
@@ -49,41 +76,78 @@ def run_cycle(
     faults: Sequence[Fault] = (),
     probes: tuple[probe_lib.Probe, ...] = probe_lib.DEFAULT_PROBES,
     checks: Sequence[Check] = DEFAULT_CHECKS,
+    cycle: int = 1,
 ) -> CycleOutcome:
     """Run one transition on ``machine`` and return its verdict; never raises HarnessError."""
-    evidence = CycleEvidence(transition.id, transition.state.value, faults=[f.name for f in faults])
-    serial_offset = _size(machine)
-    mark = machine.events.mark()
+    evidence = CycleEvidence(
+        transition.id,
+        cycle=cycle,
+        expected_events=list(transition.expected_events),
+        expected_kernel_records=list(transition.kernel_records),
+        faults=[f.name for f in faults if f.cycles == () or cycle in f.cycles],
+    )
+    marks = Marks.now(machine)
     started = time.monotonic()
     try:
         machine.ensure_ready()
+        marks = Marks.now(machine)
         evidence.before = _capture(machine, probes, "before", evidence)
-        _preflight(machine, transition.state, evidence.before)
-        mark = machine.events.mark()
-        _enter(machine, transition, mark, evidence.timings)
-        for fault in faults:
-            fault.apply(machine)
+        _preflight(machine, transition, evidence.before)
+        _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
+        marks = Marks.now(machine)
+        request_started = time.monotonic()
+        answer = transition.request.send(machine)
+        transition.entry.wait(machine, marks, answer, transition.request.description)
+        if answer is not None:
+            answer.cancel()
+        evidence.timings["request_to_entry"] = time.monotonic() - request_started
+        _apply_faults(machine, faults, ASLEEP, cycle)
         wake_started = time.monotonic()
-        transition.wake.perform(machine, mark, evidence.timings)
+        transition.wake.perform(machine, marks, evidence.timings)
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
     except StateUnsupported as exc:
-        return _finish(machine, evidence, mark, serial_offset, Verdict.UNSUPPORTED, str(exc))
+        return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     except GuestFault as exc:
-        machine.stop()  # leave no half-asleep guest to the next test
-        return _finish(machine, evidence, mark, serial_offset, Verdict.FAIL, str(exc))
+        outcome = _finish(machine, evidence, marks, Verdict.FAIL, str(exc))
+        machine.stop()  # leave no half-asleep guest to the next cycle or test
+        return outcome
     except HarnessError as exc:
-        return _finish(machine, evidence, mark, serial_offset, Verdict.ERROR, str(exc))
+        outcome = _finish(machine, evidence, marks, Verdict.ERROR, str(exc))
+        machine.stop()
+        return outcome
     try:
         evidence.after = _capture(machine, probes, "after", evidence)
     except HarnessError as exc:
         evidence.after_error = str(exc)
-    outcome = _finish(machine, evidence, mark, serial_offset, Verdict.PASS, "")
+    outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
     if outcome.failed_checks:
         outcome.verdict = Verdict.FAIL
         outcome.reason = "; ".join(f"{c.name}: {c.detail}" for c in outcome.failed_checks)
+        # A failed cycle may leave the guest changed (e.g. a hibernation signature left on its
+        # swap disk): the next cycle or test starts from a fresh boot on fresh disks.
+        machine.stop()
     evidence.timings["cycle_total"] = time.monotonic() - started
     return outcome
+
+
+def run_series(
+    machine: Machine, transition: Transition, count: int, faults: Sequence[Fault] = ()
+) -> list[CycleOutcome]:
+    """``count`` cycles in a row on one boot while they pass; each proven on its own."""
+    outcomes: list[CycleOutcome] = []
+    for cycle in range(1, count + 1):
+        outcome = run_cycle(machine, transition, faults=faults, cycle=cycle)
+        outcomes.append(outcome)
+        if outcome.verdict is not Verdict.PASS:
+            break  # the guest was stopped or the state is not offered: later cycles prove nothing
+    return outcomes
+
+
+def _apply_faults(machine: Machine, faults: Sequence[Fault], point: str, cycle: int) -> None:
+    for fault in faults:
+        if fault.applies(point, cycle):
+            fault.apply(machine)
 
 
 def _capture(
@@ -100,22 +164,13 @@ def _capture(
     return probe_lib.parse_facts(result)
 
 
-def _preflight(machine: Machine, state: SleepState, facts: dict[str, str]) -> None:
+def _preflight(machine: Machine, transition: Transition, facts: dict[str, str]) -> None:
     """UNSUPPORTED when the guest does not offer the state; ERROR when S4 has no swap."""
-    offered = facts.get("guest.power_state", "").split()
-    acpi = facts.get("guest.acpi_states", "?")
-    if state is SleepState.S3:
-        mem_sleep = facts.get("guest.mem_sleep", "")
-        if "mem" not in offered or "deep" not in mem_sleep:
-            raise StateUnsupported(
-                f"guest offers no S3: /sys/power/mem_sleep is '{mem_sleep}', ACPI supports {acpi}"
-            )
+    reason = transition.needs.unmet(facts)
+    if reason:
+        raise StateUnsupported(reason)
+    if not transition.needs.swap:
         return
-    if "disk" not in offered:
-        raise StateUnsupported(
-            f"guest offers no hibernation: /sys/power/state is "
-            f"'{' '.join(offered)}', ACPI supports {acpi}"
-        )
     # Swap is activated late in boot; hibernating before it is active keeps the guest up.
     swap = machine.run("timeout 120 systemctl start swap.target; swapon --show=NAME --noheadings")
     if not swap.stdout.strip():
@@ -125,75 +180,10 @@ def _preflight(machine: Machine, state: SleepState, facts: dict[str, str]) -> No
         )
 
 
-def _enter(machine: Machine, transition: Transition, mark: int, timings: dict[str, float]) -> None:
-    timeouts = machine.timeouts
-    start = time.monotonic()
-    answer = transition.request.send(machine)
-    signal = transition.state.entry_signal
-    limit = timeouts.suspend_entry if transition.state is SleepState.S3 else timeouts.hibernate
-    deadline = start + limit
-    while machine.wait_signal(signal, mark, ENTRY_POLL_SLICE) is None:
-        if answer is not None and answer.done():
-            _raise_for_answer(transition, answer)
-        if time.monotonic() > deadline:
-            raise SuspendNotEntered(
-                "suspend-entry",
-                f"{transition.request.description} was sent but no {signal.value} signal came "
-                f"within {limit:.0f}s; serial: {machine.serial_tail()}",
-            )
-    timings["request_to_entry"] = time.monotonic() - start
-    if answer is not None:
-        answer.cancel()
-    if transition.state is SleepState.S4:
-        if machine.wait_signal(Signal.POWERED_OFF, mark, timeouts.hibernate) is None:
-            raise SuspendNotEntered(
-                "hibernate-poweroff",
-                f"image written but the VM did not power off within "
-                f"{timeouts.hibernate:.0f}s; serial: {machine.serial_tail()}",
-            )
-        timings["request_to_poweroff"] = time.monotonic() - start
-
-
-def _raise_for_answer(transition: Transition, answer: concurrent.futures.Future[object]) -> None:
-    """The agent only answers a suspend request to refuse it."""
-    try:
-        answer.result(timeout=0)
-    except AgentCommandError as exc:
-        if "not supported" in exc.desc:
-            raise StateUnsupported(f"{transition.request.description}: {exc.desc}") from exc
-        raise GuestFault("request", str(exc)) from exc
-    except HarnessError as exc:
-        raise GuestFault("request", str(exc)) from exc
-    except Exception as exc:  # qemu.qmp errors from the agent connection
-        raise GuestFault("request", f"{transition.request.description}: {exc}") from exc
-
-
 def _finish(
-    machine: Machine,
-    evidence: CycleEvidence,
-    mark: int,
-    serial_offset: int,
-    verdict: Verdict,
-    reason: str,
+    machine: Machine, evidence: CycleEvidence, marks: Marks, verdict: Verdict, reason: str
 ) -> CycleOutcome:
-    evidence.events = [e.to_json() for e in machine.events.since(mark)]
-    evidence.kernel_messages = _kernel_pm_lines(machine, serial_offset)
+    evidence.events = [e.to_json() for e in machine.events.since(marks.events)]
+    lines = machine.console.lines_since(marks.console)
+    evidence.kernel_messages = [ln.strip() for ln in lines if KERNEL_PM_LINE.search(ln)][:300]
     return CycleOutcome(verdict, reason, evidence)
-
-
-def _size(machine: Machine) -> int:
-    try:
-        return machine.serial_log.stat().st_size
-    except OSError:
-        return 0
-
-
-def _kernel_pm_lines(machine: Machine, offset: int, limit: int = 200) -> list[str]:
-    try:
-        with machine.serial_log.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return []
-    lines = [line.strip() for line in text.splitlines() if KERNEL_PM_LINE.search(line)]
-    return lines[:limit]

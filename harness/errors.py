@@ -38,6 +38,15 @@ class AgentError(HarnessError):
     """The guest agent did not answer or answered with an error the harness cannot handle."""
 
 
+class AgentCommandError(AgentError):
+    """The agent answered with an error (for example an unsupported suspend mode)."""
+
+    def __init__(self, command: str, desc: str) -> None:
+        super().__init__(f"guest agent {command}: {desc}")
+        self.command = command
+        self.desc = desc
+
+
 class SshError(HarnessError):
     """ssh into the guest failed."""
 

@@ -20,6 +20,7 @@ class Signal(enum.Enum):
     WOKEN = "woken"  # the guest left S3 (QMP WAKEUP)
     HIBERNATED = "hibernated"  # the guest wrote its image and asked for S4 (QMP SUSPEND_DISK)
     POWERED_OFF = "powered-off"  # the guest powered off and the VM process ended
+    RESET = "reset"  # the guest reset the platform (hibernation mode reboot)
 
 
 class Machine(Protocol):
@@ -63,6 +64,14 @@ class Machine(Protocol):
         ...
 
     def wake_from_ram(self) -> None: ...
+
+    def power_cut(self) -> None:
+        """End the VM at once, as a power loss would."""
+        ...
+
+    def send_key(self, key: str) -> None:
+        """Press and release a key on the guest's keyboard."""
+        ...
 
     def power_on(self) -> None:
         """Start the VM again on the same disks and configuration (resume from S4)."""

@@ -9,20 +9,22 @@ from typing import Any
 
 import pytest
 
+from harness import known_issues
 from harness.accel import ACCELS
 from harness.cell import Cell
-from harness.cycle import Fault, run_cycle
+from harness.cycle import Fault, run_series
+from harness.localise import localise, pm_test_state
 from harness.qemu.machine import QemuMachine
 from harness.report import RunReport, new_run_id
 from harness.session import HarnessSession, Settings
 from harness.transitions import Transition
-from harness.verdict import CycleOutcome, Verdict
+from harness.verdict import CycleOutcome, CycleSeries, Verdict
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 REPORT_KEY = pytest.StashKey[RunReport]()
-OUTCOMES_KEY = pytest.StashKey[list[CycleOutcome]]()
+SERIES_KEY = pytest.StashKey[list[CycleSeries]]()
 
-PowerCycle = Callable[..., CycleOutcome]
+PowerCycle = Callable[..., CycleSeries]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +75,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=1.0,
         help="multiply every stage timeout (default: 1.0)",
+    )
+    group.addoption(
+        "--cycles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cycles per case on one boot (default: 1, or the case's cycles marker)",
+    )
+    group.addoption(
+        "--pm-test-on-failure",
+        action="store_true",
+        help="after a failure, rerun through /sys/power/pm_test levels and report the "
+        "first level that fails",
     )
     group.addoption(
         "--report-dir",
@@ -172,42 +187,62 @@ def guest_factory(
 
 @pytest.fixture
 def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
-    """Run one transition (on the shared guest unless ``machine=`` is given) and record it."""
-    outcomes = request.node.stash.setdefault(OUTCOMES_KEY, [])
+    """Run a transition (on the shared guest unless ``machine=`` is given) for the requested
+    number of cycles, and record every cycle for the report."""
+    series_list = request.node.stash.setdefault(SERIES_KEY, [])
     report = request.config.stash[REPORT_KEY]
+    marker = request.node.get_closest_marker("cycles")
+    default_cycles = request.config.getoption("cycles") or (marker.args[0] if marker else 1)
+    localise_failures = request.config.getoption("pm_test_on_failure")
 
     def run(
-        transition: Transition, *, machine: QemuMachine | None = None, faults: Sequence[Fault] = ()
-    ) -> CycleOutcome:
+        transition: Transition,
+        *,
+        machine: QemuMachine | None = None,
+        faults: Sequence[Fault] = (),
+        cycles: int | None = None,
+    ) -> CycleSeries:
         target = machine or request.getfixturevalue("guest")
-        outcome = run_cycle(target, transition, faults=faults)
-        outcome.combination = {
-            "kernel": outcome.evidence.after.get("guest.kernel")
-            or outcome.evidence.before.get("guest.kernel"),
-            "bios_version": outcome.evidence.before.get("guest.bios_version"),
-            **target.platform_facts(),
-        }
-        outcome.artifacts = {
-            name: os.path.relpath(path, report.directory)
-            for name, path in (
-                ("serial_log", target.serial_log),
-                ("events_log", target.events.path),
-            )
-            if path is not None
-        }
-        outcomes.append(outcome)
-        return outcome
+        count = cycles or default_cycles
+        series = CycleSeries(transition.id, count, run_series(target, transition, count, faults))
+        if localise_failures and series.verdict is Verdict.FAIL:
+            series.localisation = localise(target, pm_test_state(transition.needs.power_states))
+        for outcome in series.outcomes:
+            _annotate(outcome, target, report.directory)
+        series_list.append(series)
+        return series
 
     return run
 
 
-def expect_pass(outcome: CycleOutcome) -> None:
-    """Turn a verdict into the pytest outcome a user expects from a test case."""
-    if outcome.verdict is Verdict.PASS:
+def _annotate(outcome: CycleOutcome, machine: QemuMachine, report_dir: Path) -> None:
+    facts = outcome.evidence.after or outcome.evidence.before
+    outcome.combination = {
+        "kernel": facts.get("guest.kernel"),
+        "bios_version": facts.get("guest.bios_version"),
+        **machine.platform_facts(),
+    }
+    outcome.artifacts = {
+        name: os.path.relpath(path, report_dir)
+        for name, path in (("serial_log", machine.serial_log), ("events_log", machine.events.path))
+        if path is not None
+    }
+
+
+def expect_pass(series: CycleSeries) -> None:
+    """Turn a verdict into the pytest outcome a user expects from a test case: PASS passes,
+    UNSUPPORTED skips, a FAIL that is a known issue xfails, anything else fails."""
+    if series.verdict is Verdict.PASS:
         return
-    if outcome.verdict is Verdict.UNSUPPORTED:
-        pytest.skip(f"UNSUPPORTED: {outcome.reason}")
-    pytest.fail(f"{outcome.verdict.value}: {outcome.reason}", pytrace=False)
+    if series.verdict is Verdict.UNSUPPORTED:
+        pytest.skip(f"UNSUPPORTED: {series.reason}")
+    if series.verdict is Verdict.FAIL:
+        kernel = str(series.last.combination.get("kernel") or "")
+        issue = known_issues.find(known_issues.load(), series.transition, kernel, series.reason)
+        if issue is not None:
+            series.known_issue = issue.summary
+            pytest.xfail(f"KNOWN ISSUE: {issue.summary} -- {series.reason}")
+    pytest.fail(f"{series.verdict.value}: {series.reason}", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -221,10 +256,10 @@ def pytest_runtest_makereport(
 
 
 def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:
-    outcomes = item.stash.get(OUTCOMES_KEY, [])
+    series_list = item.stash.get(SERIES_KEY, [])
     params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
     cell = params.get("cell")
-    verdicts = [o.verdict.value for o in outcomes]
+    verdicts = [series.verdict.value for series in series_list]
     if cell is not None:
         item.user_properties.append(("cell", cell.id))
     for verdict in verdicts:
@@ -237,7 +272,7 @@ def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:
             "when": test_report.when,
             "duration_s": round(test_report.duration, 2),
             "verdicts": verdicts,
-            "cycles": [o.to_json() for o in outcomes],
+            "series": [series.to_json() for series in series_list],
             "error": test_report.longreprtext[-2000:] if test_report.failed else "",
         }
     )

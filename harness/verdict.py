@@ -27,7 +27,9 @@ class CycleEvidence:
     """Everything one transition produced; checks read it, reports render it."""
 
     transition: str
-    state: str
+    cycle: int = 1
+    expected_events: list[str] = field(default_factory=list)
+    expected_kernel_records: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     before: dict[str, str] = field(default_factory=dict)
@@ -58,4 +60,59 @@ class CycleOutcome:
             "artifacts": self.artifacts,
             "checks": [asdict(c) for c in self.checks],
             "evidence": asdict(self.evidence),
+        }
+
+
+_SEVERITY = (Verdict.FAIL, Verdict.ERROR, Verdict.UNSUPPORTED)
+
+
+@dataclass
+class CycleSeries:
+    """One test's cycles of one transition on one guest: per-cycle outcomes and a pass rate."""
+
+    transition: str
+    requested: int
+    outcomes: list[CycleOutcome] = field(default_factory=list)
+    localisation: dict[str, Any] = field(default_factory=dict)
+    known_issue: str = ""
+
+    @property
+    def last(self) -> CycleOutcome:
+        return self.outcomes[-1]
+
+    @property
+    def passed(self) -> int:
+        return sum(o.verdict is Verdict.PASS for o in self.outcomes)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.requested if self.requested else 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        for verdict in _SEVERITY:
+            if any(o.verdict is verdict for o in self.outcomes):
+                return verdict
+        return Verdict.PASS if self.passed == self.requested else Verdict.ERROR
+
+    @property
+    def reason(self) -> str:
+        for outcome in self.outcomes:
+            if outcome.verdict is not Verdict.PASS:
+                prefix = f"cycle {outcome.evidence.cycle}/{self.requested}: "
+                extra = self.localisation.get("summary")
+                return prefix + outcome.reason + (f" [pm_test: {extra}]" if extra else "")
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "transition": self.transition,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "cycles_requested": self.requested,
+            "cycles_passed": self.passed,
+            "pass_rate": round(self.pass_rate, 3),
+            "pm_test": self.localisation,
+            "known_issue": self.known_issue,
+            "cycles": [o.to_json() for o in self.outcomes],
         }

@@ -1,13 +1,36 @@
-"""S4: the guest hibernates to its swap disk, powers off, and resumes when relaunched."""
+"""S4: the guest hibernates to its swap disk and is resumed, proven resumed and not rebooted."""
 
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import S4_AGENT, S4_SYSTEMCTL, Transition
+from harness.transitions import (
+    DISK_PLATFORM,
+    DISK_REBOOT,
+    DISK_SHUTDOWN,
+    DISK_SUSPEND,
+    DISK_TEST_RESUME,
+    S4_AGENT,
+    S4_SYSTEMCTL,
+    Transition,
+)
 
 
 @pytest.mark.s4
 @pytest.mark.parametrize("transition", [S4_SYSTEMCTL, S4_AGENT], ids=lambda t: t.id)
 def test_hibernate(power_cycle: PowerCycle, transition: Transition) -> None:
-    """Requested in the guest or through the agent; resumed by relaunching QEMU."""
+    """Requested by systemctl or by the agent; resumed by relaunching QEMU."""
+    expect_pass(power_cycle(transition))
+
+
+@pytest.mark.s4
+@pytest.mark.disk_mode
+@pytest.mark.parametrize(
+    "transition",
+    [DISK_PLATFORM, DISK_SHUTDOWN, DISK_REBOOT, DISK_SUSPEND, DISK_TEST_RESUME],
+    ids=lambda t: t.id,
+)
+def test_hibernation_mode(power_cycle: PowerCycle, transition: Transition) -> None:
+    """Each mode of /sys/power/disk: platform and shutdown power off (relaunch), reboot resets
+    and resumes in the same QEMU, suspend sleeps in RAM (system_wakeup), test_resume restores
+    without powering off."""
     expect_pass(power_cycle(transition))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.aio import LoopThread
-from harness.errors import AgentError
+from harness.errors import AgentCommandError, AgentError
 from harness.qemu.monitor import wait_for_incoming
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 from qemu.qmp.error import ProtocolError
@@ -42,15 +42,6 @@ class _AgentProtocol(QMPClient):
                 return Message(raw, eager=True)
             except ProtocolError:
                 log.debug("guest agent: dropped a line that is not JSON: %r", raw[:200])
-
-
-class AgentCommandError(AgentError):
-    """The agent answered with an error (for example an unsupported suspend mode)."""
-
-    def __init__(self, command: str, desc: str) -> None:
-        super().__init__(f"guest agent {command}: {desc}")
-        self.command = command
-        self.desc = desc
 
 
 class GuestAgent:

@@ -13,7 +13,6 @@ from typing import Any
 from harness.aio import LoopThread
 from harness.console import ConsoleLog
 from harness.errors import (
-    AgentError,
     BootTimeout,
     HarnessError,
     QemuStartError,
@@ -40,6 +39,7 @@ _SIGNAL_EVENTS = {
     Signal.WOKEN: "WAKEUP",
     Signal.HIBERNATED: "SUSPEND_DISK",
     Signal.POWERED_OFF: QEMU_EXITED,
+    Signal.RESET: "RESET",
 }
 
 
@@ -112,6 +112,7 @@ class QemuMachine:
         return timings
 
     def ensure_ready(self) -> None:
+        """Reuse the running guest if it answers; otherwise cold boot on fresh disks."""
         if self.running and self._ssh.connected:
             try:
                 self._ssh.run("true", timeout=self.timeouts.command)
@@ -264,6 +265,15 @@ class QemuMachine:
     def wake_from_ram(self) -> None:
         self.qmp("system_wakeup")
 
+    def send_key(self, key: str) -> None:
+        self.qmp("send-key", {"keys": [{"type": "qcode", "data": key}]})
+
+    def power_cut(self) -> None:
+        self._agent.close()
+        self._ssh.close()
+        if self._process is not None:
+            self._process.kill(grace=0)
+
     def platform_facts(self) -> dict[str, Any]:
         version = self.qmp("query-version")
         machine = self.qmp("query-current-machine")
@@ -291,4 +301,4 @@ def _run_tool(argv: list[str]) -> None:
         raise SetupError(f"{shlex.join(argv)} failed: {result.stderr.strip()}")
 
 
-__all__ = ["QEMU_EXITED", "AgentError", "QemuMachine"]
+__all__ = ["QEMU_EXITED", "QemuMachine"]

@@ -79,14 +79,15 @@ class QemuProcess:
         return True
 
     def kill(self, grace: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds (at once when ``grace`` is 0)."""
         if not self.running:
             return
         assert self._popen is not None
-        self._popen.terminate()
-        if not self.wait(grace):
+        if grace > 0:
+            self._popen.terminate()
+        if grace <= 0 or not self.wait(grace):
             self._popen.kill()
-            self.wait(grace)
+            self.wait(max(grace, 5.0))
 
     def output_tail(self, max_bytes: int = 2000) -> str:
         """The end of what QEMU printed, for error messages."""

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.cycle import FRESH_SWAP_WHILE_HIBERNATED
+from harness.cycle import FRESH_SWAP_WHILE_HIBERNATED, guest_only_pretends_to_suspend
+from harness.localise import LEVELS, localise
 from harness.platform_args import disable_sleep_state
 from harness.plugin import PowerCycle
 from harness.qemu.machine import QemuMachine
@@ -26,15 +27,34 @@ def test_s3_disabled_in_qemu_is_unsupported(
     args = disable_sleep_state(harness_session.settings.machine_type, "s3")
     machine = guest_factory("s3-disabled", args)
     for transition in (S3_SYSTEMCTL, S3_AGENT):
-        outcome = power_cycle(transition, machine=machine)
+        outcome = power_cycle(transition, machine=machine).last
         assert outcome.verdict is Verdict.UNSUPPORTED, outcome.reason
         assert "no S3" in outcome.reason
         assert "deep" not in outcome.evidence.before["guest.mem_sleep"]
 
 
 def test_cold_boot_instead_of_resume_is_fail(power_cycle: PowerCycle) -> None:
-    outcome = power_cycle(S4_SYSTEMCTL, faults=[FRESH_SWAP_WHILE_HIBERNATED])
+    outcome = power_cycle(S4_SYSTEMCTL, faults=[FRESH_SWAP_WHILE_HIBERNATED]).last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     failed = {check.name for check in outcome.failed_checks}
     assert {"resumed_not_rebooted", "sentinel_carried_on"} <= failed, failed
     assert outcome.evidence.before["guest.boot_id"] != outcome.evidence.after["guest.boot_id"]
+
+
+def test_missing_suspend_event_fails_the_cycle_even_after_passing_cycles(
+    power_cycle: PowerCycle, guest: QemuMachine
+) -> None:
+    """The guest kernel goes through its suspend sequence (pm_test=core) and says it slept,
+    but QEMU never sees SUSPEND: cycle 3 fails at suspend-entry though 1 and 2 passed."""
+    series = power_cycle(S3_AGENT, cycles=3, faults=[guest_only_pretends_to_suspend((3,))])
+    assert [o.verdict for o in series.outcomes] == [Verdict.PASS, Verdict.PASS, Verdict.FAIL]
+    assert series.verdict is Verdict.FAIL and series.pass_rate == pytest.approx(2 / 3)
+    assert series.reason.startswith("cycle 3/3: suspend-entry:"), series.reason
+    assert "never saw suspended" in series.reason
+    for outcome in series.outcomes[:2]:  # each passing cycle proven by its own events
+        assert [e["event"] for e in outcome.evidence.events] == ["SUSPEND", "WAKEUP"]
+    # Stage localisation on the same (now rebooted) guest: every pm_test level passes, so the
+    # fault is placed beyond the kernel's core suspend, where it was injected.
+    result = localise(guest, "mem")
+    assert result["levels"] == dict.fromkeys(LEVELS, "ok"), result
+    assert result["summary"].startswith("all levels pass")

@@ -6,6 +6,7 @@ import concurrent.futures
 from pathlib import Path
 from typing import Any
 
+from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
 from harness.machine import Signal
 from harness.ssh import CommandResult
@@ -20,7 +21,8 @@ SIGNAL_EVENTS = {
 
 FACTS = (
     "guest.boot_id=b1\nguest.ram_marker=m1\nguest.power_state=freeze mem disk\n"
-    "guest.mem_sleep=s2idle [deep]\nsentinel.pid=7\nsentinel.count=1\n"
+    "guest.mem_sleep=s2idle [deep]\nguest.power_disk=[platform] shutdown reboot suspend\n"
+    "sentinel.pid=7\nsentinel.count=1\n"
     "sentinel.alive=yes\nsentinel.count_later=5\ndisk.written_sha=a\ndisk.reread_sha=a\n"
     "disk.fresh_sha=b\ndisk.fresh_reread_sha=b\ndisk.fresh_write_status=0\n"
 )
@@ -39,8 +41,8 @@ class FakeMachine:
     ) -> None:
         self.name = "fake"
         self.events = EventLog()
-        self.serial_log = tmp / "serial.log"
-        self.serial_log.write_text("PM: suspend entry (deep)\n")
+        self.console = ConsoleLog(tmp / "serial.log")
+        self.serial_log = self.console.path
         self.timeouts = Timeouts(suspend_entry=0.3, wake=0.3, hibernate=0.3, resume=0.3)
         self.facts, self.sleeps, self.agent_answer, self.swap = facts, sleeps, agent_answer, swap
         self.after_facts = facts if after_facts is None else after_facts
@@ -52,7 +54,7 @@ class FakeMachine:
         return True
 
     def serial_tail(self, lines: int = 3) -> str:
-        return "PM: suspend entry (deep)"
+        return self.console.tail(lines)
 
     def boot(self) -> dict[str, float]:
         return {}
@@ -66,10 +68,8 @@ class FakeMachine:
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
-        if "systemctl" in command and self.sleeps:
-            self.events.append("SUSPEND" if "suspend" in command else "SUSPEND_DISK", {})
-            if "hibernate" in command:
-                self.events.append("QEMU_EXITED", {})
+        if "systemctl" in command:
+            self._sleep("hibernate" in command)
         self.captures += 1
         return CommandResult(command, 0, self.facts if self.captures == 1 else self.after_facts, "")
 
@@ -82,18 +82,36 @@ class FakeMachine:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         if self.agent_answer is not None:
             future.set_exception(self.agent_answer)
-        elif self.sleeps:
-            self.events.append("SUSPEND", {})
+        else:
+            self._sleep("disk" in command)
         return future
+
+    def _sleep(self, to_disk: bool) -> None:
+        if not self.sleeps:
+            return
+        if to_disk:
+            self.console.feed(b"PM: hibernation: hibernation entry\n")
+            self.events.append("SUSPEND_DISK", {})
+            self.events.append("QEMU_EXITED", {})
+        else:
+            self.console.feed(b"PM: suspend entry (deep)\n")
+            self.events.append("SUSPEND", {})
 
     def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
         return self.events.wait_for({SIGNAL_EVENTS[signal]}, since, timeout)
 
     def wake_from_ram(self) -> None:
         self.events.append("WAKEUP", {})
+        self.console.feed(b"ACPI: PM: Waking up from system sleep state S3\nPM: suspend exit\n")
 
     def power_on(self) -> None:
-        pass
+        self.console.feed(b"PM: Image loading done\nPM: hibernation: hibernation exit\n")
+
+    def power_cut(self) -> None:
+        self.events.append("QEMU_EXITED", {})
+
+    def send_key(self, key: str) -> None:
+        self.console.feed(b"PM: suspend exit\n")
 
     def replace_swap_disk(self) -> None:
         pass

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from harness.aio import LoopThread
-from harness.qemu.agent import AgentCommandError, GuestAgent
+from harness.errors import AgentCommandError
+from harness.qemu.agent import GuestAgent
 
 
 def answer(msg: dict[str, Any]) -> bytes:

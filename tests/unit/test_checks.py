@@ -33,9 +33,10 @@ AFTER = {
 def evidence(
     state: str = "s3", events: tuple[str, ...] = ("SUSPEND", "WAKEUP"), **after: str
 ) -> CycleEvidence:
+    expected = {"s3": ["SUSPEND", "WAKEUP"], "s4": ["SUSPEND_DISK", "QEMU_EXITED"]}[state]
     return CycleEvidence(
         "t",
-        state,
+        expected_events=expected,
         events=[{"event": e} for e in events],
         before=dict(BEFORE),
         after={**AFTER, **after},
@@ -96,5 +97,27 @@ def test_disk_corruption_and_failed_write_are_caught() -> None:
 
 
 def test_no_ssh_after_resume_fails() -> None:
-    ev = CycleEvidence("t", "s3", before=dict(BEFORE), after_error="timed out")
+    ev = CycleEvidence("t", before=dict(BEFORE), after_error="timed out")
     assert not ssh_after_resume(ev).passed
+
+
+def test_kernel_records_in_order_modern_and_older_wordings() -> None:
+    from harness.checks import kernel_records_seen
+    from harness.transitions import S3_RECORDS
+
+    modern = [
+        "PM: suspend entry (deep)",
+        "ACPI: PM: Waking up from system sleep state S3",
+        "PM: suspend exit",
+    ]
+    older = [
+        "PM: Syncing filesystems ... done.",
+        "ACPI: Waking up from system sleep state S3",
+        "PM: Finishing wakeup.",
+    ]
+    for lines in (modern, older):
+        ev = CycleEvidence("t", expected_kernel_records=list(S3_RECORDS), kernel_messages=lines)
+        assert kernel_records_seen(ev).passed, lines
+    ev = CycleEvidence("t", expected_kernel_records=list(S3_RECORDS), kernel_messages=modern[:1])
+    result = kernel_records_seen(ev)
+    assert not result.passed and "Waking up" in result.detail

@@ -42,3 +42,13 @@ def test_incomplete_cached_image_is_refused(tmp_path: Path) -> None:
     (tmp_path / "vmlinuz").write_bytes(b"k")
     with pytest.raises(SetupError, match="incomplete"):
         GuestImage.from_manifest(tmp_path)
+
+
+def test_known_issues_file_loads_and_matches() -> None:
+    from harness import known_issues
+
+    issues = known_issues.load()
+    reason = "cycle 1/1: no_pm_failures: kernel: PM: Image not found (code -16)"
+    assert known_issues.find(issues, "disk-test_resume", "6.1.0-56-amd64", reason)
+    assert known_issues.find(issues, "disk-test_resume", "6.12.48-amd64", reason) is None
+    assert known_issues.find(issues, "s3-agent", "6.1.0-56-amd64", reason) is None

@@ -1,0 +1,44 @@
+"""Understood failures (testcases/known_issues.toml), by transition, guest kernel and reason."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import SetupError
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "testcases" / "known_issues.toml"
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    transition: str
+    kernel: str
+    reason: str
+    summary: str
+
+    def matches(self, transition: str, kernel: str, reason: str) -> bool:
+        return (
+            transition == self.transition
+            and re.search(self.kernel, kernel) is not None
+            and re.search(self.reason, reason) is not None
+        )
+
+
+def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
+    if not path.is_file():
+        return []
+    try:
+        entries = tomllib.loads(path.read_text()).get("issue", [])
+        return [
+            KnownIssue(e["transition"], e["kernel"], e["reason"], " ".join(e["summary"].split()))
+            for e in entries
+        ]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise SetupError(f"{path}: malformed known-issues file ({exc})") from exc
+
+
+def find(issues: list[KnownIssue], transition: str, kernel: str, reason: str) -> KnownIssue | None:
+    return next((i for i in issues if i.matches(transition, kernel, reason)), None)
