@@ -86,6 +86,7 @@ class QemuMachine:
         self._agent = GuestAgent(runner, self.paths.agent_socket)
         self.argv = build_argv(config, self.paths, self._ssh_port)
         self.launches = 0
+        self._platform: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -198,6 +199,7 @@ class QemuMachine:
             self._monitor.accept(self.timeouts.shutdown, alive)
             self._console_server.accept(self.timeouts.shutdown, alive)
             self._agent.accept(self.timeouts.shutdown, alive)
+            self._platform = self._query_platform()
         except QemuStartError as exc:
             output = self._process.output_tail(600).replace("\n", " | ")
             self.stop()
@@ -275,6 +277,10 @@ class QemuMachine:
             self._process.kill(grace=0)
 
     def platform_facts(self) -> dict[str, Any]:
+        """What QEMU reported at the last launch (kept when QEMU has since stopped)."""
+        return dict(self._platform)
+
+    def _query_platform(self) -> dict[str, Any]:
         version = self.qmp("query-version")
         machine = self.qmp("query-current-machine")
         qemu = version["qemu"]
