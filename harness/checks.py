@@ -52,11 +52,23 @@ def kernel_records_seen(ev: CycleEvidence) -> CheckResult:
     )
 
 
+def _unmeasured(name: str, ev: CycleEvidence) -> CheckResult | None:
+    """A failure that says the facts were never read, instead of judging missing facts."""
+    if "guest.boot_id" in ev.after:
+        return None
+    return CheckResult(name, False, f"not measured after resume: {ev.after_error or 'no facts'}")
+
+
 def resumed_not_rebooted(ev: CycleEvidence) -> CheckResult:
     """Same boot_id and the RAM-only marker survived: the guest resumed, it did not boot."""
+    if unmeasured := _unmeasured("resumed_not_rebooted", ev):
+        return unmeasured
     keys = ("guest.boot_id", "guest.ram_marker")
     facts = {k: (ev.before.get(k), ev.after.get(k)) for k in keys}
     changed = [k for k, (b, a) in facts.items() if not b or b != a]
+    uptime = (_float(ev.before.get("guest.uptime")), _float(ev.after.get("guest.uptime")))
+    if uptime[1] < uptime[0]:
+        changed.append(f"uptime {uptime[0]:.0f}s -> {uptime[1]:.0f}s")
     detail = (
         "same boot_id and RAM marker"
         if not changed
@@ -73,6 +85,8 @@ def resumed_not_rebooted(ev: CycleEvidence) -> CheckResult:
 
 def sentinel_carried_on(ev: CycleEvidence) -> CheckResult:
     """The process started before sleeping has the same PID, is alive and still counting."""
+    if unmeasured := _unmeasured("sentinel_carried_on", ev):
+        return unmeasured
     before_pid, after_pid = ev.before.get("sentinel.pid"), ev.after.get("sentinel.pid")
     alive = ev.after.get("sentinel.alive") == "yes"
     count_before = _int(ev.before.get("sentinel.count"))
@@ -109,6 +123,8 @@ def ssh_after_resume(ev: CycleEvidence) -> CheckResult:
 
 def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
     """Data written before sleeping reads back intact from disk, and new writes work after."""
+    if unmeasured := _unmeasured("disk_roundtrip", ev):
+        return unmeasured
     written, reread = ev.before.get("disk.written_sha"), ev.after.get("disk.reread_sha")
     fresh, fresh_reread = ev.after.get("disk.fresh_sha"), ev.after.get("disk.fresh_reread_sha")
     problems = []
@@ -116,6 +132,9 @@ def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
         problems.append(f"file written before reads back as {reread or 'nothing'}")
     if not fresh or fresh != fresh_reread or ev.after.get("disk.fresh_write_status") != "0":
         problems.append(f"write after resume reads back as {fresh_reread or 'nothing'}")
+    requests = (_int(ev.before.get("blk.vda_requests")), _int(ev.after.get("blk.vda_requests")))
+    if requests[1] <= requests[0] and not ev.after_error and requests[0] >= 0:
+        problems.append(f"request counter stuck at {requests[1]}")
     evidence = {"written": written, "reread": reread, "fresh": fresh, "fresh_reread": fresh_reread}
     detail = "4 MiB before and after read back intact" if not problems else "; ".join(problems)
     return CheckResult("disk_roundtrip", not problems, detail, evidence)
@@ -138,6 +157,148 @@ def no_pm_failures(ev: CycleEvidence) -> CheckResult:
     return CheckResult("no_pm_failures", not failures, detail, {"lines": failures})
 
 
+def _not_applicable(name: str, why: str) -> CheckResult:
+    return CheckResult(name, True, f"not applicable: {why}", applicable=False)
+
+
+def suspend_counted(ev: CycleEvidence) -> CheckResult:
+    """The guest's own /sys/power/suspend_stats counted one more successful suspend."""
+    if not ev.expects_suspend_count:
+        return _not_applicable("suspend_counted", "the kernel counts suspends, not hibernation")
+    if unmeasured := _unmeasured("suspend_counted", ev):
+        return unmeasured
+    before, after = (
+        _int(ev.before.get("guest.suspend_success")),
+        _int(ev.after.get("guest.suspend_success")),
+    )
+    ok = after > before >= 0
+    return CheckResult(
+        "suspend_counted",
+        ok,
+        f"suspend_stats/success {before} -> {after}",
+        {"before": before, "after": after},
+    )
+
+
+def clock_in_step(ev: CycleEvidence) -> CheckResult:
+    """The guest's wall clock agrees with the host's after resume, within the tolerance."""
+    raw = ev.after.get("clock.step_s")
+    if raw is None:
+        return CheckResult(
+            "clock_in_step",
+            False,
+            "guest clock not measured "
+            f"({ev.after.get('clock.error', ev.after_error or 'no answer')})",
+        )
+    step = float(raw)
+    ok = abs(step) <= ev.clock_tolerance_s
+    detail = (
+        f"guest clock {step:+.2f}s from the host (tolerance "
+        f"{ev.clock_tolerance_s:g}s, ±{ev.after.get('clock.uncertainty_s')}s)"
+    )
+    return CheckResult(
+        "clock_in_step", ok, detail, {"step_s": step, "tolerance_s": ev.clock_tolerance_s}
+    )
+
+
+# Kernel log classes; the first five are failures when they appear during a cycle.
+KERNEL_LOG_CLASSES: dict[str, re.Pattern[str]] = {
+    "bug": re.compile(r"\bBUG[: ]|kernel BUG at|Oops"),
+    "warning": re.compile(r"WARNING: CPU: \d+|------------\[ cut here \]"),
+    "call_trace": re.compile(r"Call Trace:"),
+    "io_error": re.compile(
+        r"I/O error|blk_update_request|Buffer I/O error|EXT4-fs error|"
+        r"critical medium error"
+    ),
+    "pm_failure": PM_FAILURE,
+    "firmware_bug": re.compile(r"\[Firmware Bug\]|ACPI BIOS Error|ACPI Error"),
+}
+FAILING_CLASSES = ("bug", "warning", "call_trace", "io_error", "pm_failure")
+
+
+def classify_kernel_log(lines: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        for name, pattern in KERNEL_LOG_CLASSES.items():
+            if pattern.search(line):
+                found.setdefault(name, []).append(line.strip())
+    return found
+
+
+def kernel_log_clean(ev: CycleEvidence) -> CheckResult:
+    """No new BUG, WARNING, call trace, I/O error or PM failure; the taint flags unchanged."""
+    if unmeasured := _unmeasured("kernel_log_clean", ev):
+        return unmeasured
+    found = classify_kernel_log(ev.kernel_log)
+    failing = {k: v for k, v in found.items() if k in FAILING_CLASSES}
+    taint = (ev.before.get("guest.taint"), ev.after.get("guest.taint"))
+    tainted = bool(taint[1]) and taint[0] != taint[1]
+    problems = [f"{k}: {v[0]}" for k, v in failing.items()]
+    if tainted:
+        problems.append(f"taint {taint[0]} -> {taint[1]}")
+    detail = (
+        "no new BUG/WARNING/call trace/I/O error; taint unchanged"
+        if not problems
+        else "; ".join(problems)
+    )
+    return CheckResult(
+        "kernel_log_clean",
+        not problems,
+        detail,
+        {"classified": found, "taint": list(taint), "new_lines": len(ev.kernel_log)},
+    )
+
+
+def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
+    """virtio-net still bound and up (seen through the agent), interrupts advancing, and 1 MiB
+    each way over it arrives intact."""
+    a = ev.after
+    problems = []
+    if a.get("net.driver") != "virtio_net":
+        problems.append(f"driver {a.get('net.driver') or 'none'}")
+    if a.get("net.operstate") != "up" or a.get("net.carrier") != "1":
+        problems.append(f"link {a.get('net.operstate') or '?'} (carrier {a.get('net.carrier')})")
+    if _int(a.get("net.irqs_after_transfer")) <= _int(a.get("net.irqs")):
+        problems.append(f"no interrupts during the transfers (stuck at {a.get('net.irqs')})")
+    for direction in ("net.host_to_guest", "net.guest_to_host"):
+        if a.get(direction) != "ok":
+            problems.append(f"{direction.split('.')[1]} {a.get(direction) or 'not done'}")
+    detail = (
+        f"{a.get('net.iface')} virtio_net up, 1 MiB each way intact, interrupts "
+        f"{a.get('net.irqs')} -> {a.get('net.irqs_after_transfer')}"
+        if not problems
+        else "; ".join(problems)
+    )
+    keys = (
+        "net.iface",
+        "net.driver",
+        "net.operstate",
+        "net.carrier",
+        "net.irqs",
+        "net.irqs_after_transfer",
+        "net.host_to_guest",
+        "net.guest_to_host",
+    )
+    return CheckResult(
+        "virtio_net_healthy", not problems, detail, {k: [ev.before.get(k), a.get(k)] for k in keys}
+    )
+
+
+def tcp_connection_survived(ev: CycleEvidence) -> CheckResult:
+    """A TCP connection (ssh) opened before sleeping still carries data after."""
+    if not ev.tcp_expected:
+        return _not_applicable(
+            "tcp_connection_survived", "the VM process was restarted, taking the host's end with it"
+        )
+    ok = ev.before.get("tcp.echo") == "ok" and ev.after.get("tcp.echo") == "ok"
+    detail = (
+        "the connection opened before sleeping echoed data after"
+        if ok
+        else f"echo before: {ev.before.get('tcp.echo')}, after: {ev.after.get('tcp.echo')}"
+    )
+    return CheckResult("tcp_connection_survived", ok, detail)
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     no_pm_failures,
     events_seen,
@@ -146,7 +307,19 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     sentinel_carried_on,
     ssh_after_resume,
     disk_roundtrip,
+    suspend_counted,
+    clock_in_step,
+    kernel_log_clean,
+    virtio_net_healthy,
+    tcp_connection_survived,
 )
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value or "")
+    except ValueError:
+        return -1.0
 
 
 def _int(value: str | None) -> int:

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness import live_probes
 from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
 from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupported
 from harness.machine import Machine
+from harness.ssh import EchoChannel
 from harness.transitions import Marks, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
 
@@ -25,6 +27,13 @@ KERNEL_PM_LINE = re.compile(
 
 BEFORE_REQUEST = "before-request"
 ASLEEP = "asleep"
+AFTER_WAKE = "after-wake"
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    clock_tolerance_s: float = 2.0
+    resync_clock: bool = False  # set the guest clock from the host after resume (SYNC_TIME)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,46 @@ def guest_only_pretends_to_suspend(cycles: tuple[int, ...] = ()) -> Fault:
     )
 
 
+def clock_step(seconds: int) -> Fault:
+    """The guest's clock jumps by ``seconds`` right after the wake."""
+    return Fault(
+        f"guest clock stepped {seconds:+d}s after the wake",
+        lambda m: _run_or_fail(m, f"date -s @$(( $(date +%s) + {seconds} ))"),
+        AFTER_WAKE,
+    )
+
+
+def link_down() -> Fault:
+    """The NIC's link goes down (QMP set_link) right after the wake."""
+    return Fault(
+        "virtio-net link set down over QMP after the wake", lambda m: m.set_link(False), AFTER_WAKE
+    )
+
+
+def kill_sentinel() -> Fault:
+    """The sentinel process dies around the transition."""
+    return Fault(
+        "sentinel process killed (SIGKILL) after the wake",
+        lambda m: _run_or_fail(m, f"kill -9 $(cat {probe_lib.STATE_DIR}/sentinel.pid)"),
+        AFTER_WAKE,
+    )
+
+
+def kernel_call_trace() -> Fault:
+    """The guest kernel prints real backtraces of all CPUs (sysrq-l) after the wake."""
+    return Fault(
+        "kernel backtrace provoked with sysrq-l after the wake",
+        lambda m: _run_or_fail(m, "echo 1 > /proc/sys/kernel/sysrq; echo l > /proc/sysrq-trigger"),
+        AFTER_WAKE,
+    )
+
+
+def _run_or_fail(machine: Machine, command: str) -> None:
+    result = machine.run(command)
+    if not result.ok:
+        raise SetupError(f"fault injection '{command}' failed: {result.stderr.strip()}")
+
+
 def run_cycle(
     machine: Machine,
     transition: Transition,
@@ -77,6 +126,7 @@ def run_cycle(
     probes: tuple[probe_lib.Probe, ...] = probe_lib.DEFAULT_PROBES,
     checks: Sequence[Check] = DEFAULT_CHECKS,
     cycle: int = 1,
+    options: CycleOptions = CycleOptions(),
 ) -> CycleOutcome:
     """Run one transition on ``machine`` and return its verdict; never raises HarnessError."""
     evidence = CycleEvidence(
@@ -85,13 +135,21 @@ def run_cycle(
         expected_events=list(transition.expected_events),
         expected_kernel_records=list(transition.kernel_records),
         faults=[f.name for f in faults if f.cycles == () or cycle in f.cycles],
+        expects_suspend_count=transition.counts_suspend,
+        tcp_expected=transition.keeps_vm_process,
+        clock_tolerance_s=options.clock_tolerance_s,
     )
+    echo: EchoChannel | None = None
     marks = Marks.now(machine)
     started = time.monotonic()
     try:
         machine.ensure_ready()
         marks = Marks.now(machine)
         evidence.before = _capture(machine, probes, "before", evidence)
+        evidence.before.update(live_probes.net_facts(machine))
+        if transition.keeps_vm_process:
+            echo = machine.open_echo()
+            evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
         _preflight(machine, transition, evidence.before)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
         marks = Marks.now(machine)
@@ -105,6 +163,7 @@ def run_cycle(
         wake_started = time.monotonic()
         transition.wake.perform(machine, marks, evidence.timings)
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
+        _apply_faults(machine, faults, AFTER_WAKE, cycle)
     except StateUnsupported as exc:
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     except GuestFault as exc:
@@ -115,10 +174,7 @@ def run_cycle(
         outcome = _finish(machine, evidence, marks, Verdict.ERROR, str(exc))
         machine.stop()
         return outcome
-    try:
-        evidence.after = _capture(machine, probes, "after", evidence)
-    except HarnessError as exc:
-        evidence.after_error = str(exc)
+    _capture_after(machine, probes, evidence, echo, options)
     outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
     if outcome.failed_checks:
@@ -132,16 +188,63 @@ def run_cycle(
 
 
 def run_series(
-    machine: Machine, transition: Transition, count: int, faults: Sequence[Fault] = ()
+    machine: Machine,
+    transition: Transition,
+    count: int,
+    faults: Sequence[Fault] = (),
+    options: CycleOptions = CycleOptions(),
 ) -> list[CycleOutcome]:
     """``count`` cycles in a row on one boot while they pass; each proven on its own."""
     outcomes: list[CycleOutcome] = []
     for cycle in range(1, count + 1):
-        outcome = run_cycle(machine, transition, faults=faults, cycle=cycle)
+        outcome = run_cycle(machine, transition, faults=faults, cycle=cycle, options=options)
         outcomes.append(outcome)
         if outcome.verdict is not Verdict.PASS:
             break  # the guest was stopped or the state is not offered: later cycles prove nothing
     return outcomes
+
+
+def _capture_after(
+    machine: Machine,
+    probes: tuple[probe_lib.Probe, ...],
+    evidence: CycleEvidence,
+    echo: EchoChannel | None,
+    options: CycleOptions,
+) -> None:
+    """Everything measured after the wake. The network is first looked at through the agent,
+    so that a dead link is diagnosed as such instead of as an ssh timeout."""
+    try:
+        if options.resync_clock:
+            machine.agent_execute("guest-set-time", {"time": time.time_ns()})
+        evidence.after.update(live_probes.net_facts(machine))
+        if evidence.after.get("net.operstate") != "up":
+            evidence.after_error = (
+                "ssh not attempted: the guest's network link is "
+                f"{evidence.after.get('net.operstate') or 'unknown'} "
+                "(seen through the guest agent)"
+            )
+            return
+        if echo is not None:
+            evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
+        evidence.after.update(live_probes.measure_clock(machine))
+        evidence.after.update(_capture(machine, probes, "after", evidence))
+        lines = int(evidence.before.get("guest.dmesg_lines") or 0)
+        evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
+        evidence.after.update(live_probes.transfer_both_ways(machine))
+        evidence.after["net.irqs_after_transfer"] = live_probes.net_facts(machine).get(
+            "net.irqs", ""
+        )
+    except HarnessError as exc:
+        evidence.after_error = str(exc)
+    finally:
+        if echo is not None:
+            echo.close()
+
+
+def _echo(echo: EchoChannel, token: bytes, machine: Machine) -> str:
+    payload = token + b"-" + str(time.monotonic_ns()).encode() + b"\n"
+    received = echo.roundtrip(payload, min(machine.timeouts.command, 30.0))
+    return "ok" if received == payload else f"got {received[:40]!r}"
 
 
 def _apply_faults(machine: Machine, faults: Sequence[Fault], point: str, cycle: int) -> None:

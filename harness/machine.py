@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
-from harness.ssh import CommandResult
+from harness.ssh import CommandResult, EchoChannel
 from harness.timeouts import Timeouts
 
 
@@ -49,8 +49,22 @@ class Machine(Protocol):
         """Wait until the agent and ssh answer again (after a wake or resume)."""
         ...
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
         """Run a shell command in the guest over ssh."""
+        ...
+
+    def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell script in the guest through the agent (guest-exec), not the network."""
+        ...
+
+    def open_echo(self) -> EchoChannel:
+        """A channel on the ssh connection that echoes what it is sent (TCP continuity)."""
+        ...
+
+    def set_link(self, up: bool) -> None:
+        """Set the guest NIC's link state from the host."""
         ...
 
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...

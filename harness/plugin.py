@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from harness import known_issues
 from harness.accel import ACCELS
 from harness.cell import Cell
-from harness.cycle import Fault, run_series
+from harness.cycle import CycleOptions, Fault, run_series
 from harness.localise import localise, pm_test_state
 from harness.qemu.machine import QemuMachine
 from harness.report import RunReport, new_run_id
@@ -88,6 +89,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="after a failure, rerun through /sys/power/pm_test levels and report the "
         "first level that fails",
+    )
+    group.addoption(
+        "--clock-tolerance",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="largest guest wall-clock step after resume that passes (default: 2)",
+    )
+    group.addoption(
+        "--clock-resync",
+        action="store_true",
+        help="set the guest clock from the host through the agent after resume, as "
+        "libvirt-guests' SYNC_TIME does",
     )
     group.addoption(
         "--report-dir",
@@ -194,6 +208,10 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
     marker = request.node.get_closest_marker("cycles")
     default_cycles = request.config.getoption("cycles") or (marker.args[0] if marker else 1)
     localise_failures = request.config.getoption("pm_test_on_failure")
+    options = CycleOptions(
+        clock_tolerance_s=request.config.getoption("clock_tolerance"),
+        resync_clock=request.config.getoption("clock_resync"),
+    )
 
     def run(
         transition: Transition,
@@ -201,10 +219,14 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
         machine: QemuMachine | None = None,
         faults: Sequence[Fault] = (),
         cycles: int | None = None,
+        resync_clock: bool | None = None,
     ) -> CycleSeries:
         target = machine or request.getfixturevalue("guest")
         count = cycles or default_cycles
-        series = CycleSeries(transition.id, count, run_series(target, transition, count, faults))
+        chosen = options if resync_clock is None else replace(options, resync_clock=resync_clock)
+        series = CycleSeries(
+            transition.id, count, run_series(target, transition, count, faults, chosen)
+        )
         if localise_failures and series.verdict is Verdict.FAIL:
             series.localisation = localise(target, pm_test_state(transition.needs.power_states))
         for outcome in series.outcomes:

@@ -36,6 +36,9 @@ echo "guest.mem_sleep=$(cat /sys/power/mem_sleep 2>/dev/null)"
 echo "guest.power_disk=$(cat /sys/power/disk 2>/dev/null)"
 echo "guest.swaps=$(swapon --show=NAME --noheadings | tr '\\n' ' ')"
 echo "guest.suspend_success=$(cat /sys/power/suspend_stats/success 2>/dev/null)"
+echo "guest.taint=$(cat /proc/sys/kernel/tainted)"
+echo "guest.dmesg_lines=$(dmesg | wc -l)"
+echo "blk.vda_requests=$(awk '{print $1 + $5}' /sys/block/vda/stat)"
 echo "guest.acpi_states=$(dmesg | sed -n 's/.*ACPI: PM: (supports \\(.*\\))$/\\1/p' | head -n1)"
 mkdir -p @STATE@
 echo "guest.ram_marker=$(cat @STATE@/marker 2>/dev/null || \
@@ -84,6 +87,22 @@ echo "disk.fresh_reread_sha=$(sha256sum < @FILE@.new 2>/dev/null | cut -d' ' -f1
 rm -f @FILE@.new
 """),
 )
+
+# Run through the guest agent, not ssh: the network is what this probe judges.
+NET_SCRIPT = """
+# The first NIC bound to virtio_net (not the default route: it goes away with the link).
+if=$(for drv in /sys/class/net/*/device/driver; do
+  case "$(readlink "$drv")" in *virtio_net) basename "$(dirname "$(dirname "$drv")")"; break;; esac
+done)
+echo "net.iface=$if"
+echo "net.driver=$(basename "$(readlink /sys/class/net/$if/device/driver)" 2>/dev/null)"
+echo "net.operstate=$(cat /sys/class/net/$if/operstate 2>/dev/null)"
+echo "net.carrier=$(cat /sys/class/net/$if/carrier 2>/dev/null)"
+dev=$(basename "$(readlink /sys/class/net/$if/device)")
+echo "net.device=$dev"
+echo "net.irqs=$(grep " $dev-" /proc/interrupts | \
+  awk -v n="$(nproc)" '{for (i = 2; i <= n + 1; i++) s += $i} END {print s + 0}')"
+"""
 
 DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK)
 

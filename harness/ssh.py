@@ -66,6 +66,31 @@ class _PinHostKey(paramiko.MissingHostKeyPolicy):
             raise SshError(f"guest host key changed for {hostname}")
 
 
+class EchoChannel:
+    """A ``cat`` running in the guest on the persistent connection: what goes in comes back."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+
+    def roundtrip(self, payload: bytes, timeout: float) -> bytes:
+        """Send ``payload`` and read the same number of bytes back; what arrived on error."""
+        received = b""
+        try:
+            self._channel.settimeout(timeout)
+            self._channel.sendall(payload)
+            while len(received) < len(payload):
+                chunk = self._channel.recv(len(payload) - len(received))
+                if not chunk:
+                    break
+                received += chunk
+        except (OSError, paramiko.SSHException, EOFError):
+            pass
+        return received
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 class SshConnection:
     """A persistent ssh connection to root@127.0.0.1:port, reopened when it drops."""
 
@@ -133,6 +158,16 @@ class SshConnection:
         return CommandResult(
             command, status, stdout.decode(errors="replace"), stderr.decode(errors="replace")
         )
+
+    def open_echo(self, timeout: float) -> EchoChannel:
+        if not self.connected:
+            self.connect(timeout)
+        assert self._client is not None
+        transport = self._client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=timeout)
+        channel.exec_command("cat")
+        return EchoChannel(channel)
 
     def close(self) -> None:
         if self._client is not None:

@@ -401,6 +401,18 @@ class Transition:
     tags: tuple[str, ...] = field(default=())
 
     @property
+    def counts_suspend(self) -> bool:
+        """The kernel counts this in /sys/power/suspend_stats (suspend, not hibernation)."""
+        states = self.needs.power_states
+        return "disk" not in states and bool({"mem", "freeze", "standby"} & set(states))
+
+    @property
+    def keeps_vm_process(self) -> bool:
+        """The same VM process runs before and after (no relaunch), so host-side connection
+        endpoints survive."""
+        return not isinstance(self.wake, Relaunch | PowerLossRelaunch)
+
+    @property
     def title(self) -> str:
         return f"{self.id}: {self.request.description}, woken by {self.wake.description}"
 

@@ -20,6 +20,7 @@ class CheckResult:
     passed: bool
     detail: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    applicable: bool = True
 
 
 @dataclass
@@ -36,6 +37,10 @@ class CycleEvidence:
     after: dict[str, str] = field(default_factory=dict)
     after_error: str = ""
     kernel_messages: list[str] = field(default_factory=list)
+    kernel_log: list[str] = field(default_factory=list)
+    expects_suspend_count: bool = False
+    tcp_expected: bool = False
+    clock_tolerance_s: float = 2.0
     faults: list[str] = field(default_factory=list)
 
 

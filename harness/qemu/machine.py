@@ -27,7 +27,7 @@ from harness.qemu.cmdline import QemuConfig, RunPaths, build_argv
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.process import QemuProcess
-from harness.ssh import CommandResult, SshConnection, SshKey
+from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,19 @@ class QemuMachine:
         timings["ssh"] = time.monotonic() - start
         return timings
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        return self._ssh.run(command, timeout or self.timeouts.command)
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        return self._ssh.run(command, timeout or self.timeouts.command, stdin)
+
+    def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
+        return self._agent.shell(script, timeout or self.timeouts.command)
+
+    def open_echo(self) -> EchoChannel:
+        return self._ssh.open_echo(self.timeouts.command)
+
+    def set_link(self, up: bool) -> None:
+        self.qmp("set_link", {"name": "net0", "up": up})
 
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         return self._agent.execute(command, arguments, timeout=self.timeouts.command)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,28 @@ FACTS = (
     "sentinel.pid=7\nsentinel.count=1\n"
     "sentinel.alive=yes\nsentinel.count_later=5\ndisk.written_sha=a\ndisk.reread_sha=a\n"
     "disk.fresh_sha=b\ndisk.fresh_reread_sha=b\ndisk.fresh_write_status=0\n"
+    "guest.taint=0\nguest.suspend_success=1\nblk.vda_requests=10\nguest.uptime=50\n"
 )
+# What a clean cycle changes: one more suspend counted, more requests, time went on.
+PROGRESS = {
+    "guest.suspend_success=1": "guest.suspend_success=2",
+    "blk.vda_requests=10": "blk.vda_requests=20",
+    "guest.uptime=50": "guest.uptime=60",
+}
+
+
+def progressed(facts: str) -> str:
+    for old, new in PROGRESS.items():
+        facts = facts.replace(old, new)
+    return facts
+
+
+class FakeEcho:
+    def roundtrip(self, payload: bytes, timeout: float) -> bytes:
+        return payload
+
+    def close(self) -> None:
+        pass
 
 
 class FakeMachine:
@@ -45,8 +69,12 @@ class FakeMachine:
         self.serial_log = self.console.path
         self.timeouts = Timeouts(suspend_entry=0.3, wake=0.3, hibernate=0.3, resume=0.3)
         self.facts, self.sleeps, self.agent_answer, self.swap = facts, sleeps, agent_answer, swap
-        self.after_facts = facts if after_facts is None else after_facts
+        self.after_facts = progressed(facts if after_facts is None else after_facts)
         self.captures = 0
+        self.clock_offset = 0.0
+        self.kernel_log = ""
+        self.link = "up"
+        self.irqs = 0
         self.stopped = False
 
     @property
@@ -65,13 +93,39 @@ class FakeMachine:
     def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
         return {"agent": 0.1, "ssh": 0.2}
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        if command == "date +%s.%N":
+            return CommandResult(command, 0, f"{time.time() + self.clock_offset:.6f}\n", "")
+        if command.startswith("dmesg -x"):
+            return CommandResult(command, 0, self.kernel_log, "")
+        if stdin is not None:
+            return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "\n", "")
+        if "base64 -w0" in command:
+            data = b"guest data"
+            out = hashlib.sha256(data).hexdigest() + "\n" + base64.b64encode(data).decode()
+            return CommandResult(command, 0, out + "\n", "")
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:
             self._sleep("hibernate" in command)
         self.captures += 1
         return CommandResult(command, 0, self.facts if self.captures == 1 else self.after_facts, "")
+
+    def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
+        self.irqs += 10
+        facts = (
+            f"net.iface=ens3\nnet.driver=virtio_net\nnet.operstate={self.link}\n"
+            f"net.carrier={int(self.link == 'up')}\nnet.irqs={self.irqs}\n"
+        )
+        return CommandResult(script, 0, facts, "")
+
+    def open_echo(self) -> FakeEcho:
+        return FakeEcho()
+
+    def set_link(self, up: bool) -> None:
+        self.link = "up" if up else "down"
 
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         return {}

@@ -1,0 +1,57 @@
+"""Every health check, shown failing on a real fault injected into a real guest, with the check
+named; and the same checks passing on a clean cycle."""
+
+import pytest
+
+from harness.cycle import clock_step, kernel_call_trace, kill_sentinel, link_down
+from harness.plugin import PowerCycle
+from harness.transitions import S3_AGENT
+from harness.verdict import Verdict
+
+pytestmark = pytest.mark.selftest
+
+
+def failed_checks(power_cycle: PowerCycle, **kwargs: object) -> dict[str, str]:
+    outcome = power_cycle(S3_AGENT, **kwargs).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    return {c.name: c.detail for c in outcome.failed_checks}
+
+
+def test_clean_cycle_passes_every_check(power_cycle: PowerCycle) -> None:
+    outcome = power_cycle(S3_AGENT).last
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    applicable = [c.name for c in outcome.checks if c.applicable]
+    assert {
+        "virtio_net_healthy",
+        "clock_in_step",
+        "kernel_log_clean",
+        "suspend_counted",
+        "tcp_connection_survived",
+        "disk_roundtrip",
+    } <= set(applicable)
+
+
+def test_clock_step_fails_and_agent_resync_repairs_it(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[clock_step(3600)])
+    assert set(failed) == {"clock_in_step"}, failed
+    assert "+3600" in failed["clock_in_step"] or "+359" in failed["clock_in_step"]
+    outcome = power_cycle(S3_AGENT, faults=[clock_step(3600)], resync_clock=True).last
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+
+
+def test_link_down_after_wake_fails_virtio_net(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[link_down()])
+    assert "link down" in failed["virtio_net_healthy"], failed
+    assert "link is down" in failed["ssh_after_resume"]
+
+
+def test_killed_sentinel_fails_processes(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[kill_sentinel()])
+    assert set(failed) == {"sentinel_carried_on"}, failed
+    assert "process gone" in failed["sentinel_carried_on"]
+
+
+def test_kernel_call_trace_fails_kernel_log(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[kernel_call_trace()])
+    assert set(failed) == {"kernel_log_clean"}, failed
+    assert "call_trace" in failed["kernel_log_clean"]
