@@ -161,6 +161,41 @@ def _not_applicable(name: str, why: str) -> CheckResult:
     return CheckResult(name, True, f"not applicable: {why}", applicable=False)
 
 
+def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
+    """On the scratch virtio disk: a direct write in flight across the transition completed
+    intact, a fresh write + fsync reads back intact, and the request counter advanced."""
+    if unmeasured := _unmeasured("virtio_blk_healthy", ev):
+        return unmeasured
+    b, a = ev.before, ev.after
+    problems = []
+    if a.get("blk.inflight_status") != "0":
+        problems.append(f"in-flight write ended with {a.get('blk.inflight_status')}")
+    if not b.get("blk.pattern_sha") or a.get("blk.inflight_sha") != b.get("blk.pattern_sha"):
+        problems.append("in-flight write reads back corrupt")
+    if a.get("blk.fresh_status") != "0" or a.get("blk.fresh_sha") != a.get("blk.fresh_reread_sha"):
+        problems.append(f"fresh write failed ({a.get('blk.fresh_status')}) or reads back corrupt")
+    if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
+        problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
+    detail = (
+        "32 MiB in flight across the transition and 4 MiB after read back intact; "
+        f"requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
+        if not problems
+        else "; ".join(problems)
+    )
+    keys = (
+        "blk.pattern_sha",
+        "blk.inflight_status",
+        "blk.inflight_sha",
+        "blk.fresh_status",
+        "blk.fresh_sha",
+        "blk.fresh_reread_sha",
+        "blk.vdc_requests",
+    )
+    return CheckResult(
+        "virtio_blk_healthy", not problems, detail, {k: [b.get(k), a.get(k)] for k in keys}
+    )
+
+
 def suspend_counted(ev: CycleEvidence) -> CheckResult:
     """The guest's own /sys/power/suspend_stats counted one more successful suspend."""
     if not ev.expects_suspend_count:
@@ -307,6 +342,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     sentinel_carried_on,
     ssh_after_resume,
     disk_roundtrip,
+    virtio_blk_healthy,
     suspend_counted,
     clock_in_step,
     kernel_log_clean,

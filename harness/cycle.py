@@ -103,6 +103,15 @@ def kill_sentinel() -> Fault:
     )
 
 
+def disk_io_errors() -> Fault:
+    """Every I/O on the scratch virtio disk fails (QEMU blkdebug, EIO) from the wake on."""
+    return Fault(
+        "blkdebug: EIO on every read and write of the scratch disk after the wake",
+        lambda m: m.fail_data_disk_io(),
+        ASLEEP,
+    )
+
+
 def kernel_call_trace() -> Fault:
     """The guest kernel prints real backtraces of all CPUs (sysrq-l) after the wake."""
     return Fault(

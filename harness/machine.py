@@ -67,6 +67,10 @@ class Machine(Protocol):
         """Set the guest NIC's link state from the host."""
         ...
 
+    def fail_data_disk_io(self) -> None:
+        """Make every further I/O on the guest's scratch disk fail (fault injection)."""
+        ...
+
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...
 
     def agent_fire(

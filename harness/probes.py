@@ -104,7 +104,36 @@ echo "net.irqs=$(grep " $dev-" /proc/interrupts | \
   awk -v n="$(nproc)" '{for (i = 2; i <= n + 1; i++) s += $i} END {print s + 0}')"
 """
 
-DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK)
+# The scratch disk /dev/vdc: a direct write started just before the sleep request is still in
+# flight when the guest freezes; after resume it must complete and read back intact. Then a
+# fresh write, fsync, and direct read back at another offset.
+BLOCK = Probe(
+    name="blk",
+    before=_fill("""
+head -c 33554432 /dev/urandom > @STATE@/pattern
+echo "blk.pattern_sha=$(sha256sum < @STATE@/pattern | cut -d' ' -f1)"
+rm -f @STATE@/inflight.status
+echo "blk.vdc_requests=$(awk '{print $1 + $5}' /sys/block/vdc/stat 2>/dev/null)"
+setsid sh -c 'dd if=@STATE@/pattern of=/dev/vdc bs=64k oflag=direct conv=fsync 2>/dev/null
+  echo $? > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
+"""),
+    after=_fill("""
+timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
+echo "blk.inflight_status=$(cat @STATE@/inflight.status 2>/dev/null || echo unfinished)"
+echo "blk.inflight_sha=$(dd if=/dev/vdc bs=64k count=512 iflag=direct 2>/dev/null | \
+  sha256sum | cut -d' ' -f1)"
+head -c 4194304 /dev/urandom > @STATE@/fresh
+echo "blk.fresh_sha=$(sha256sum < @STATE@/fresh | cut -d' ' -f1)"
+dd if=@STATE@/fresh of=/dev/vdc bs=1M seek=40 oflag=direct conv=fsync 2>/dev/null
+echo "blk.fresh_status=$?"
+echo "blk.fresh_reread_sha=$(dd if=/dev/vdc bs=1M skip=40 count=4 iflag=direct 2>/dev/null | \
+  sha256sum | cut -d' ' -f1)"
+echo "blk.vdc_requests=$(awk '{print $1 + $5}' /sys/block/vdc/stat 2>/dev/null)"
+rm -f @STATE@/pattern @STATE@/fresh
+"""),
+)
+
+DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK, BLOCK)
 
 
 def script(probes: tuple[Probe, ...], phase: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DATA_NODE = "data"
+DATA_FILE_NODE = "data-file"
+
 
 @dataclass(frozen=True)
 class Firmware:
@@ -25,6 +28,7 @@ class RunPaths:
     console_socket: Path
     root_overlay: Path
     swap_disk: Path
+    data_disk: Path
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,17 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     argv += _firmware_args(config.firmware)
     argv += _disk_args("root", paths.root_overlay, "qcow2")
     argv += _disk_args("swap", paths.swap_disk, "raw")
+    # The scratch disk is set up with -blockdev so that a fault can later be slid under it
+    # (blockdev-reopen onto a blkdebug node) without the guest noticing anything but errors.
+    argv += [
+        "-blockdev",
+        f"driver=file,node-name={DATA_FILE_NODE},filename={paths.data_disk},"
+        "cache.direct=off,cache.no-flush=on",
+        "-blockdev",
+        f"driver=raw,node-name={DATA_NODE},file={DATA_FILE_NODE}",
+        "-device",
+        f"virtio-blk-pci,drive={DATA_NODE},id=data-disk",
+    ]
     argv += [
         "-netdev",
         f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",

@@ -23,7 +23,7 @@ from harness.image import GuestImage
 from harness.machine import Signal
 from harness.ports import free_local_port
 from harness.qemu.agent import GuestAgent
-from harness.qemu.cmdline import QemuConfig, RunPaths, build_argv
+from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths, build_argv
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.process import QemuProcess
@@ -32,6 +32,7 @@ from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
+DATA_DISK_MIB = 64  # the scratch disk the block checks write to (the guest's /dev/vdc)
 QEMU_EXITED = "QEMU_EXITED"  # recorded by the harness when the QEMU process ends
 
 _SIGNAL_EVENTS = {
@@ -72,6 +73,7 @@ class QemuMachine:
             console_socket=runtime_dir / "console.sock",
             root_overlay=runtime_dir / "root.qcow2",
             swap_disk=runtime_dir / "swap.raw",
+            data_disk=runtime_dir / "data.raw",
         )
         self.console = ConsoleLog(evidence_dir / "serial.log")
         self.serial_log = self.console.path
@@ -161,6 +163,10 @@ class QemuMachine:
             ]
         )
         self.replace_swap_disk()
+        data = self.paths.data_disk
+        data.unlink(missing_ok=True)
+        with data.open("wb") as handle:
+            handle.truncate(DATA_DISK_MIB * 1024 * 1024)
 
     def replace_swap_disk(self) -> None:
         if self.running:
@@ -246,6 +252,24 @@ class QemuMachine:
 
     def set_link(self, up: bool) -> None:
         self.qmp("set_link", {"name": "net0", "up": up})
+
+    def fail_data_disk_io(self) -> None:
+        """From now on every read and write of the scratch disk fails with EIO: a blkdebug
+        node is added over its file and the raw node is reopened onto it."""
+        rules = [{"event": event, "errno": 5, "once": False} for event in ("read_aio", "write_aio")]
+        self.qmp(
+            "blockdev-add",
+            {
+                "driver": "blkdebug",
+                "node-name": "data-faulty",
+                "image": DATA_FILE_NODE,
+                "inject-error": rules,
+            },
+        )
+        self.qmp(
+            "blockdev-reopen",
+            {"options": [{"driver": "raw", "node-name": DATA_NODE, "file": "data-faulty"}]},
+        )
 
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         return self._agent.execute(command, arguments, timeout=self.timeouts.command)

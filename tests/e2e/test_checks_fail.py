@@ -3,7 +3,7 @@ named; and the same checks passing on a clean cycle."""
 
 import pytest
 
-from harness.cycle import clock_step, kernel_call_trace, kill_sentinel, link_down
+from harness.cycle import clock_step, disk_io_errors, kernel_call_trace, kill_sentinel, link_down
 from harness.plugin import PowerCycle
 from harness.transitions import S3_AGENT
 from harness.verdict import Verdict
@@ -55,3 +55,9 @@ def test_kernel_call_trace_fails_kernel_log(power_cycle: PowerCycle) -> None:
     failed = failed_checks(power_cycle, faults=[kernel_call_trace()])
     assert set(failed) == {"kernel_log_clean"}, failed
     assert "call_trace" in failed["kernel_log_clean"]
+
+
+def test_disk_io_errors_after_wake_fail_virtio_blk(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[disk_io_errors()])
+    assert "virtio_blk_healthy" in failed, failed
+    assert "io_error" in failed.get("kernel_log_clean", ""), failed

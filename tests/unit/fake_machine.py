@@ -29,11 +29,14 @@ FACTS = (
     "sentinel.alive=yes\nsentinel.count_later=5\ndisk.written_sha=a\ndisk.reread_sha=a\n"
     "disk.fresh_sha=b\ndisk.fresh_reread_sha=b\ndisk.fresh_write_status=0\n"
     "guest.taint=0\nguest.suspend_success=1\nblk.vda_requests=10\nguest.uptime=50\n"
+    "blk.pattern_sha=p\nblk.inflight_status=0\nblk.inflight_sha=p\nblk.fresh_status=0\n"
+    "blk.fresh_sha=f\nblk.fresh_reread_sha=f\nblk.vdc_requests=5\n"
 )
 # What a clean cycle changes: one more suspend counted, more requests, time went on.
 PROGRESS = {
     "guest.suspend_success=1": "guest.suspend_success=2",
     "blk.vda_requests=10": "blk.vda_requests=20",
+    "blk.vdc_requests=5": "blk.vdc_requests=9",
     "guest.uptime=50": "guest.uptime=60",
 }
 
@@ -123,6 +126,9 @@ class FakeMachine:
 
     def open_echo(self) -> FakeEcho:
         return FakeEcho()
+
+    def fail_data_disk_io(self) -> None:
+        pass
 
     def set_link(self, up: bool) -> None:
         self.link = "up" if up else "down"

@@ -10,6 +10,7 @@ PATHS = RunPaths(
     Path("/r/console.sock"),
     Path("/r/root.qcow2"),
     Path("/r/swap.raw"),
+    Path("/r/data.raw"),
 )
 
 
