@@ -320,18 +320,25 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
 
 
 def tcp_connection_survived(ev: CycleEvidence) -> CheckResult:
-    """A TCP connection (ssh) opened before sleeping still carries data after."""
+    """A TCP connection (ssh) opened before sleeping still carries data after, and an 8 MiB
+    transfer from the guest that was under way when it went to sleep arrives complete and
+    intact."""
     if not ev.tcp_expected:
         return _not_applicable(
             "tcp_connection_survived", "the VM process was restarted, taking the host's end with it"
         )
-    ok = ev.before.get("tcp.echo") == "ok" and ev.after.get("tcp.echo") == "ok"
+    echo = (ev.before.get("tcp.echo"), ev.after.get("tcp.echo"))
+    stream = ev.after.get("tcp.stream")
+    ok = echo == ("ok", "ok") and stream == "ok"
     detail = (
-        "the connection opened before sleeping echoed data after"
+        "the connection opened before sleeping echoed data after; the transfer in flight "
+        "completed intact"
         if ok
-        else f"echo before: {ev.before.get('tcp.echo')}, after: {ev.after.get('tcp.echo')}"
+        else f"echo {echo[0]} before, {echo[1]} after; in-flight transfer: {stream or 'not judged'}"
     )
-    return CheckResult("tcp_connection_survived", ok, detail)
+    return CheckResult(
+        "tcp_connection_survived", ok, detail, {"echo": list(echo), "transfer": stream}
+    )
 
 
 DEFAULT_CHECKS: tuple[Check, ...] = (

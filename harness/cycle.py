@@ -16,7 +16,7 @@ from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
 from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupported
 from harness.machine import Machine
-from harness.ssh import EchoChannel
+from harness.ssh import EchoChannel, StreamDownload
 from harness.transitions import Marks, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
 
@@ -149,6 +149,7 @@ def run_cycle(
         clock_tolerance_s=options.clock_tolerance_s,
     )
     echo: EchoChannel | None = None
+    stream: StreamDownload | None = None
     marks = Marks.now(machine)
     started = time.monotonic()
     try:
@@ -161,6 +162,8 @@ def run_cycle(
             evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
         _preflight(machine, transition, evidence.before)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
+        if transition.keeps_vm_process:
+            stream = machine.open_stream(live_probes.STREAM_COMMAND)
         marks = Marks.now(machine)
         request_started = time.monotonic()
         answer = transition.request.send(machine)
@@ -183,7 +186,7 @@ def run_cycle(
         outcome = _finish(machine, evidence, marks, Verdict.ERROR, str(exc))
         machine.stop()
         return outcome
-    _capture_after(machine, probes, evidence, echo, options)
+    _capture_after(machine, probes, evidence, echo, stream, options)
     outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
     if outcome.failed_checks:
@@ -218,6 +221,7 @@ def _capture_after(
     probes: tuple[probe_lib.Probe, ...],
     evidence: CycleEvidence,
     echo: EchoChannel | None,
+    stream: StreamDownload | None,
     options: CycleOptions,
 ) -> None:
     """Everything measured after the wake. The network is first looked at through the agent,
@@ -235,6 +239,10 @@ def _capture_after(
             return
         if echo is not None:
             evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
+        if stream is not None:
+            evidence.after["tcp.stream"] = live_probes.judge_stream(
+                stream.result(machine.timeouts.wake)
+            )
         evidence.after.update(live_probes.measure_clock(machine))
         evidence.after.update(_capture(machine, probes, "after", evidence))
         lines = int(evidence.before.get("guest.dmesg_lines") or 0)
@@ -246,8 +254,9 @@ def _capture_after(
     except HarnessError as exc:
         evidence.after_error = str(exc)
     finally:
-        if echo is not None:
-            echo.close()
+        for channel in (echo, stream):
+            if channel is not None:
+                channel.close()
 
 
 def _echo(echo: EchoChannel, token: bytes, machine: Machine) -> str:

@@ -68,3 +68,24 @@ def transfer_both_ways(machine: Machine) -> dict[str, str]:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+STREAM_CHUNK = 262144
+STREAM_CHUNKS = 32  # 8 MiB, paced by the guest's own clock so that it spans the sleep request
+STREAM_BYTES = STREAM_CHUNK * STREAM_CHUNKS
+STREAM_COMMAND = (
+    f"f={STATE_DIR}/stream.bin; head -c {STREAM_BYTES} /dev/urandom > $f; "
+    "sha256sum < $f | cut -d' ' -f1; i=0; "
+    f"while [ $i -lt {STREAM_CHUNKS} ]; do dd if=$f bs={STREAM_CHUNK} skip=$i count=1 "
+    "2>/dev/null; i=$((i + 1)); sleep 0.02; done; rm -f $f"
+)
+
+
+def judge_stream(received: bytes | None) -> str:
+    """``ok`` when the guest's announced checksum matches the bytes that arrived."""
+    if received is None:
+        return "still running (never completed)"
+    announced, _, data = received.partition(b"\n")
+    if len(data) != STREAM_BYTES:
+        return f"incomplete: {len(data)} of {STREAM_BYTES} bytes"
+    return "ok" if _sha(data) == announced.decode(errors="replace").strip() else "corrupt"

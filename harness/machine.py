@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
-from harness.ssh import CommandResult, EchoChannel
+from harness.ssh import CommandResult, EchoChannel, StreamDownload
 from harness.timeouts import Timeouts
 
 
@@ -61,6 +61,10 @@ class Machine(Protocol):
 
     def open_echo(self) -> EchoChannel:
         """A channel on the ssh connection that echoes what it is sent (TCP continuity)."""
+        ...
+
+    def open_stream(self, command: str) -> StreamDownload:
+        """Start ``command`` in the guest and read its output in the background over ssh."""
         ...
 
     def set_link(self, up: bool) -> None:

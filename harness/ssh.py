@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,33 @@ class EchoChannel:
         self._channel.close()
 
 
+class StreamDownload:
+    """A command's stdout read on a background thread: a transfer that can span a transition."""
+
+    def __init__(self, channel: paramiko.Channel, limit: float) -> None:
+        self._channel = channel
+        self._data = bytearray()
+        self._done = threading.Event()
+        channel.settimeout(limit)
+        threading.Thread(target=self._read, name="ssh-stream", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := self._channel.recv(65536):
+                self._data += chunk
+        except (OSError, paramiko.SSHException, EOFError):
+            pass
+        finally:
+            self._done.set()
+
+    def result(self, timeout: float) -> bytes | None:
+        """Everything received once the command has ended; None if still running."""
+        return bytes(self._data) if self._done.wait(timeout) else None
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 class SshConnection:
     """A persistent ssh connection to root@127.0.0.1:port, reopened when it drops."""
 
@@ -168,6 +196,16 @@ class SshConnection:
         channel = transport.open_session(timeout=timeout)
         channel.exec_command("cat")
         return EchoChannel(channel)
+
+    def open_stream(self, command: str, limit: float) -> StreamDownload:
+        if not self.connected:
+            self.connect(limit)
+        assert self._client is not None
+        transport = self._client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=limit)
+        channel.exec_command(command)
+        return StreamDownload(channel, limit)
 
     def close(self) -> None:
         if self._client is not None:

@@ -27,7 +27,7 @@ from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.process import QemuProcess
-from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey
+from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,9 @@ class QemuMachine:
 
     def set_link(self, up: bool) -> None:
         self.qmp("set_link", {"name": "net0", "up": up})
+
+    def open_stream(self, command: str) -> StreamDownload:
+        return self._ssh.open_stream(command, self.timeouts.resume)
 
     def fail_data_disk_io(self) -> None:
         """From now on every read and write of the scratch disk fails with EIO: a blkdebug

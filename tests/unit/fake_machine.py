@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
+from harness.live_probes import STREAM_BYTES
 from harness.machine import Signal
 from harness.ssh import CommandResult
 from harness.timeouts import Timeouts
@@ -50,6 +51,15 @@ def progressed(facts: str) -> str:
 class FakeEcho:
     def roundtrip(self, payload: bytes, timeout: float) -> bytes:
         return payload
+
+    def close(self) -> None:
+        pass
+
+
+class FakeStream:
+    def result(self, timeout: float) -> bytes:
+        data = b"x" * (STREAM_BYTES)
+        return hashlib.sha256(data).hexdigest().encode() + b"\n" + data
 
     def close(self) -> None:
         pass
@@ -126,6 +136,9 @@ class FakeMachine:
 
     def open_echo(self) -> FakeEcho:
         return FakeEcho()
+
+    def open_stream(self, command: str) -> FakeStream:
+        return FakeStream()
 
     def fail_data_disk_io(self) -> None:
         pass
