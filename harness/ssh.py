@@ -188,24 +188,21 @@ class SshConnection:
         )
 
     def open_echo(self, timeout: float) -> EchoChannel:
+        return EchoChannel(self._exec_channel("cat", timeout))
+
+    def open_stream(self, command: str, limit: float) -> StreamDownload:
+        return StreamDownload(self._exec_channel(command, limit), limit)
+
+    def _exec_channel(self, command: str, timeout: float) -> paramiko.Channel:
+        """A new channel on the persistent connection, running ``command``."""
         if not self.connected:
             self.connect(timeout)
         assert self._client is not None
         transport = self._client.get_transport()
         assert transport is not None
         channel = transport.open_session(timeout=timeout)
-        channel.exec_command("cat")
-        return EchoChannel(channel)
-
-    def open_stream(self, command: str, limit: float) -> StreamDownload:
-        if not self.connected:
-            self.connect(limit)
-        assert self._client is not None
-        transport = self._client.get_transport()
-        assert transport is not None
-        channel = transport.open_session(timeout=limit)
         channel.exec_command(command)
-        return StreamDownload(channel, limit)
+        return channel
 
     def close(self) -> None:
         if self._client is not None:
