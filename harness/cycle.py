@@ -157,10 +157,10 @@ def run_cycle(
         marks = Marks.now(machine)
         evidence.before = _capture(machine, probes, "before", evidence)
         evidence.before.update(live_probes.net_facts(machine))
+        _preflight(machine, transition, evidence.before)
         if transition.keeps_vm_process:
             echo = machine.open_echo()
             evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
-        _preflight(machine, transition, evidence.before)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
         if transition.keeps_vm_process:
             stream = machine.open_stream(live_probes.STREAM_COMMAND)

@@ -32,6 +32,7 @@ from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
+READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
 DATA_DISK_MIB = 64  # the scratch disk the block checks write to (the guest's /dev/vdc)
 QEMU_EXITED = "QEMU_EXITED"  # recorded by the harness when the QEMU process ends
 
@@ -118,7 +119,7 @@ class QemuMachine:
         """Reuse the running guest if it answers; otherwise cold boot on fresh disks."""
         if self.running and self._ssh.connected:
             try:
-                self._ssh.run("true", timeout=self.timeouts.command)
+                self._ssh.run("true", timeout=READY_PROBE_SECONDS)
                 return
             except HarnessError:
                 log.info("%s: guest no longer answers; cold booting", self.name)
