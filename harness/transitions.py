@@ -19,6 +19,7 @@ from harness.errors import (
     HarnessError,
     StateUnsupported,
     SuspendNotEntered,
+    WakeTimeout,
 )
 from harness.machine import Machine, Signal
 
@@ -266,15 +267,11 @@ class Wake(Protocol):
         ...
 
 
-class WakeTimeoutError(GuestFault):
-    pass
-
-
 def _require_signal(
     machine: Machine, signal: Signal, marks: Marks, timeout: float, stage: str
 ) -> None:
     if machine.wait_signal(signal, marks.events, timeout) is None:
-        raise WakeTimeoutError(
+        raise WakeTimeout(
             stage,
             f"no {signal.value} signal within {timeout:.0f}s; console: {machine.serial_tail()}",
         )
@@ -284,7 +281,7 @@ def _require_console(
     machine: Machine, pattern: str, marks: Marks, timeout: float, stage: str
 ) -> None:
     if machine.console.wait_for(re.compile(pattern), marks.console, timeout) is None:
-        raise WakeTimeoutError(
+        raise WakeTimeout(
             stage,
             f"the guest never printed '{pattern}' within "
             f"{timeout:.0f}s; console: {machine.serial_tail()}",
@@ -295,7 +292,7 @@ def _ready(machine: Machine, timeout: float, timings: dict[str, float]) -> None:
     try:
         ready = machine.wait_ready("resume", timeout)
     except HarnessError as exc:
-        raise WakeTimeoutError("resume", str(exc)) from exc
+        raise WakeTimeout("resume", str(exc)) from exc
     timings.update({f"resume_{k}": v for k, v in ready.items()})
 
 

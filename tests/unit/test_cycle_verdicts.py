@@ -60,3 +60,12 @@ def test_failed_check_turns_the_verdict_to_fail(tmp_path: Path) -> None:
     assert outcome.verdict is Verdict.FAIL
     assert outcome.reason.startswith("resumed_not_rebooted:")
     assert [c.name for c in outcome.failed_checks] == ["resumed_not_rebooted"]
+
+
+def test_guest_that_never_wakes_is_a_fail_naming_the_wake_stage(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path)
+    machine.wake_from_ram = lambda: None  # type: ignore[method-assign]
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.startswith("wake: no woken signal"), outcome.reason
+    assert machine.stopped
