@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.runtime import RUNTIME_ROOT, sweep_stale
+
 pytestmark = pytest.mark.selftest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +91,6 @@ def test_no_qemu_survives_the_harness(tmp_path: Path, sig: signal.Signals) -> No
     os.kill(proc.pid, sig)
     proc.wait(EXIT_TIMEOUT)
     assert wait_gone(pids, EXIT_TIMEOUT) == [], f"QEMU {pids} outlived the harness ({sig.name})"
+    # A harness killed outright cannot remove its run directory; the next start sweeps it.
+    sweep_stale()
+    assert not list(RUNTIME_ROOT.glob(f"{proc.pid}-*")), "stale run directory left behind"
