@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness import live_probes
 from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
 from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupported
+from harness.faults import AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.machine import Machine
 from harness.ssh import EchoChannel, StreamDownload
 from harness.transitions import Marks, Transition
@@ -25,106 +26,11 @@ KERNEL_PM_LINE = re.compile(
     r"suspend-to-idle|Syncing filesystems|Swap|swsusp"
 )
 
-BEFORE_REQUEST = "before-request"
-ASLEEP = "asleep"
-AFTER_WAKE = "after-wake"
-
 
 @dataclass(frozen=True)
 class CycleOptions:
     clock_tolerance_s: float = 2.0
     resync_clock: bool = False  # set the guest clock from the host after resume (SYNC_TIME)
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Something done to a guest on purpose, to prove that a check or a stage can fail.
-
-    ``point`` is when (before the sleep request, or while asleep); ``cycles`` limits it to
-    some cycles of a series (1-based), or every cycle when empty.
-    """
-
-    name: str
-    apply: Callable[[Machine], None]
-    point: str = ASLEEP
-    cycles: tuple[int, ...] = ()
-
-    def applies(self, point: str, cycle: int) -> bool:
-        return self.point == point and (not self.cycles or cycle in self.cycles)
-
-
-FRESH_SWAP_WHILE_HIBERNATED = Fault(
-    "fresh swap disk while hibernated (the guest must cold boot instead of resuming)",
-    lambda machine: machine.replace_swap_disk(),
-)
-
-
-def _fake_suspend(machine: Machine) -> None:
-    result = machine.run(
-        "echo 1 > /sys/module/suspend/parameters/pm_test_delay && echo core > /sys/power/pm_test"
-    )
-    if not result.ok:
-        raise SetupError(f"cannot set pm_test in the guest: {result.stderr.strip()}")
-
-
-def guest_only_pretends_to_suspend(cycles: tuple[int, ...] = ()) -> Fault:
-    """The guest kernel runs its whole suspend sequence (pm_test=core) and logs entry and exit,
-    but never asks the platform to sleep: QEMU sees no SUSPEND."""
-    return Fault(
-        "guest kernel suspends only as far as pm_test=core (QEMU sees no SUSPEND)",
-        _fake_suspend,
-        BEFORE_REQUEST,
-        cycles,
-    )
-
-
-def clock_step(seconds: int) -> Fault:
-    """The guest's clock jumps by ``seconds`` right after the wake."""
-    return Fault(
-        f"guest clock stepped {seconds:+d}s after the wake",
-        lambda m: _run_or_fail(m, f"date -s @$(( $(date +%s) + {seconds} ))"),
-        AFTER_WAKE,
-    )
-
-
-def link_down() -> Fault:
-    """The NIC's link goes down (QMP set_link) right after the wake."""
-    return Fault(
-        "virtio-net link set down over QMP after the wake", lambda m: m.set_link(False), AFTER_WAKE
-    )
-
-
-def kill_sentinel() -> Fault:
-    """The sentinel process dies around the transition."""
-    return Fault(
-        "sentinel process killed (SIGKILL) after the wake",
-        lambda m: _run_or_fail(m, f"kill -9 $(cat {probe_lib.STATE_DIR}/sentinel.pid)"),
-        AFTER_WAKE,
-    )
-
-
-def disk_io_errors() -> Fault:
-    """Every I/O on the scratch virtio disk fails (QEMU blkdebug, EIO) from the wake on."""
-    return Fault(
-        "blkdebug: EIO on every read and write of the scratch disk after the wake",
-        lambda m: m.fail_data_disk_io(),
-        ASLEEP,
-    )
-
-
-def kernel_call_trace() -> Fault:
-    """The guest kernel prints real backtraces of all CPUs (sysrq-l) after the wake."""
-    return Fault(
-        "kernel backtrace provoked with sysrq-l after the wake",
-        lambda m: _run_or_fail(m, "echo 1 > /proc/sys/kernel/sysrq; echo l > /proc/sysrq-trigger"),
-        AFTER_WAKE,
-    )
-
-
-def _run_or_fail(machine: Machine, command: str) -> None:
-    result = machine.run(command)
-    if not result.ok:
-        raise SetupError(f"fault injection '{command}' failed: {result.stderr.strip()}")
 
 
 def run_cycle(

@@ -13,7 +13,8 @@ import pytest
 from harness import known_issues
 from harness.accel import ACCELS
 from harness.cell import Cell
-from harness.cycle import CycleOptions, Fault, run_series
+from harness.cycle import CycleOptions, run_series
+from harness.faults import Fault
 from harness.localise import localise, pm_test_state
 from harness.qemu.machine import QemuMachine
 from harness.report import RunReport, new_run_id

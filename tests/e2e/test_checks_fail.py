@@ -3,7 +3,7 @@ named; and the same checks passing on a clean cycle."""
 
 import pytest
 
-from harness.cycle import clock_step, disk_io_errors, kernel_call_trace, kill_sentinel, link_down
+from harness.faults import clock_step, disk_io_errors, kernel_call_trace, kill_sentinel, link_down
 from harness.plugin import PowerCycle
 from harness.transitions import S3_AGENT
 from harness.verdict import Verdict

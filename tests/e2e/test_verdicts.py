@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.cycle import FRESH_SWAP_WHILE_HIBERNATED, guest_only_pretends_to_suspend
+from harness.faults import FRESH_SWAP_WHILE_HIBERNATED, guest_only_pretends_to_suspend
 from harness.localise import LEVELS, localise
 from harness.platform_args import disable_sleep_state
 from harness.plugin import PowerCycle
