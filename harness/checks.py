@@ -20,10 +20,15 @@ def _in_order(expected: list[str], seen: list[str], match: Callable[[str, str], 
 
 
 def events_seen(ev: CycleEvidence) -> CheckResult:
-    """The platform saw the guest enter and leave the state, in that order."""
+    """The platform saw the guest enter and leave the state, in that order.
+
+    Expected items are backend-neutral signals (``suspended``); each recorded event carries the
+    signals it shows, so the same check judges QMP and libvirt event streams.
+    """
     expected = ev.expected_events
+    shown = [(signal, e["event"]) for e in ev.events for signal in e.get("signals", ())]
+    missing = _in_order(expected, [signal for signal, _ in shown], str.__eq__)
     names = [e["event"] for e in ev.events]
-    missing = _in_order(expected, names, str.__eq__)
     if not expected:
         detail = "the platform sees nothing of this state (proof comes from the guest kernel)"
     elif not missing:

@@ -47,7 +47,7 @@ def run_cycle(
     evidence = CycleEvidence(
         transition.id,
         cycle=cycle,
-        expected_events=list(transition.expected_events),
+        expected_events=[signal.value for signal in transition.expected_events],
         expected_kernel_records=list(transition.kernel_records),
         faults=[f.name for f in faults if f.cycles == () or cycle in f.cycles],
         expects_suspend_count=transition.counts_suspend,

@@ -16,11 +16,14 @@ from harness.timeouts import Timeouts
 class Signal(enum.Enum):
     """Platform-level facts a backend can observe from outside the guest."""
 
-    SUSPENDED = "suspended"  # the guest entered S3 (QMP SUSPEND)
-    WOKEN = "woken"  # the guest left S3 (QMP WAKEUP)
-    HIBERNATED = "hibernated"  # the guest wrote its image and asked for S4 (QMP SUSPEND_DISK)
-    POWERED_OFF = "powered-off"  # the guest powered off and the VM process ended
+    SUSPENDED = "suspended"  # the guest entered S3 (QMP SUSPEND, libvirt PMSUSPEND)
+    WOKEN = "woken"  # the guest left S3 (QMP WAKEUP, libvirt PMWAKEUP)
+    HIBERNATED = "hibernated"  # the guest wrote its image and asked for S4 (SUSPEND_DISK)
+    SHUTDOWN = "shutdown"  # the guest asked the platform to power off (QMP SHUTDOWN)
+    POWERED_OFF = "powered-off"  # the VM process ended (or libvirt stopped the domain)
     RESET = "reset"  # the guest reset the platform (hibernation mode reboot)
+    SAVED = "saved"  # the host saved the VM's state and stopped it (save, managedsave, snapshot)
+    RESTORED = "restored"  # the host started the VM from saved state (restore, start, revert)
 
 
 class Machine(Protocol):

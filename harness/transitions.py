@@ -262,6 +262,11 @@ class Wake(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def keeps_vm_process(self) -> bool:
+        """The same VM process runs before and after, so host-side connections survive."""
+        ...
+
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         """Bring the sleeping guest back until its agent and ssh answer."""
         ...
@@ -301,6 +306,7 @@ class SystemWakeup:
     """Host wake from RAM: QMP system_wakeup (libvirt: dompmwakeup)."""
 
     description: str = "system_wakeup"
+    keeps_vm_process: bool = True
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.wake_from_ram()
@@ -314,6 +320,7 @@ class AwaitPlatformWake:
 
     after_seconds: float
     description: str = "the RTC alarm"
+    keeps_vm_process: bool = True
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         limit = self.after_seconds + machine.timeouts.wake
@@ -327,6 +334,7 @@ class SendKey:
 
     key: str = "shift"
     description: str = "a key press (QMP send-key)"
+    keeps_vm_process: bool = True
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.send_key(self.key)
@@ -339,6 +347,7 @@ class Relaunch:
     """S4 resume: start the VM again on the same disks; the kernel loads its image."""
 
     description: str = "relaunch"
+    keeps_vm_process: bool = False
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.power_on()
@@ -350,6 +359,7 @@ class PowerLossRelaunch:
     """Hybrid sleep's second ending: power is lost while in RAM; the disk image must serve."""
 
     description: str = "power loss, then relaunch"
+    keeps_vm_process: bool = False
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.power_cut()
@@ -363,6 +373,7 @@ class AwaitGuestResume:
 
     pattern: str = r"hibernation: hibernation exit|PM: hibernation exit"
     description: str = "nothing (the guest restores itself)"
+    keeps_vm_process: bool = True
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         _require_console(machine, self.pattern, marks, machine.timeouts.resume, "resume")
@@ -393,7 +404,7 @@ class Transition:
     request: Request
     entry: Entry
     wake: Wake
-    expected_events: tuple[str, ...] = ()
+    expected_events: tuple[Signal, ...] = ()
     kernel_records: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
 
@@ -405,9 +416,7 @@ class Transition:
 
     @property
     def keeps_vm_process(self) -> bool:
-        """The same VM process runs before and after (no relaunch), so host-side connection
-        endpoints survive."""
-        return not isinstance(self.wake, Relaunch | PowerLossRelaunch)
+        return self.wake.keeps_vm_process
 
     @property
     def title(self) -> str:
@@ -434,6 +443,8 @@ def _disk_mode(mode: str) -> InGuestCommand:
 S3_RECORDS = (K_S3_ENTRY, K_S3_ACPI_WAKE, K_SUSPEND_EXIT)
 S4_RECORDS = (K_HIB_ENTRY, K_IMAGE_WRITTEN, K_IMAGE_LOADED, K_HIB_EXIT)
 HYBRID_RAM_RECORDS = (K_HIB_ENTRY, K_IMAGE_WRITTEN, K_S3_ACPI_WAKE, K_HIB_EXIT)
+S3_EVENTS = (Signal.SUSPENDED, Signal.WOKEN)
+S4_EVENTS = (Signal.HIBERNATED, Signal.POWERED_OFF)
 S3_ENTRY = PlatformEntry((Signal.SUSPENDED,))
 S4_ENTRY = PlatformEntry((Signal.HIBERNATED, Signal.POWERED_OFF), limit="hibernate")
 HYBRID_NEEDS = Needs(("mem", "disk"), mem_sleep="deep", disk_mode="suspend", swap=True)
@@ -446,7 +457,7 @@ S3_SYSTEMCTL = Transition(
     InGuestCommand("systemctl suspend"),
     S3_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     S3_RECORDS,
     ("s3",),
 )
@@ -456,7 +467,7 @@ S3_AGENT = Transition(
     AgentCommand("guest-suspend-ram"),
     S3_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     S3_RECORDS,
     ("s3",),
 )
@@ -466,7 +477,7 @@ S3_SYSFS = Transition(
     InGuestCommand("echo deep > /sys/power/mem_sleep; echo mem > /sys/power/state"),
     S3_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     S3_RECORDS,
     ("s3",),
 )
@@ -476,7 +487,7 @@ S3_RTC = Transition(
     InGuestCommand(f"rtcwake -m mem -s {RTC_SECONDS}"),
     S3_ENTRY,
     AwaitPlatformWake(RTC_SECONDS),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     S3_RECORDS,
     ("s3", "rtc"),
 )
@@ -515,7 +526,7 @@ STANDBY = Transition(
     InGuestCommand("echo standby > /sys/power/state"),
     S3_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     (),
     ("s1",),
 )
@@ -525,7 +536,7 @@ S4_SYSTEMCTL = Transition(
     InGuestCommand("systemctl hibernate"),
     S4_ENTRY,
     Relaunch(),
-    ("SUSPEND_DISK", "QEMU_EXITED"),
+    S4_EVENTS,
     S4_RECORDS,
     ("s4",),
 )
@@ -535,7 +546,7 @@ S4_AGENT = Transition(
     AgentCommand("guest-suspend-disk"),
     S4_ENTRY,
     Relaunch(),
-    ("SUSPEND_DISK", "QEMU_EXITED"),
+    S4_EVENTS,
     S4_RECORDS,
     ("s4",),
 )
@@ -545,7 +556,7 @@ HYBRID_SYSTEMCTL_WAKE = Transition(
     InGuestCommand("systemctl hybrid-sleep"),
     HYBRID_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     HYBRID_RAM_RECORDS,
     ("hybrid",),
 )
@@ -555,7 +566,7 @@ HYBRID_SYSTEMCTL_POWERLOSS = Transition(
     InGuestCommand("systemctl hybrid-sleep"),
     HYBRID_ENTRY,
     PowerLossRelaunch(),
-    ("SUSPEND", "QEMU_EXITED"),
+    (Signal.SUSPENDED, Signal.POWERED_OFF),
     S4_RECORDS,
     ("hybrid",),
 )
@@ -565,7 +576,7 @@ HYBRID_AGENT_WAKE = Transition(
     AgentCommand("guest-suspend-hybrid"),
     HYBRID_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     HYBRID_RAM_RECORDS,
     ("hybrid",),
 )
@@ -575,7 +586,7 @@ HYBRID_AGENT_POWERLOSS = Transition(
     AgentCommand("guest-suspend-hybrid"),
     HYBRID_ENTRY,
     PowerLossRelaunch(),
-    ("SUSPEND", "QEMU_EXITED"),
+    (Signal.SUSPENDED, Signal.POWERED_OFF),
     S4_RECORDS,
     ("hybrid",),
 )
@@ -585,7 +596,7 @@ DISK_PLATFORM = Transition(
     _disk_mode("platform"),
     S4_ENTRY,
     Relaunch(),
-    ("SUSPEND_DISK", "QEMU_EXITED"),
+    S4_EVENTS,
     S4_RECORDS,
     ("s4", "disk-mode"),
 )
@@ -595,7 +606,7 @@ DISK_SHUTDOWN = Transition(
     _disk_mode("shutdown"),
     PlatformEntry((Signal.POWERED_OFF,), limit="hibernate"),
     Relaunch(),
-    ("SHUTDOWN", "QEMU_EXITED"),
+    (Signal.SHUTDOWN, Signal.POWERED_OFF),
     S4_RECORDS,
     ("s4", "disk-mode"),
 )
@@ -605,7 +616,7 @@ DISK_REBOOT = Transition(
     _disk_mode("reboot"),
     PlatformEntry((Signal.RESET,), limit="hibernate"),
     AwaitGuestResume(),
-    ("RESET",),
+    (Signal.RESET,),
     S4_RECORDS,
     ("s4", "disk-mode"),
 )
@@ -615,7 +626,7 @@ DISK_SUSPEND = Transition(
     _disk_mode("suspend"),
     HYBRID_ENTRY,
     SystemWakeup(),
-    ("SUSPEND", "WAKEUP"),
+    S3_EVENTS,
     HYBRID_RAM_RECORDS,
     ("s4", "disk-mode", "hybrid"),
 )

@@ -8,7 +8,6 @@ sync id re-establishes a clean exchange on every connection.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import logging
 import random
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.agent_exec import run_script
 from harness.aio import LoopThread
 from harness.errors import AgentCommandError, AgentError
 from harness.qemu.monitor import wait_for_incoming
@@ -28,7 +28,6 @@ from qemu.qmp.message import Message
 log = logging.getLogger(__name__)
 
 SYNC_ATTEMPT_SECONDS = 3.0
-EXEC_STATUS_INTERVAL = 0.05
 
 # Answers to sync attempts that timed out arrive later with ids nobody waits for; qemu.qmp
 # drops them with a warning each, which here is expected and only noise.
@@ -102,26 +101,8 @@ class GuestAgent:
             raise AgentError(f"guest agent {command}: no answer within {timeout:.0f}s") from exc
 
     def shell(self, script: str, timeout: float) -> CommandResult:
-        """``sh -c script`` through guest-exec; the agent has no completion event, so its
-        status is asked for until the process has exited, within ``timeout``."""
-        started = self.execute(
-            "guest-exec",
-            {"path": "/bin/sh", "arg": ["-c", script], "capture-output": True},
-            timeout,
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.execute("guest-exec-status", {"pid": started["pid"]}, timeout)
-            if status.get("exited"):
-                return CommandResult(
-                    script,
-                    int(status.get("exitcode", -1)),
-                    base64.b64decode(status.get("out-data", "")).decode(errors="replace"),
-                    base64.b64decode(status.get("err-data", "")).decode(errors="replace"),
-                )
-            if time.monotonic() > deadline:
-                raise AgentError(f"guest-exec did not finish within {timeout:.0f}s")
-            time.sleep(EXEC_STATUS_INTERVAL)
+        """``sh -c script`` through guest-exec, within ``timeout``."""
+        return run_script(lambda cmd, args: self.execute(cmd, args, timeout), script, timeout)
 
     def fire(
         self, command: str, arguments: dict[str, Any] | None = None

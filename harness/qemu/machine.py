@@ -5,18 +5,17 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import shlex
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import disks
 from harness.aio import LoopThread
 from harness.console import ConsoleLog
 from harness.errors import (
     BootTimeout,
     HarnessError,
     QemuStartError,
-    SetupError,
 )
 from harness.events import EventLog, RecordedEvent
 from harness.image import GuestImage
@@ -27,22 +26,13 @@ from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.process import QemuProcess
+from harness.qemu.signals import QEMU_EXITED, qmp_signals
 from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
 READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
-DATA_DISK_MIB = 64  # the scratch disk the block checks write to (the guest's /dev/vdc)
-QEMU_EXITED = "QEMU_EXITED"  # recorded by the harness when the QEMU process ends
-
-_SIGNAL_EVENTS = {
-    Signal.SUSPENDED: "SUSPEND",
-    Signal.WOKEN: "WAKEUP",
-    Signal.HIBERNATED: "SUSPEND_DISK",
-    Signal.POWERED_OFF: QEMU_EXITED,
-    Signal.RESET: "RESET",
-}
 
 
 class QemuMachine:
@@ -78,7 +68,7 @@ class QemuMachine:
         )
         self.console = ConsoleLog(evidence_dir / "serial.log")
         self.serial_log = self.console.path
-        self.events = EventLog(evidence_dir / "qmp-events.jsonl")
+        self.events = EventLog(evidence_dir / "qmp-events.jsonl", qmp_signals)
         self._runner = runner
         self._ssh_key = ssh_key
         self._ssh_port = free_local_port()
@@ -147,37 +137,14 @@ class QemuMachine:
             self._monitor = None
 
     def _create_disks(self) -> None:
-        overlay = self.paths.root_overlay
-        overlay.unlink(missing_ok=True)
-        _run_tool(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(self.image.disk),
-                "-F",
-                "qcow2",
-                str(overlay),
-            ]
-        )
+        disks.create_overlay(self.image.disk, self.paths.root_overlay)
         self.replace_swap_disk()
-        data = self.paths.data_disk
-        data.unlink(missing_ok=True)
-        with data.open("wb") as handle:
-            handle.truncate(DATA_DISK_MIB * 1024 * 1024)
+        disks.create_scratch(self.paths.data_disk)
 
     def replace_swap_disk(self) -> None:
         if self.running:
             raise HarnessError(f"{self.name}: cannot replace the swap disk of a running guest")
-        swap = self.paths.swap_disk
-        swap.unlink(missing_ok=True)
-        with swap.open("wb") as handle:
-            handle.truncate((self.config.memory_mib + 256) * 1024 * 1024)
-        swap.chmod(0o600)
-        _run_tool(["mkswap", "-q", str(swap)])
+        disks.create_swap(self.paths.swap_disk, self.config.memory_mib)
 
     def _launch(self) -> None:
         for sock in (self.paths.qmp_socket, self.paths.agent_socket):
@@ -291,8 +258,8 @@ class QemuMachine:
     # -- power signals -----------------------------------------------------------------------
 
     def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
-        wanted = {_SIGNAL_EVENTS[signal], QEMU_EXITED}
-        event = self.events.wait_for(wanted, since, timeout)
+        wanted = {signal.value, Signal.POWERED_OFF.value}
+        event = self.events.wait_for_signal(wanted, since, timeout)
         if event is not None and event.name == QEMU_EXITED and signal is not Signal.POWERED_OFF:
             raise QemuStartError(
                 f"QEMU exited (status {event.data.get('returncode')}) while "
@@ -335,15 +302,6 @@ class QemuMachine:
     def serial_tail(self, lines: int = 3) -> str:
         """The last non-empty console lines, for one-line diagnoses."""
         return self.console.tail(lines)
-
-
-def _run_tool(argv: list[str]) -> None:
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
-    except FileNotFoundError as exc:
-        raise SetupError(f"{argv[0]} not found: run ./run setup") from exc
-    if result.returncode != 0:
-        raise SetupError(f"{shlex.join(argv)} failed: {result.stderr.strip()}")
 
 
 __all__ = ["QEMU_EXITED", "QemuMachine"]

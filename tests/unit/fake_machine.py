@@ -13,15 +13,9 @@ from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
 from harness.live_probes import STREAM_BYTES
 from harness.machine import Signal
+from harness.qemu.signals import qmp_signals
 from harness.ssh import CommandResult
 from harness.timeouts import Timeouts
-
-SIGNAL_EVENTS = {
-    Signal.SUSPENDED: "SUSPEND",
-    Signal.WOKEN: "WAKEUP",
-    Signal.HIBERNATED: "SUSPEND_DISK",
-    Signal.POWERED_OFF: "QEMU_EXITED",
-}
 
 FACTS = (
     "guest.boot_id=b1\nguest.ram_marker=m1\nguest.power_state=freeze mem disk\n"
@@ -77,7 +71,7 @@ class FakeMachine:
         swap: str = "/dev/vdb",
     ) -> None:
         self.name = "fake"
-        self.events = EventLog()
+        self.events = EventLog(classify=qmp_signals)
         self.console = ConsoleLog(tmp / "serial.log")
         self.serial_log = self.console.path
         self.timeouts = Timeouts(suspend_entry=0.3, wake=0.3, hibernate=0.3, resume=0.3)
@@ -171,7 +165,7 @@ class FakeMachine:
             self.events.append("SUSPEND", {})
 
     def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
-        return self.events.wait_for({SIGNAL_EVENTS[signal]}, since, timeout)
+        return self.events.wait_for_signal({signal.value}, since, timeout)
 
     def wake_from_ram(self) -> None:
         self.events.append("WAKEUP", {})

@@ -7,6 +7,7 @@ from harness.checks import (
     sentinel_carried_on,
     ssh_after_resume,
 )
+from harness.qemu.signals import qmp_signals
 from harness.verdict import CycleEvidence
 
 BEFORE = {
@@ -33,11 +34,11 @@ AFTER = {
 def evidence(
     state: str = "s3", events: tuple[str, ...] = ("SUSPEND", "WAKEUP"), **after: str
 ) -> CycleEvidence:
-    expected = {"s3": ["SUSPEND", "WAKEUP"], "s4": ["SUSPEND_DISK", "QEMU_EXITED"]}[state]
+    expected = {"s3": ["suspended", "woken"], "s4": ["hibernated", "powered-off"]}[state]
     return CycleEvidence(
         "t",
         expected_events=expected,
-        events=[{"event": e} for e in events],
+        events=[{"event": e, "signals": list(qmp_signals(e, {}))} for e in events],
         before=dict(BEFORE),
         after={**AFTER, **after},
     )
@@ -58,10 +59,10 @@ def test_clean_cycle_passes_every_check() -> None:
 @pytest.mark.parametrize(
     ("state", "events", "missing"),
     [
-        ("s3", ("WAKEUP",), "SUSPEND"),
-        ("s3", ("SUSPEND",), "WAKEUP"),
-        ("s3", ("WAKEUP", "SUSPEND"), "WAKEUP"),  # order matters
-        ("s4", ("SUSPEND_DISK",), "QEMU_EXITED"),
+        ("s3", ("WAKEUP",), "suspended"),
+        ("s3", ("SUSPEND",), "woken"),
+        ("s3", ("WAKEUP", "SUSPEND"), "woken"),  # order matters
+        ("s4", ("SUSPEND_DISK",), "powered-off"),
     ],
 )
 def test_events_seen_names_what_is_missing(
