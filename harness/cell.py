@@ -27,11 +27,13 @@ class Cell:
     firmware: str
     machine: str
     accel: str
+    backend: str = "qemu"
 
     @property
     def id(self) -> str:
         kernel = self.kernel.removesuffix("-amd64")
-        return f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
+        base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
+        return base if self.backend == "qemu" else f"{base}-{self.backend}"
 
 
 def qemu_version(binary: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
@@ -111,3 +111,44 @@ class Machine(Protocol):
         ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class HostLifecycle(Protocol):
+    """Host-side power paths that only a management layer (libvirt) offers."""
+
+    def pm_suspend(self, target: str) -> concurrent.futures.Future[Any]:
+        """``dompmsuspend --target mem|disk|hybrid``; completes once libvirt has its answer."""
+        ...
+
+    def save(self) -> Path:
+        """``virsh save`` to the guest's own file; the domain stops."""
+        ...
+
+    def restore(self, path: Path | None = None) -> None:
+        """``virsh restore`` from ``path`` (default: the last save)."""
+        ...
+
+    def managed_save(self) -> None: ...
+
+    def has_managed_save(self) -> bool: ...
+
+    def snapshot_halt(self, name: str) -> None:
+        """``snapshot-create --halt``: memory and disks captured, then the domain stops."""
+        ...
+
+    def revert(self, name: str) -> None: ...
+
+    def resume(self) -> None:
+        """Unpause a paused domain (``virsh resume``)."""
+        ...
+
+    def state(self) -> str:
+        """libvirt's state and reason, e.g. ``running/restored`` or ``pmsuspended/unknown``."""
+        ...
+
+    def snapshot_disks(self, tag: str) -> None:
+        """Take an internal snapshot of every disk of the stopped guest (qemu-img)."""
+        ...
+
+    def revert_disks(self, tag: str) -> None: ...

@@ -15,10 +15,11 @@ from harness.accel import ACCELS
 from harness.cell import Cell
 from harness.cycle import CycleOptions, run_series
 from harness.faults import Fault
+from harness.libvirt.host import DEFAULT_URI
 from harness.localise import localise, pm_test_state
-from harness.qemu.machine import QemuMachine
+from harness.machine import Machine
 from harness.report import RunReport, new_run_id
-from harness.session import HarnessSession, Settings
+from harness.session import BACKENDS, HarnessSession, Settings
 from harness.transitions import Transition
 from harness.verdict import CycleOutcome, CycleSeries, Verdict
 
@@ -36,6 +37,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=ACCELS,
         default=os.environ.get("S3S4_ACCEL", "auto"),
         help="kvm, tcg, or auto: kvm only with kvm_intel/kvm_amd (default: auto)",
+    )
+    group.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("S3S4_BACKEND", "qemu"),
+        help="how guests are run: qemu (direct) or libvirt (default: qemu; the libvirt-only "
+        "cases always use libvirt)",
+    )
+    group.addoption(
+        "--libvirt-uri",
+        default=os.environ.get("S3S4_LIBVIRT_URI", DEFAULT_URI),
+        help="libvirt connection; where qemu:///system does not answer and the harness runs "
+        f"as root, it starts its own libvirtd (default: {DEFAULT_URI})",
     )
     group.addoption(
         "--qemu-binary",
@@ -135,6 +149,8 @@ def _session(config: pytest.Config) -> HarnessSession:
             recipe=config.getoption("image_recipe"),
             kernel_package=config.getoption("kernel_package"),
             timeout_scale=config.getoption("timeout_scale"),
+            backend=config.getoption("backend"),
+            libvirt_uri=config.getoption("libvirt_uri"),
         )
         config.stash[SESSION_KEY] = HarnessSession(
             settings, config.stash[REPORT_KEY].directory / "guests", _progress_writer(config)
@@ -174,7 +190,7 @@ def harness_session(request: pytest.FixtureRequest) -> HarnessSession:
 
 
 @pytest.fixture(scope="session")
-def guest(harness_session: HarnessSession, cell: Cell) -> Iterator[QemuMachine]:
+def guest(harness_session: HarnessSession, cell: Cell) -> Iterator[Machine]:
     """The cell's shared default guest, booted once; later cases reuse it."""
     machine = harness_session.machine("default")
     machine.boot()
@@ -182,16 +198,23 @@ def guest(harness_session: HarnessSession, cell: Cell) -> Iterator[QemuMachine]:
     machine.stop()
 
 
+@pytest.fixture(scope="session")
+def libvirt_guest(harness_session: HarnessSession, cell: Cell) -> Iterator[Machine]:
+    """The cell's guest as a libvirt domain, booted once and shared by the libvirt cases."""
+    machine = harness_session.machine("default", backend="libvirt")
+    machine.boot()
+    yield machine
+    machine.stop()
+
+
 @pytest.fixture
-def guest_factory(
-    harness_session: HarnessSession, cell: Cell
-) -> Iterator[Callable[..., QemuMachine]]:
+def guest_factory(harness_session: HarnessSession, cell: Cell) -> Iterator[Callable[..., Machine]]:
     """Variant guests of the cell (e.g. S3 disabled), booted on first use, stopped after the
     test: an idle guest under TCG still costs CPU."""
-    made: list[QemuMachine] = []
+    made: list[Machine] = []
 
-    def make(name: str, extra_args: Sequence[str] = ()) -> QemuMachine:
-        machine = harness_session.machine(name, tuple(extra_args))
+    def make(name: str, extra_args: Sequence[str] = (), backend: str | None = None) -> Machine:
+        machine = harness_session.machine(name, tuple(extra_args), backend)
         made.append(machine)
         return machine
 
@@ -217,7 +240,7 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
     def run(
         transition: Transition,
         *,
-        machine: QemuMachine | None = None,
+        machine: Machine | None = None,
         faults: Sequence[Fault] = (),
         cycles: int | None = None,
         resync_clock: bool | None = None,
@@ -238,7 +261,7 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
     return run
 
 
-def _annotate(outcome: CycleOutcome, machine: QemuMachine, report_dir: Path) -> None:
+def _annotate(outcome: CycleOutcome, machine: Machine, report_dir: Path) -> None:
     facts = outcome.evidence.after or outcome.evidence.before
     outcome.combination = {
         "kernel": facts.get("guest.kernel"),

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness.qemu.process import process_alive
+from harness.process import process_alive
 
 RUNTIME_ROOT = Path(tempfile.gettempdir()) / "s3s4-harness"
 

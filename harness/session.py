@@ -12,6 +12,9 @@ from harness.aio import LoopThread
 from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
 from harness.errors import SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
+from harness.libvirt.host import DEFAULT_URI, LibvirtHost
+from harness.libvirt.machine import LibvirtMachine
+from harness.machine import Machine
 from harness.qemu.cmdline import Firmware, QemuConfig
 from harness.qemu.machine import QemuMachine
 from harness.runtime import make_run_dir
@@ -34,6 +37,11 @@ class Settings:
     recipe: str = "debian"
     kernel_package: str | None = None
     timeout_scale: float = 1.0
+    backend: str = "qemu"  # qemu (direct) or libvirt
+    libvirt_uri: str = DEFAULT_URI
+
+
+BACKENDS = ("qemu", "libvirt")
 
 
 class HarnessSession:
@@ -48,7 +56,8 @@ class HarnessSession:
         self._runner: LoopThread | None = None
         self._run_dir: Path | None = None
         self._ssh_key: SshKey | None = None
-        self._machines: dict[str, QemuMachine] = {}
+        self._machines: dict[str, Machine] = {}
+        self._libvirt: LibvirtHost | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
 
     @property
@@ -79,15 +88,22 @@ class HarnessSession:
                 firmware=firmware,
                 machine=s.machine_type,
                 accel=resolve_accel(s.accel),
+                backend=s.backend,
             )
         return self._cell
 
-    def machine(self, name: str = "default", extra_args: tuple[str, ...] = ()) -> QemuMachine:
-        """A guest of the default cell, created once per name; not booted until first used."""
-        key = f"{self.cell.id}/{name}"
+    def machine(
+        self, name: str = "default", extra_args: tuple[str, ...] = (), backend: str | None = None
+    ) -> Machine:
+        """A guest of the default cell, created once per name and backend (default: the
+        session's); not booted until first used."""
+        backend = backend or self.settings.backend
+        if backend not in BACKENDS:
+            raise SetupError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        key = f"{self.cell.id}/{backend}/{name}"
         if key in self._machines:
             return self._machines[key]
-        run_dir = self._ensure_run_dir() / name
+        run_dir = self._ensure_run_dir() / f"{backend}-{name}"
         run_dir.mkdir(mode=0o700)
         config = QemuConfig(
             binary=self.settings.qemu_binary,
@@ -101,18 +117,45 @@ class HarnessSession:
             firmware=self._firmware(run_dir),
             extra_args=extra_args,
         )
-        machine = QemuMachine(
-            name,
-            self.image,
-            config,
-            run_dir,
-            self.evidence_root / self.cell.id / name,
-            self._key(),
-            self._loop(),
-            self.timeouts,
+        evidence = (
+            self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")
         )
+        machine: Machine
+        if backend == "libvirt":
+            machine = LibvirtMachine(
+                name,
+                self.image,
+                config,
+                run_dir,
+                evidence,
+                self._key(),
+                self._loop(),
+                self.libvirt_host(),
+                self.timeouts,
+            )
+        else:
+            machine = QemuMachine(
+                name,
+                self.image,
+                config,
+                run_dir,
+                evidence,
+                self._key(),
+                self._loop(),
+                self.timeouts,
+            )
         self._machines[key] = machine
         return machine
+
+    def libvirt_host(self) -> LibvirtHost:
+        """The libvirt daemon the session talks to; started by the harness if none answers."""
+        if self._libvirt is None:
+            self._libvirt = LibvirtHost(
+                self.settings.libvirt_uri,
+                self.evidence_root / "libvirtd",
+                start_timeout=self.timeouts.agent,
+            )
+        return self._libvirt
 
     def _firmware(self, run_dir: Path) -> Firmware:
         if self.settings.firmware == "seabios":
@@ -141,10 +184,16 @@ class HarnessSession:
     def close(self) -> None:
         for machine in self._machines.values():
             try:
-                machine.stop()
+                if isinstance(machine, LibvirtMachine):
+                    machine.remove()
+                else:
+                    machine.stop()
             except Exception:  # keep stopping the others
                 log.exception("stopping %s", machine.name)
         self._machines.clear()
+        if self._libvirt is not None:
+            self._libvirt.close()
+            self._libvirt = None
         if self._runner is not None:
             self._runner.close()
             self._runner = None

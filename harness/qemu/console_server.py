@@ -12,12 +12,20 @@ from harness.qemu.monitor import wait_for_incoming
 
 
 class ConsoleServer:
-    """Accepts QEMU's serial chardev connection for one launch and feeds a ConsoleLog."""
+    """Accepts QEMU's serial chardev connection and feeds a ConsoleLog.
 
-    def __init__(self, runner: LoopThread, socket_path: Path, log: ConsoleLog) -> None:
+    By default for one launch; ``persistent`` keeps listening for every later QEMU of the same
+    guest (under libvirt, QEMU is restarted by restore, start and revert, some of them run by
+    others such as libvirt-guests, and QEMU refuses to start if nobody listens).
+    """
+
+    def __init__(
+        self, runner: LoopThread, socket_path: Path, log: ConsoleLog, persistent: bool = False
+    ) -> None:
         self._runner = runner
         self._socket_path = socket_path
         self._log = log
+        self._persistent = persistent
         self._server: asyncio.AbstractServer | None = None
         self._connected: asyncio.Future[None] | None = None
 
@@ -32,7 +40,7 @@ class ConsoleServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._connected is not None and not self._connected.done():
             self._connected.set_result(None)
-        if self._server is not None:
+        if self._server is not None and not self._persistent:
             self._server.close()
         try:
             while data := await reader.read(65536):

@@ -21,11 +21,11 @@ from harness.events import EventLog, RecordedEvent
 from harness.image import GuestImage
 from harness.machine import Signal
 from harness.ports import free_local_port
+from harness.process import ChildProcess
 from harness.qemu.agent import GuestAgent
 from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths, build_argv
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
-from harness.qemu.process import QemuProcess
 from harness.qemu.signals import QEMU_EXITED, qmp_signals
 from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
 from harness.timeouts import Timeouts
@@ -73,7 +73,7 @@ class QemuMachine:
         self._ssh_key = ssh_key
         self._ssh_port = free_local_port()
         self._ssh = SshConnection(self._ssh_port, ssh_key)
-        self._process: QemuProcess | None = None
+        self._process: ChildProcess | None = None
         self._monitor: QmpMonitor | None = None
         self._console_server: ConsoleServer | None = None
         self._agent = GuestAgent(runner, self.paths.agent_socket)
@@ -161,7 +161,7 @@ class QemuMachine:
         self._agent.listen()
         self.launches += 1
         (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(self.argv) + "\n")
-        self._process = QemuProcess(
+        self._process = ChildProcess(
             self.argv, self.evidence_dir / "qemu-output.log", on_exit=self._record_exit
         )
         try:

@@ -1,4 +1,4 @@
-"""Start and stop one QEMU process so that it can never outlive the harness."""
+"""Start and stop a child process (QEMU, a daemon) so that it can never outlive the harness."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class QemuProcess:
-    """One qemu-system process, its output in a log file, in a session of its own.
+class ChildProcess:
+    """One child process (QEMU, libvirtd, virtlogd), its output in a log file, in a session of
+    its own.
 
-    A session of its own keeps the terminal's Ctrl-C away from QEMU, so the harness decides
+    A session of its own keeps the terminal's Ctrl-C away from the child, so the harness decides
     the order of shutdown; PR_SET_PDEATHSIG takes it down if the harness is killed outright.
     """
 
