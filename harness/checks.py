@@ -88,6 +88,28 @@ def resumed_not_rebooted(ev: CycleEvidence) -> CheckResult:
     )
 
 
+def booted_afresh(ev: CycleEvidence) -> CheckResult:
+    """After a clean shutdown and start: a new boot (boot_id changed, RAM marker gone), and
+    the file written and synced before the shutdown reads back intact."""
+    if unmeasured := _unmeasured("booted_afresh", ev):
+        return unmeasured
+    problems = []
+    if ev.before.get("guest.boot_id") == ev.after.get("guest.boot_id"):
+        problems.append("same boot_id: the guest was not shut down")
+    if ev.before.get("guest.ram_marker") == ev.after.get("guest.ram_marker"):
+        problems.append("RAM marker survived")
+    written, reread = ev.before.get("disk.written_sha"), ev.after.get("disk.reread_sha")
+    if not written or written != reread:
+        problems.append(f"file written before the shutdown reads back as {reread or 'nothing'}")
+    detail = "a new boot; the file written before reads back intact"
+    return CheckResult(
+        "booted_afresh",
+        not problems,
+        "; ".join(problems) or detail,
+        {"boot_id": [ev.before.get("guest.boot_id"), ev.after.get("guest.boot_id")]},
+    )
+
+
 def sentinel_carried_on(ev: CycleEvidence) -> CheckResult:
     """The process started before sleeping has the same PID, is alive and still counting."""
     if unmeasured := _unmeasured("sentinel_carried_on", ev):
@@ -360,6 +382,15 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     kernel_log_clean,
     virtio_net_healthy,
     tcp_connection_survived,
+)
+
+# After a clean shutdown and a fresh boot nothing carries on in memory: only what is on disk.
+AFTER_REBOOT_CHECKS: tuple[Check, ...] = (
+    events_seen,
+    booted_afresh,
+    ssh_after_resume,
+    clock_in_step,
+    virtio_net_healthy,
 )
 
 

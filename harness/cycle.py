@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness import live_probes
 from harness import probes as probe_lib
@@ -18,7 +18,7 @@ from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupporte
 from harness.faults import AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.machine import Machine
 from harness.ssh import EchoChannel, StreamDownload
-from harness.transitions import Marks, Transition
+from harness.transitions import Marks, Rewake, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
 
 KERNEL_PM_LINE = re.compile(
@@ -82,16 +82,154 @@ def run_cycle(
         transition.wake.perform(machine, marks, evidence.timings)
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
         _apply_faults(machine, faults, AFTER_WAKE, cycle)
-    except StateUnsupported as exc:
-        return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
-    except GuestFault as exc:
-        outcome = _finish(machine, evidence, marks, Verdict.FAIL, str(exc))
-        machine.stop()  # leave no half-asleep guest to the next cycle or test
-        return outcome
     except HarnessError as exc:
-        outcome = _finish(machine, evidence, marks, Verdict.ERROR, str(exc))
-        machine.stop()
-        return outcome
+        return _ended_early(machine, evidence, marks, exc)
+    return _judge(
+        machine, transition, evidence, marks, started, probes, checks, options, echo, stream
+    )
+
+
+def run_group_cycle(
+    machines: Sequence[Machine],
+    transition: Transition,
+    *,
+    probes: tuple[probe_lib.Probe, ...] = probe_lib.DEFAULT_PROBES,
+    checks: Sequence[Check] = DEFAULT_CHECKS,
+    options: CycleOptions = CycleOptions(),
+) -> list[CycleOutcome]:
+    """One transition whose request and wake act on several guests at once (a host service
+    such as libvirt-guests; its parts run the service once, whichever guest asks first):
+    every guest's facts before, then each guest's request and entry, then each guest's wake,
+    then each judged on its own evidence."""
+    members: list[_Member] = []
+    for machine in machines:
+        evidence = CycleEvidence(
+            transition.id,
+            expected_events=[signal.value for signal in transition.expected_events],
+            expected_kernel_records=list(transition.kernel_records),
+            clock_tolerance_s=options.clock_tolerance_s,
+        )
+        member = _Member(machine, evidence, Marks.now(machine), time.monotonic())
+        try:
+            machine.ensure_ready()
+            evidence.before = _capture(machine, probes, "before", evidence)
+            evidence.before.update(live_probes.net_facts(machine))
+            _preflight(machine, transition, evidence.before)
+            member.marks = Marks.now(machine)
+        except HarnessError as exc:
+            member.outcome = _ended_early(machine, evidence, member.marks, exc)
+        members.append(member)
+    for step in ("sleep", "wake"):
+        for member in members:
+            if member.outcome is not None:
+                continue
+            machine, evidence = member.machine, member.evidence
+            try:
+                started = time.monotonic()
+                if step == "sleep":
+                    answer = transition.request.send(machine)
+                    transition.entry.wait(
+                        machine, member.marks, answer, transition.request.description
+                    )
+                    evidence.timings["request_to_entry"] = time.monotonic() - started
+                else:
+                    transition.wake.perform(machine, member.marks, evidence.timings)
+                    evidence.timings["wake_to_ready"] = time.monotonic() - started
+            except HarnessError as exc:
+                member.outcome = _ended_early(machine, evidence, member.marks, exc)
+    return [
+        member.outcome
+        or _judge(
+            member.machine,
+            transition,
+            member.evidence,
+            member.marks,
+            member.started,
+            probes,
+            checks,
+            options,
+        )
+        for member in members
+    ]
+
+
+@dataclass
+class _Member:
+    machine: Machine
+    evidence: CycleEvidence
+    marks: Marks
+    started: float
+    outcome: CycleOutcome | None = None
+
+
+def run_cycle_again(
+    machine: Machine,
+    transition: Transition,
+    previous: CycleOutcome,
+    rewake: Rewake,
+    *,
+    probes: tuple[probe_lib.Probe, ...] = probe_lib.DEFAULT_PROBES,
+    checks: Sequence[Check] = DEFAULT_CHECKS,
+    options: CycleOptions = CycleOptions(),
+) -> CycleOutcome:
+    """Wake the guest once more from the state the previous cycle saved (one save image
+    restored again). The guest must come back to the very point at which it was saved, so
+    the previous cycle's facts from before the sleep stay the reference."""
+    before = previous.evidence
+    evidence = replace(
+        before,
+        cycle=before.cycle + 1,
+        events=[],
+        timings={},
+        after={},
+        after_error="",
+        kernel_messages=[],
+        kernel_log=[],
+        faults=[rewake.description],
+        expected_events=[signal.value for signal in rewake.expected_events],
+        tcp_expected=False,
+    )
+    marks = Marks.now(machine)
+    started = time.monotonic()
+    try:
+        rewake.prepare(machine)
+        marks = Marks.now(machine)
+        wake_started = time.monotonic()
+        transition.wake.perform(machine, marks, evidence.timings)
+        evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
+    except HarnessError as exc:
+        return _ended_early(machine, evidence, marks, exc)
+    return _judge(machine, transition, evidence, marks, started, probes, checks, options)
+
+
+def _ended_early(
+    machine: Machine, evidence: CycleEvidence, marks: Marks, exc: HarnessError
+) -> CycleOutcome:
+    """UNSUPPORTED leaves the guest as it is; FAIL and ERROR stop it, so that no half-asleep
+    guest is left to the next cycle or test."""
+    if isinstance(exc, StateUnsupported):
+        return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
+    verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
+    outcome = _finish(machine, evidence, marks, verdict, str(exc))
+    machine.stop()
+    return outcome
+
+
+def _judge(
+    machine: Machine,
+    transition: Transition,
+    evidence: CycleEvidence,
+    marks: Marks,
+    started: float,
+    probes: tuple[probe_lib.Probe, ...],
+    checks: Sequence[Check],
+    options: CycleOptions,
+    echo: EchoChannel | None = None,
+    stream: StreamDownload | None = None,
+) -> CycleOutcome:
+    """Measure after the wake, then judge every check."""
+    if transition.resync_clock and not options.resync_clock:
+        options = replace(options, resync_clock=True)
     _capture_after(machine, probes, evidence, echo, stream, options)
     outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
@@ -117,6 +255,11 @@ def run_series(
     for cycle in range(1, count + 1):
         outcome = run_cycle(machine, transition, faults=faults, cycle=cycle, options=options)
         outcomes.append(outcome)
+        for rewake in transition.then:
+            if outcome.verdict is not Verdict.PASS:
+                break
+            outcome = run_cycle_again(machine, transition, outcome, rewake, options=options)
+            outcomes.append(outcome)
         if outcome.verdict is not Verdict.PASS:
             break  # the guest was stopped or the state is not offered: later cycles prove nothing
     return outcomes
@@ -134,6 +277,9 @@ def _capture_after(
     so that a dead link is diagnosed as such instead of as an ssh timeout."""
     try:
         if options.resync_clock:
+            # The step the guest came back with is kept, then the clock is set from the host.
+            lag = live_probes.measure_clock_via_agent(machine)
+            evidence.after["clock.step_before_resync_s"] = lag
             machine.agent_execute("guest-set-time", {"time": time.time_ns()})
         evidence.after.update(live_probes.net_facts(machine))
         if evidence.after.get("net.operstate") != "up":

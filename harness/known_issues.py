@@ -1,4 +1,5 @@
-"""Understood failures (testcases/known_issues.toml), by transition, guest kernel and reason."""
+"""Understood failures (testcases/known_issues.toml), by transition, guest kernel, QEMU version
+and reason."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ class KnownIssue:
     kernel: str
     reason: str
     summary: str
+    qemu: str = ""  # a regular expression over QEMU's version; empty: any
 
-    def matches(self, transition: str, kernel: str, reason: str) -> bool:
+    def matches(self, transition: str, kernel: str, reason: str, qemu: str = "") -> bool:
         return (
             transition == self.transition
             and re.search(self.kernel, kernel) is not None
             and re.search(self.reason, reason) is not None
+            and re.search(self.qemu, qemu) is not None
         )
 
 
@@ -33,12 +36,20 @@ def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
     try:
         entries = tomllib.loads(path.read_text()).get("issue", [])
         return [
-            KnownIssue(e["transition"], e["kernel"], e["reason"], " ".join(e["summary"].split()))
+            KnownIssue(
+                e["transition"],
+                e["kernel"],
+                e["reason"],
+                " ".join(e["summary"].split()),
+                e.get("qemu", ""),
+            )
             for e in entries
         ]
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise SetupError(f"{path}: malformed known-issues file ({exc})") from exc
 
 
-def find(issues: list[KnownIssue], transition: str, kernel: str, reason: str) -> KnownIssue | None:
-    return next((i for i in issues if i.matches(transition, kernel, reason)), None)
+def find(
+    issues: list[KnownIssue], transition: str, kernel: str, reason: str, qemu: str = ""
+) -> KnownIssue | None:
+    return next((i for i in issues if i.matches(transition, kernel, reason, qemu)), None)

@@ -27,6 +27,14 @@ def measure_clock(machine: Machine) -> dict[str, str]:
     return {"clock.step_s": f"{step:.3f}", "clock.uncertainty_s": f"{(received - sent) / 2:.3f}"}
 
 
+def measure_clock_via_agent(machine: Machine) -> str:
+    """Guest minus host wall clock in seconds, read through the agent (guest-get-time)."""
+    sent = time.time()
+    guest_ns = machine.agent_execute("guest-get-time")
+    received = time.time()
+    return f"{int(guest_ns) / 1e9 - (sent + received) / 2:.3f}"
+
+
 def kernel_log_since(machine: Machine, line_count: int) -> list[str]:
     """Kernel log lines after the first ``line_count`` ones, with facility and level."""
     result = machine.run(f"dmesg -x --notime | tail -n +{line_count + 1}")

@@ -147,6 +147,10 @@ class HostLifecycle(Protocol):
         """libvirt's state and reason, e.g. ``running/restored`` or ``pmsuspended/unknown``."""
         ...
 
+    def note_state(self, after: str) -> str:
+        """Record the domain's state after a step as a ``STATE`` event; the state."""
+        ...
+
     def snapshot_disks(self, tag: str) -> None:
         """Take an internal snapshot of every disk of the stopped guest (qemu-img)."""
         ...

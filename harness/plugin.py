@@ -283,8 +283,14 @@ def expect_pass(series: CycleSeries) -> None:
     if series.verdict is Verdict.UNSUPPORTED:
         pytest.skip(f"UNSUPPORTED: {series.reason}")
     if series.verdict is Verdict.FAIL:
-        kernel = str(series.last.combination.get("kernel") or "")
-        issue = known_issues.find(known_issues.load(), series.transition, kernel, series.reason)
+        combination = series.last.combination
+        issue = known_issues.find(
+            known_issues.load(),
+            series.transition,
+            str(combination.get("kernel") or ""),
+            series.reason,
+            str(combination.get("qemu_version") or ""),
+        )
         if issue is not None:
             series.known_issue = issue.summary
             pytest.xfail(f"KNOWN ISSUE: {issue.summary} -- {series.reason}")

@@ -10,6 +10,7 @@ import concurrent.futures
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -245,6 +246,8 @@ def check_answer(answer: concurrent.futures.Future[object] | None, description: 
         return
     try:
         answer.result(timeout=0)
+    except StateUnsupported:
+        raise
     except AgentCommandError as exc:
         if "not supported" in exc.desc:
             raise StateUnsupported(f"{description}: {exc.desc}") from exc
@@ -272,7 +275,7 @@ class Wake(Protocol):
         ...
 
 
-def _require_signal(
+def require_signal(
     machine: Machine, signal: Signal, marks: Marks, timeout: float, stage: str
 ) -> None:
     if machine.wait_signal(signal, marks.events, timeout) is None:
@@ -293,7 +296,7 @@ def _require_console(
         )
 
 
-def _ready(machine: Machine, timeout: float, timings: dict[str, float]) -> None:
+def wait_guest_ready(machine: Machine, timeout: float, timings: dict[str, float]) -> None:
     try:
         ready = machine.wait_ready("resume", timeout)
     except HarnessError as exc:
@@ -310,8 +313,8 @@ class SystemWakeup:
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.wake_from_ram()
-        _require_signal(machine, Signal.WOKEN, marks, machine.timeouts.wake, "wake")
-        _ready(machine, machine.timeouts.agent, timings)
+        require_signal(machine, Signal.WOKEN, marks, machine.timeouts.wake, "wake")
+        wait_guest_ready(machine, machine.timeouts.agent, timings)
 
 
 @dataclass(frozen=True)
@@ -324,8 +327,8 @@ class AwaitPlatformWake:
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         limit = self.after_seconds + machine.timeouts.wake
-        _require_signal(machine, Signal.WOKEN, marks, limit, "rtc-wake")
-        _ready(machine, machine.timeouts.agent, timings)
+        require_signal(machine, Signal.WOKEN, marks, limit, "rtc-wake")
+        wait_guest_ready(machine, machine.timeouts.agent, timings)
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,7 @@ class SendKey:
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.send_key(self.key)
         _require_console(machine, r"PM: suspend exit", marks, machine.timeouts.wake, "wake")
-        _ready(machine, machine.timeouts.agent, timings)
+        wait_guest_ready(machine, machine.timeouts.agent, timings)
 
 
 @dataclass(frozen=True)
@@ -351,7 +354,7 @@ class Relaunch:
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.power_on()
-        _ready(machine, machine.timeouts.resume, timings)
+        wait_guest_ready(machine, machine.timeouts.resume, timings)
 
 
 @dataclass(frozen=True)
@@ -364,7 +367,7 @@ class PowerLossRelaunch:
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         machine.power_cut()
         machine.power_on()
-        _ready(machine, machine.timeouts.resume, timings)
+        wait_guest_ready(machine, machine.timeouts.resume, timings)
 
 
 @dataclass(frozen=True)
@@ -377,7 +380,7 @@ class AwaitGuestResume:
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         _require_console(machine, self.pattern, marks, machine.timeouts.resume, "resume")
-        _ready(machine, machine.timeouts.resume, timings)
+        wait_guest_ready(machine, machine.timeouts.resume, timings)
 
 
 # -- the transitions -----------------------------------------------------------------------
@@ -398,6 +401,15 @@ K_IMAGE_LOADED = (
 
 
 @dataclass(frozen=True)
+class Rewake:
+    """Wake again from the state the first cycle left saved, after ``prepare`` on the host."""
+
+    description: str
+    prepare: Callable[[Machine], None]
+    expected_events: tuple[Signal, ...] = ()
+
+
+@dataclass(frozen=True)
 class Transition:
     id: str
     needs: Needs
@@ -407,6 +419,12 @@ class Transition:
     expected_events: tuple[Signal, ...] = ()
     kernel_records: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
+    # Host paths that stop the VM leave the guest clock behind by the time it was off; the
+    # clock is then set from the host, as libvirt-guests' SYNC_TIME does (the lag is kept).
+    resync_clock: bool = False
+    # Further wakes from the same saved state (a save image restored again), each after its
+    # preparation of the host (e.g. the disks reverted to the point of the save).
+    then: tuple[Rewake, ...] = ()
 
     @property
     def counts_suspend(self) -> bool:

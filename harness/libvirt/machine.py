@@ -144,6 +144,11 @@ class LibvirtMachine:
         name = STATES.get(state, str(state))
         return f"{name}/{_reason_name(state, reason)}"
 
+    def note_state(self, after: str) -> str:
+        state = self.state()
+        self.events.append("STATE", {"after": after, "state": state})
+        return state
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def boot(self) -> dict[str, float]:
@@ -237,11 +242,14 @@ class LibvirtMachine:
     def _wait_agent(self, stage: str, deadline: float) -> None:
         """Ping until the agent answers; while libvirt says it is not connected, wait for its
         AGENT/CONNECTED event instead of asking again."""
+        limit = deadline - time.monotonic()
         while True:
             mark = self.events.mark()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise BootTimeout(f"{stage}: guest agent", deadline - deadline, self.serial_tail())
+                raise BootTimeout(
+                    f"{stage}: guest agent", limit, f"domain {self.state()}; {self.serial_tail()}"
+                )
             if not self.running:
                 raise AgentError(f"{stage}: the domain stopped while waiting for the guest agent")
             try:
