@@ -13,7 +13,8 @@ import pytest
 from harness import known_issues
 from harness.accel import ACCELS
 from harness.cell import Cell
-from harness.cycle import CycleOptions, run_series
+from harness.checks import DEFAULT_CHECKS, Check
+from harness.cycle import CycleOptions, run_group_cycle, run_series
 from harness.faults import Fault
 from harness.libvirt.host import DEFAULT_URI
 from harness.localise import localise, pm_test_state
@@ -257,6 +258,34 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
             _annotate(outcome, target, report.directory)
         series_list.append(series)
         return series
+
+    return run
+
+
+GroupCycle = Callable[..., list[CycleSeries]]
+
+
+@pytest.fixture
+def group_cycle(request: pytest.FixtureRequest, cell: Cell) -> GroupCycle:
+    """Run one transition that acts on several guests at once (a host service); one recorded
+    series per guest."""
+    series_list = request.node.stash.setdefault(SERIES_KEY, [])
+    report = request.config.stash[REPORT_KEY]
+    options = CycleOptions(clock_tolerance_s=request.config.getoption("clock_tolerance"))
+
+    def run(
+        transition: Transition, machines: Sequence[Machine], checks: Sequence[Check] | None = None
+    ) -> list[CycleSeries]:
+        outcomes = run_group_cycle(
+            machines, transition, checks=checks or DEFAULT_CHECKS, options=options
+        )
+        made = []
+        for machine, outcome in zip(machines, outcomes, strict=True):
+            outcome.evidence.transition = f"{transition.id}@{machine.name}"
+            _annotate(outcome, machine, report.directory)
+            made.append(CycleSeries(transition.id, 1, [outcome]))
+        series_list.extend(made)
+        return made
 
     return run
 

@@ -25,6 +25,8 @@ class ChildProcess:
 
     A session of its own keeps the terminal's Ctrl-C away from the child, so the harness decides
     the order of shutdown; PR_SET_PDEATHSIG takes it down if the harness is killed outright.
+    The kernel ties that signal to the thread that forked the child, not to the process: start
+    a child only from a thread that lives as long as it (the main thread), never from a pool.
     """
 
     def __init__(

@@ -148,13 +148,19 @@ class HarnessSession:
         return machine
 
     def libvirt_host(self) -> LibvirtHost:
-        """The libvirt daemon the session talks to; started by the harness if none answers."""
+        """The libvirt daemon the session talks to; started by the harness if none answers.
+
+        Connected at once, from the calling (main) thread: a daemon the harness starts dies
+        with the thread that started it (PR_SET_PDEATHSIG), so never from a worker thread.
+        """
         if self._libvirt is None:
-            self._libvirt = LibvirtHost(
+            host = LibvirtHost(
                 self.settings.libvirt_uri,
                 self.evidence_root / "libvirtd",
                 start_timeout=self.timeouts.agent,
             )
+            host.conn  # noqa: B018 - opening is the point
+            self._libvirt = host
         return self._libvirt
 
     def _firmware(self, run_dir: Path) -> Firmware:

@@ -1,0 +1,83 @@
+"""The libvirt-guests service, run for real (libvirt-guests.sh stop, then start) with a
+configuration file the harness writes, on several guests at once; each guest must come back
+to its state from before the host "shutdown", or stay off when the settings say so."""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cell import Cell
+from harness.checks import AFTER_REBOOT_CHECKS, DEFAULT_CHECKS
+from harness.libvirt.guests_service import GuestsService, GuestsServiceConfig, service_transition
+from harness.machine import Machine
+from harness.plugin import GroupCycle, expect_pass
+from harness.session import HarnessSession
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.libvirt_guests]
+
+GUESTS = ("svc-a", "svc-b")
+SERVICE_TIMEOUT_S = 600.0
+VARIANTS: dict[str, dict[str, Any]] = {
+    # What a host owner most often sets: save at shutdown, bring back at boot, clock synced.
+    "suspend-start": dict(
+        on_shutdown="suspend", on_boot="start", bypass_cache=True, sync_time=True, start_delay=1
+    ),
+    # Saved at shutdown, left off at boot: each stays off with its managed save, which the
+    # harness then starts to prove it intact.
+    "suspend-ignore": dict(on_shutdown="suspend", on_boot="ignore", parallel_shutdown=2),
+    # Clean ACPI shutdown of both in parallel, then a fresh boot of each.
+    "shutdown-start": dict(
+        on_shutdown="shutdown", on_boot="start", parallel_shutdown=2, shutdown_timeout=240
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def service_guests(harness_session: HarnessSession, cell: Cell) -> Iterator[list[Machine]]:
+    machines = [harness_session.machine(name, backend="libvirt") for name in GUESTS]
+    with ThreadPoolExecutor(len(machines)) as pool:
+        list(pool.map(lambda m: m.boot(), machines))
+    yield machines
+    for machine in machines:
+        machine.stop()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_libvirt_guests_stop_start(
+    group_cycle: GroupCycle,
+    service_guests: list[Machine],
+    harness_session: HarnessSession,
+    tmp_path: Path,
+    variant: str,
+) -> None:
+    host = harness_session.libvirt_host()
+    foreign = host.foreign_active_domains()
+    if foreign:
+        pytest.skip(f"libvirt-guests would act on guests that are not the harness's: {foreign}")
+    config = GuestsServiceConfig(uris=host.uri, **VARIANTS[variant])
+    service = GuestsService(config, tmp_path / "service", SERVICE_TIMEOUT_S)
+    shutdown = config.on_shutdown == "shutdown"
+    series = group_cycle(
+        service_transition(service),
+        service_guests,
+        checks=AFTER_REBOOT_CHECKS if shutdown else DEFAULT_CHECKS,
+    )
+    assert [run.action for run in service.runs] == ["stop", "start"]
+    for one in series:
+        steps = {
+            e["data"]["after"]: e["data"]["state"]
+            for e in one.last.evidence.events
+            if e["event"] == "STATE"
+        }
+        assert steps["libvirt-guests stop"] == (
+            "shutoff/shutdown" if shutdown else "shutoff/saved"
+        ), steps
+        if config.on_boot == "ignore":
+            assert steps["libvirt-guests start"].startswith("shutoff"), steps
+        else:
+            assert steps["libvirt-guests start"].startswith("running"), steps
+    for one in series:
+        expect_pass(one)
