@@ -103,6 +103,16 @@ def kernel_call_trace() -> Fault:
     )
 
 
+def freeze_agent() -> Fault:
+    """The guest agent is stopped (SIGSTOP) just before the request: its channel stays open but
+    nothing answers, so every agent call must end on the harness's own bound."""
+    return Fault(
+        "qemu-ga frozen with SIGSTOP before the request",
+        lambda m: _run_or_fail(m, "pkill -STOP -x qemu-ga"),
+        BEFORE_REQUEST,
+    )
+
+
 def _run_or_fail(machine: Machine, command: str) -> None:
     result = machine.run(command)
     if not result.ok:

@@ -19,6 +19,7 @@ from harness.faults import Fault
 from harness.libvirt.host import DEFAULT_URI
 from harness.localise import localise, pm_test_state
 from harness.machine import Machine
+from harness.probes import DEFAULT_PROBES, Probe
 from harness.report import RunReport, new_run_id
 from harness.session import BACKENDS, HarnessSession, Settings
 from harness.transitions import Transition
@@ -274,10 +275,13 @@ def group_cycle(request: pytest.FixtureRequest, cell: Cell) -> GroupCycle:
     options = CycleOptions(clock_tolerance_s=request.config.getoption("clock_tolerance"))
 
     def run(
-        transition: Transition, machines: Sequence[Machine], checks: Sequence[Check] | None = None
+        transition: Transition,
+        machines: Sequence[Machine],
+        checks: Sequence[Check] = DEFAULT_CHECKS,
+        probes: tuple[Probe, ...] = DEFAULT_PROBES,
     ) -> list[CycleSeries]:
         outcomes = run_group_cycle(
-            machines, transition, checks=checks or DEFAULT_CHECKS, options=options
+            machines, transition, checks=checks, probes=probes, options=options
         )
         made = []
         for machine, outcome in zip(machines, outcomes, strict=True):

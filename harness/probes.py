@@ -134,6 +134,9 @@ rm -f @STATE@/pattern @STATE@/fresh
 )
 
 DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK, BLOCK)
+# Across a clean shutdown and a fresh boot only the disk keeps anything: the sentinel and the
+# in-flight block write are gone by design, and waiting for them would only cost time.
+AFTER_REBOOT_PROBES = (IDENTITY, DISK)
 
 
 def script(probes: tuple[Probe, ...], phase: str) -> str:

@@ -14,6 +14,7 @@ from harness.checks import AFTER_REBOOT_CHECKS, DEFAULT_CHECKS
 from harness.libvirt.guests_service import GuestsService, GuestsServiceConfig, service_transition
 from harness.machine import Machine
 from harness.plugin import GroupCycle, expect_pass
+from harness.probes import AFTER_REBOOT_PROBES, DEFAULT_PROBES
 from harness.session import HarnessSession
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.libvirt_guests]
@@ -64,6 +65,7 @@ def test_libvirt_guests_stop_start(
         service_transition(service),
         service_guests,
         checks=AFTER_REBOOT_CHECKS if shutdown else DEFAULT_CHECKS,
+        probes=AFTER_REBOOT_PROBES if shutdown else DEFAULT_PROBES,
     )
     assert [run.action for run in service.runs] == ["stop", "start"]
     for one in series:

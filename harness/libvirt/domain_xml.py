@@ -25,6 +25,7 @@ class DomainFiles:
     data: Path
     console_socket: Path
     nvram: Path | None = None
+    owner: tuple[int, int] = (0, 0)  # uid, gid QEMU runs as: the harness's own
 
 
 def build_domain_xml(name: str, config: QemuConfig, files: DomainFiles) -> str:
@@ -44,6 +45,10 @@ def build_domain_xml(name: str, config: QemuConfig, files: DomainFiles) -> str:
         _text(domain, event, action)
     _text(domain, "on_crash", "destroy")
     domain.append(_devices(config, files))
+    # QEMU runs as the harness's own user, whatever qemu.conf says, so that it can open the
+    # harness's private 0700 run directory; nothing is relabelled.
+    seclabel = ET.SubElement(domain, "seclabel", type="static", model="dac", relabel="no")
+    _text(seclabel, "label", f"+{files.owner[0]}:+{files.owner[1]}")
     if config.extra_args:
         commandline = ET.SubElement(domain, f"{{{QEMU_NS}}}commandline")
         for arg in config.extra_args:

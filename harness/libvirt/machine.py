@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import os
 import shlex
 import time
 import xml.etree.ElementTree as ET
@@ -98,6 +99,7 @@ class LibvirtMachine:
             data=runtime_dir / "data.qcow2",
             console_socket=runtime_dir / "console.sock",
             nvram=config.firmware.ovmf_vars,
+            owner=(os.getuid(), os.getgid()),
         )
         self.save_path = runtime_dir / "save.img"
         self.console = ConsoleLog(evidence_dir / "serial.log")

@@ -1,0 +1,180 @@
+"""The libvirt backend's pure parts: domain XML, event names and signals, error translation,
+the libvirt-guests configuration, and the qemu.conf settings of a harness-started daemon."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.errors import AgentError, SetupError, StateUnsupported
+from harness.libvirt.daemon import ensure_qemu_conf
+from harness.libvirt.domain_xml import QEMU_NS, DomainFiles, build_domain_xml
+from harness.libvirt.errors import LibvirtError, translate
+from harness.libvirt.events import libvirt_signals, lifecycle_name
+from harness.libvirt.guests_service import GuestsServiceConfig, config_path_of
+from harness.qemu.cmdline import Firmware, QemuConfig
+
+FILES = DomainFiles(
+    Path("/r/root.qcow2"),
+    Path("/r/swap.qcow2"),
+    Path("/r/data.qcow2"),
+    Path("/r/console.sock"),
+    Path("/r/VARS.fd"),
+)
+
+
+def config(**kw: object) -> QemuConfig:
+    base: dict[str, object] = dict(
+        binary="qemu-system-x86_64",
+        kernel=Path("/i/vmlinuz"),
+        initrd=Path("/i/initrd.img"),
+        append="root=/dev/vda resume=/dev/vdb",
+    )
+    return QemuConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_domain_has_pm_agent_disks_and_direct_kernel_boot() -> None:
+    root = ET.fromstring(build_domain_xml("s3s4-1-g", config(), FILES))
+    assert root.get("type") == "qemu"  # TCG
+    assert {e.tag: e.get("enabled") for e in root.find("pm")} == {  # type: ignore[union-attr]
+        "suspend-to-mem": "yes",
+        "suspend-to-disk": "yes",
+    }
+    disks = root.findall("./devices/disk")
+    assert [d.find("target").get("dev") for d in disks] == ["vda", "vdb", "vdc"]  # type: ignore[union-attr]
+    assert {d.find("driver").get("type") for d in disks} == {"qcow2"}  # type: ignore[union-attr]
+    channel = root.find("./devices/channel/target")
+    assert channel is not None and channel.get("name") == "org.qemu.guest_agent.0"
+    assert root.findtext("./os/cmdline") == "root=/dev/vda resume=/dev/vdb"
+    assert root.find("./devices/serial/source").get("mode") == "connect"  # type: ignore[union-attr]
+    assert root.find(f"{{{QEMU_NS}}}commandline") is None
+    seclabel = root.find("seclabel")  # QEMU runs as the harness's user, whatever qemu.conf says
+    assert seclabel is not None and seclabel.get("model") == "dac"
+    assert seclabel.findtext("label") == "+0:+0"
+
+
+def test_kvm_ovmf_and_extra_args() -> None:
+    ovmf = Firmware("ovmf", ovmf_code=Path("/fw/CODE.fd"), ovmf_vars=Path("/fw/VARS.fd"))
+    xml = build_domain_xml(
+        "g",
+        config(
+            accel="kvm",
+            machine="q35",
+            firmware=ovmf,
+            extra_args=("-global", "ICH9-LPC.disable_s3=1"),
+        ),
+        FILES,
+    )
+    root = ET.fromstring(xml)
+    assert root.get("type") == "kvm"
+    assert root.find("./os/type").get("machine") == "q35"  # type: ignore[union-attr]
+    assert root.findtext("./os/loader") == "/fw/CODE.fd"
+    assert root.findtext("./os/nvram") == "/r/VARS.fd"
+    args = [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
+    assert args == ["-global", "ICH9-LPC.disable_s3=1"]
+
+
+@pytest.mark.parametrize(
+    ("event", "detail", "name", "signals"),
+    [
+        (5, 4, "STOPPED/SAVED", ("powered-off", "saved")),
+        (5, 0, "STOPPED/SHUTDOWN", ("powered-off",)),
+        (2, 2, "STARTED/RESTORED", ("restored",)),
+        (2, 3, "STARTED/FROM_SNAPSHOT", ("restored",)),
+        (7, 0, "PMSUSPENDED/MEMORY", ()),
+        (6, 1, "SHUTDOWN/GUEST", ("shutdown",)),
+    ],
+)
+def test_lifecycle_events_are_named_and_tagged(
+    event: int, detail: int, name: str, signals: tuple[str, ...]
+) -> None:
+    assert lifecycle_name(event, detail) == name
+    assert libvirt_signals(name, {}) == signals
+
+
+def test_pm_events_show_the_same_signals_as_qmp() -> None:
+    assert libvirt_signals("PMSUSPEND", {}) == ("suspended",)
+    assert libvirt_signals("PMWAKEUP", {}) == ("woken",)
+    assert libvirt_signals("PMSUSPEND_DISK", {}) == ("hibernated",)
+
+
+class FakeLibvirtError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    def get_error_code(self) -> int:
+        return self.code
+
+    def get_error_message(self) -> str:
+        return self.message
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "kind"),
+    [
+        (
+            84,
+            "Operation not supported: qemu doesn't support taking snapshots of PMSUSPENDED guests",
+            StateUnsupported,
+        ),
+        (1, "internal error: S3 state is disabled for this domain", StateUnsupported),
+        (86, "Guest agent is not responding: QEMU guest agent is not connected", AgentError),
+        (42, "Domain not found", LibvirtError),
+    ],
+)
+def test_libvirt_errors_become_one_line_harness_errors(code: int, text: str, kind: type) -> None:
+    error = translate("save", FakeLibvirtError(code, text))  # type: ignore[arg-type]
+    assert isinstance(error, kind)
+    assert text in str(error) and f"libvirt error {code}" in str(error)
+    assert "\n" not in str(error)
+
+
+def test_guests_service_config_renders_every_setting() -> None:
+    config = GuestsServiceConfig(
+        "qemu:///system",
+        on_shutdown="shutdown",
+        on_boot="ignore",
+        parallel_shutdown=2,
+        shutdown_timeout=60,
+        start_delay=3,
+        bypass_cache=True,
+        sync_time=True,
+    )
+    lines = dict(line.split("=", 1) for line in config.render().splitlines() if "=" in line)
+    assert lines == {
+        "URIS": "qemu:///system",
+        "ON_SHUTDOWN": "shutdown",
+        "ON_BOOT": "ignore",
+        "PARALLEL_SHUTDOWN": "2",
+        "SHUTDOWN_TIMEOUT": "60",
+        "START_DELAY": "3",
+        "BYPASS_CACHE": "1",
+        "SYNC_TIME": "1",
+    }
+    assert config.id == "shutdown-ignore-parallel2-bypass-cache-sync-time-delay3"
+
+
+def test_config_path_is_read_from_the_script() -> None:
+    debian = (
+        'sysconfdir="/etc"\ntest -f "$sysconfdir"/default/libvirt-guests &&\n'
+        '    . "$sysconfdir"/default/libvirt-guests\n'
+    )
+    fedora = (
+        'sysconfdir="/etc"\ntest -f "$sysconfdir"/sysconfig/libvirt-guests &&\n'
+        '    . "$sysconfdir"/sysconfig/libvirt-guests\n'
+    )
+    assert config_path_of(debian) == Path("/etc/default/libvirt-guests")
+    assert config_path_of(fedora) == Path("/etc/sysconfig/libvirt-guests")
+    with pytest.raises(SetupError):
+        config_path_of("#!/bin/sh\n")
+
+
+def test_qemu_conf_gets_root_once_and_a_conflict_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('#user = "libvirt-qemu"\n')
+    assert ensure_qemu_conf(conf) == ['user = "root"', 'group = "root"']
+    assert ensure_qemu_conf(conf) == []
+    conf.write_text('user = "qemu"\n')
+    with pytest.raises(SetupError, match='sets user = "qemu"'):
+        ensure_qemu_conf(conf)
