@@ -250,9 +250,9 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
         target = machine or request.getfixturevalue("guest")
         count = cycles or default_cycles
         chosen = options if resync_clock is None else replace(options, resync_clock=resync_clock)
-        series = CycleSeries(
-            transition.id, count, run_series(target, transition, count, faults, chosen)
-        )
+        outcomes = run_series(target, transition, count, faults, chosen)
+        # Each cycle is followed by its rewakes (a save image restored again), each judged.
+        series = CycleSeries(transition.id, count * (1 + len(transition.then)), outcomes)
         if localise_failures and series.verdict is Verdict.FAIL:
             series.localisation = localise(target, pm_test_state(transition.needs.power_states))
         for outcome in series.outcomes:

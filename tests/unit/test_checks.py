@@ -1,6 +1,7 @@
 import pytest
 
 from harness.checks import (
+    booted_afresh,
     disk_roundtrip,
     events_seen,
     resumed_not_rebooted,
@@ -122,3 +123,13 @@ def test_kernel_records_in_order_modern_and_older_wordings() -> None:
     ev = CycleEvidence("t", expected_kernel_records=list(S3_RECORDS), kernel_messages=modern[:1])
     result = kernel_records_seen(ev)
     assert not result.passed and "Waking up" in result.detail
+
+
+def test_booted_afresh_fails_when_the_guest_was_never_shut_down() -> None:
+    resumed = evidence()  # same boot_id and RAM marker: the guest only slept
+    assert not booted_afresh(resumed).passed
+    assert "same boot_id" in booted_afresh(resumed).detail
+    rebooted = evidence(**{"guest.boot_id": "b2", "guest.ram_marker": "m2"})
+    assert booted_afresh(rebooted).passed, booted_afresh(rebooted).detail
+    lost = evidence(**{"guest.boot_id": "b2", "guest.ram_marker": "m2", "disk.reread_sha": "x"})
+    assert "reads back as x" in booted_afresh(lost).detail

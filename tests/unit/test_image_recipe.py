@@ -52,3 +52,15 @@ def test_known_issues_file_loads_and_matches() -> None:
     assert known_issues.find(issues, "disk-test_resume", "6.1.0-56-amd64", reason)
     assert known_issues.find(issues, "disk-test_resume", "6.12.48-amd64", reason) is None
     assert known_issues.find(issues, "s3-agent", "6.1.0-56-amd64", reason) is None
+
+
+def test_known_issue_scoped_to_a_qemu_version() -> None:
+    from harness import known_issues
+
+    issues = known_issues.load()
+    reason = "resume: timed out after 120s waiting for resume: guest agent: ..."
+    hit = known_issues.find(issues, "s3-then-managedsave", "6.1.0-56-amd64", reason, "7.2.22")
+    assert hit is not None and "QEMU 7.2" in hit.summary
+    assert (
+        known_issues.find(issues, "s3-then-managedsave", "6.1.0-56-amd64", reason, "10.0.0") is None
+    )
