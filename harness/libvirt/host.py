@@ -19,6 +19,7 @@ from harness.process import process_alive
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "qemu:///system"
+PRIVILEGED_URIS = (DEFAULT_URI, "qemu:///session")
 DOMAIN_PREFIX = "s3s4-"  # domains are named s3s4-<harness pid>-<guest>, so a sweep knows owners
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
@@ -98,7 +99,10 @@ class LibvirtHost:
         return conn
 
     def _may_start_daemon(self) -> bool:
-        return self.uri == DEFAULT_URI and os.geteuid() == 0 and installed()
+        """Only root can start the privileged daemon; for root, libvirt also routes
+        ``qemu:///session`` to it (an unprivileged user's session daemon is spawned by libvirt
+        itself on open)."""
+        return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and installed()
 
     def _sweep_stale(self, conn: libvirt.virConnect) -> None:
         """Destroy and undefine domains of harness processes that no longer exist."""
