@@ -120,30 +120,12 @@ class HarnessSession:
         evidence = (
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")
         )
+        shared = (name, self.image, config, run_dir, evidence, self._key(), self._loop())
         machine: Machine
         if backend == "libvirt":
-            machine = LibvirtMachine(
-                name,
-                self.image,
-                config,
-                run_dir,
-                evidence,
-                self._key(),
-                self._loop(),
-                self.libvirt_host(),
-                self.timeouts,
-            )
+            machine = LibvirtMachine(*shared, self.libvirt_host(), self.timeouts)
         else:
-            machine = QemuMachine(
-                name,
-                self.image,
-                config,
-                run_dir,
-                evidence,
-                self._key(),
-                self._loop(),
-                self.timeouts,
-            )
+            machine = QemuMachine(*shared, self.timeouts)
         self._machines[key] = machine
         return machine
 

@@ -11,7 +11,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import shlex
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,19 +22,18 @@ import libvirt
 from harness import disks
 from harness.agent_exec import run_script
 from harness.aio import LoopThread
-from harness.console import ConsoleLog
 from harness.errors import AgentError, BootTimeout, HarnessError, SetupError
 from harness.events import EventLog, RecordedEvent
+from harness.guest_base import GuestBase
 from harness.image import GuestImage
 from harness.libvirt import events as lv_events
 from harness.libvirt.domain_xml import NETDEV_ID, DomainFiles, build_domain_xml
-from harness.libvirt.errors import LibvirtError, call, translate
+from harness.libvirt.errors import LibvirtError, call
 from harness.libvirt.host import LibvirtHost, domain_name, remove_domain
 from harness.machine import Signal
-from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
 from harness.qemu.console_server import ConsoleServer
-from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
+from harness.ssh import CommandResult, SshKey
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
@@ -66,7 +64,7 @@ STATES = {
 }
 
 
-class LibvirtMachine:
+class LibvirtMachine(GuestBase):
     """A guest under libvirt; the same interface as QemuMachine plus HostLifecycle."""
 
     def __init__(
@@ -82,17 +80,10 @@ class LibvirtMachine:
         timeouts: Timeouts,
         agent_timeout_s: int = AGENT_RESPONSE_TIMEOUT_S,
     ) -> None:
-        self.name = name
+        super().__init__(name, image, config, runtime_dir, evidence_dir, ssh_key, timeouts)
         self.domain_name = domain_name(name)
-        self.image = image
-        self.config = config
         self.host = host
-        self.timeouts = timeouts
         self.agent_timeout_s = agent_timeout_s
-        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        evidence_dir.mkdir(parents=True, exist_ok=True)
-        self.runtime_dir = runtime_dir
-        self.evidence_dir = evidence_dir
         self.files = DomainFiles(
             root=runtime_dir / "root.qcow2",
             swap=runtime_dir / "swap.qcow2",
@@ -102,15 +93,10 @@ class LibvirtMachine:
             owner=(os.getuid(), os.getgid()),
         )
         self.save_path = runtime_dir / "save.img"
-        self.console = ConsoleLog(evidence_dir / "serial.log")
-        self.serial_log = self.console.path
         self.events = EventLog(evidence_dir / "libvirt-events.jsonl", lv_events.libvirt_signals)
         self._console_server = ConsoleServer(
             runner, self.files.console_socket, self.console, persistent=True
         )
-        self._ssh_key = ssh_key
-        self._ssh_port = free_local_port()
-        self._ssh = SshConnection(self._ssh_port, ssh_key)
         self._dom: libvirt.virDomain | None = None
         self._callbacks: list[int] = []
         self._forwarded_id: int | None = None
@@ -275,20 +261,9 @@ class LibvirtMachine:
             raise SetupError(f"{self.name}: hostfwd_add {rule} failed: {out.strip()}")
         self._forwarded_id = dom_id
 
-    def run(
-        self, command: str, timeout: float | None = None, stdin: bytes | None = None
-    ) -> CommandResult:
-        return self._ssh.run(command, timeout or self.timeouts.command, stdin)
-
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
         limit = timeout or self.timeouts.command
         return run_script(lambda cmd, args: self._agent_call(cmd, args, limit), script, limit)
-
-    def open_echo(self) -> EchoChannel:
-        return self._ssh.open_echo(self.timeouts.command)
-
-    def open_stream(self, command: str) -> StreamDownload:
-        return self._ssh.open_stream(command, self.timeouts.resume)
 
     def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         return self._agent_call(command, arguments, self.timeouts.command)
@@ -467,12 +442,6 @@ class LibvirtMachine:
             "domain": self.domain_name,
         }
 
-    def serial_tail(self, lines: int = 3) -> str:
-        return self.console.tail(lines)
-
-    def describe(self) -> str:
-        return f"{self.domain_name} ({shlex.quote(str(self.evidence_dir))})"
-
 
 def _reason_name(state: int, reason: int) -> str:
     table = {
@@ -493,4 +462,4 @@ def _reason_name(state: int, reason: int) -> str:
     return names[reason] if 0 <= reason < len(names) else str(reason)
 
 
-__all__ = ["LibvirtMachine", "translate"]
+__all__ = ["LibvirtMachine"]

@@ -11,23 +11,22 @@ from typing import Any
 
 from harness import disks
 from harness.aio import LoopThread
-from harness.console import ConsoleLog
 from harness.errors import (
     BootTimeout,
     HarnessError,
     QemuStartError,
 )
 from harness.events import EventLog, RecordedEvent
+from harness.guest_base import GuestBase
 from harness.image import GuestImage
 from harness.machine import Signal
-from harness.ports import free_local_port
 from harness.process import ChildProcess
 from harness.qemu.agent import GuestAgent
 from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths, build_argv
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.signals import QEMU_EXITED, qmp_signals
-from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
+from harness.ssh import CommandResult, SshKey
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,8 @@ log = logging.getLogger(__name__)
 READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
 
 
-class QemuMachine:
-    """A guest under direct QEMU. Sockets and disks live in ``runtime_dir`` (0700); logs in
-    ``evidence_dir`` so they outlive the run."""
+class QemuMachine(GuestBase):
+    """A guest under direct QEMU."""
 
     def __init__(
         self,
@@ -50,14 +48,7 @@ class QemuMachine:
         runner: LoopThread,
         timeouts: Timeouts,
     ) -> None:
-        self.name = name
-        self.image = image
-        self.config = config
-        self.timeouts = timeouts
-        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        evidence_dir.mkdir(parents=True, exist_ok=True)
-        self.runtime_dir = runtime_dir
-        self.evidence_dir = evidence_dir
+        super().__init__(name, image, config, runtime_dir, evidence_dir, ssh_key, timeouts)
         self.paths = RunPaths(
             qmp_socket=runtime_dir / "qmp.sock",
             agent_socket=runtime_dir / "qga.sock",
@@ -66,13 +57,8 @@ class QemuMachine:
             swap_disk=runtime_dir / "swap.raw",
             data_disk=runtime_dir / "data.raw",
         )
-        self.console = ConsoleLog(evidence_dir / "serial.log")
-        self.serial_log = self.console.path
         self.events = EventLog(evidence_dir / "qmp-events.jsonl", qmp_signals)
         self._runner = runner
-        self._ssh_key = ssh_key
-        self._ssh_port = free_local_port()
-        self._ssh = SshConnection(self._ssh_port, ssh_key)
         self._process: ChildProcess | None = None
         self._monitor: QmpMonitor | None = None
         self._console_server: ConsoleServer | None = None
@@ -207,22 +193,11 @@ class QemuMachine:
         timings["ssh"] = time.monotonic() - start
         return timings
 
-    def run(
-        self, command: str, timeout: float | None = None, stdin: bytes | None = None
-    ) -> CommandResult:
-        return self._ssh.run(command, timeout or self.timeouts.command, stdin)
-
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
         return self._agent.shell(script, timeout or self.timeouts.command)
 
-    def open_echo(self) -> EchoChannel:
-        return self._ssh.open_echo(self.timeouts.command)
-
     def set_link(self, up: bool) -> None:
         self.qmp("set_link", {"name": "net0", "up": up})
-
-    def open_stream(self, command: str) -> StreamDownload:
-        return self._ssh.open_stream(command, self.timeouts.resume)
 
     def fail_data_disk_io(self) -> None:
         """From now on every read and write of the scratch disk fails with EIO: a blkdebug
@@ -298,10 +273,6 @@ class QemuMachine:
             "firmware": self.config.firmware.kind,
             "wakeup_suspend_support": machine.get("wakeup-suspend-support"),
         }
-
-    def serial_tail(self, lines: int = 3) -> str:
-        """The last non-empty console lines, for one-line diagnoses."""
-        return self.console.tail(lines)
 
 
 __all__ = ["QEMU_EXITED", "QemuMachine"]

@@ -1,0 +1,57 @@
+"""What a guest has under every backend: private run and evidence directories, the console
+log, and ssh into the guest over a loopback port forwarded to its sshd (per-run key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.console import ConsoleLog
+from harness.image import GuestImage
+from harness.ports import free_local_port
+from harness.qemu.cmdline import QemuConfig
+from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
+from harness.timeouts import Timeouts
+
+
+class GuestBase:
+    """Sockets and disks live in ``runtime_dir`` (0700); logs in ``evidence_dir``, so that they
+    outlive the run."""
+
+    def __init__(
+        self,
+        name: str,
+        image: GuestImage,
+        config: QemuConfig,
+        runtime_dir: Path,
+        evidence_dir: Path,
+        ssh_key: SshKey,
+        timeouts: Timeouts,
+    ) -> None:
+        self.name = name
+        self.image = image
+        self.config = config
+        self.timeouts = timeouts
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        evidence_dir.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir = runtime_dir
+        self.evidence_dir = evidence_dir
+        self.console = ConsoleLog(evidence_dir / "serial.log")
+        self.serial_log = self.console.path
+        self._ssh_key = ssh_key
+        self._ssh_port = free_local_port()
+        self._ssh = SshConnection(self._ssh_port, ssh_key)
+
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        return self._ssh.run(command, timeout or self.timeouts.command, stdin)
+
+    def open_echo(self) -> EchoChannel:
+        return self._ssh.open_echo(self.timeouts.command)
+
+    def open_stream(self, command: str) -> StreamDownload:
+        return self._ssh.open_stream(command, self.timeouts.resume)
+
+    def serial_tail(self, lines: int = 3) -> str:
+        """The last non-empty console lines, for one-line diagnoses."""
+        return self.console.tail(lines)
