@@ -186,7 +186,10 @@ def run_cycle_again(
         kernel_messages=[],
         kernel_log=[],
         faults=[rewake.description],
+        # Only the wake is repeated: the guest logs no sleep of its own and counts none.
         expected_events=[signal.value for signal in rewake.expected_events],
+        expected_kernel_records=[],
+        expects_suspend_count=False,
         tcp_expected=False,
     )
     marks = Marks.now(machine)

@@ -11,6 +11,8 @@ def test_options_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     for option in (
         "--accel",
+        "--backend",
+        "--libvirt-uri",
         "--qemu-binary",
         "--firmware",
         "--machine-type",

@@ -1,10 +1,12 @@
 """Verdict logic of one cycle, on a scripted machine: which failure gives which verdict."""
 
+from dataclasses import replace
 from pathlib import Path
 
-from harness.cycle import run_cycle
-from harness.errors import AgentCommandError
-from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL
+from harness.cycle import run_cycle, run_group_cycle, run_series
+from harness.errors import AgentCommandError, GuestFault
+from harness.machine import Signal
+from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
 from harness.verdict import Verdict
 from tests.unit.fake_machine import FACTS, FakeMachine
 
@@ -69,3 +71,35 @@ def test_guest_that_never_wakes_is_a_fail_naming_the_wake_stage(tmp_path: Path) 
     assert outcome.verdict is Verdict.FAIL
     assert outcome.reason.startswith("wake: no woken signal"), outcome.reason
     assert machine.stopped
+
+
+def test_a_rewake_is_judged_against_the_state_before_the_first_sleep(tmp_path: Path) -> None:
+    prepared: list[object] = []
+    rewake = Rewake("prepare the host again", prepared.append, (Signal.WOKEN,))
+    transition = replace(S3_SYSTEMCTL, then=(rewake,))
+    machine = FakeMachine(tmp_path)
+    first, second = run_series(machine, transition, 1)
+    assert prepared == [machine]
+    assert (first.verdict, second.verdict) == (Verdict.PASS, Verdict.PASS), second.reason
+    assert second.evidence.cycle == 2 and second.evidence.before == first.evidence.before
+    assert second.evidence.expected_events == ["woken"]
+    assert second.evidence.faults == ["prepare the host again"]
+
+
+def test_a_rewake_whose_preparation_fails_is_a_fail(tmp_path: Path) -> None:
+    def broken(machine: object) -> None:
+        raise GuestFault("prepare", "disks could not be reverted")
+
+    transition = replace(S3_SYSTEMCTL, then=(Rewake("revert", broken),))
+    outcomes = run_series(FakeMachine(tmp_path), transition, 1)
+    assert [o.verdict for o in outcomes] == [Verdict.PASS, Verdict.FAIL]
+    assert outcomes[1].reason == "prepare: disks could not be reverted"
+
+
+def test_a_group_cycle_judges_each_guest_on_its_own(tmp_path: Path) -> None:
+    good = FakeMachine(tmp_path / "a")
+    silent = FakeMachine(tmp_path / "b", sleeps=False)
+    outcomes = run_group_cycle([good, silent], S3_AGENT)
+    assert [o.verdict for o in outcomes] == [Verdict.PASS, Verdict.FAIL]
+    assert outcomes[1].reason.startswith("suspend-entry:")
+    assert silent.stopped and not good.stopped
