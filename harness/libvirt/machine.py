@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -38,6 +39,7 @@ from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
+QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")  # the privileged daemon's per-domain QEMU logs
 READY_PROBE_SECONDS = 15.0
 AGENT_ATTEMPT_SECONDS = 5.0
 AGENT_RESPONSE_TIMEOUT_S = 10  # libvirt's own bound on an agent reply (agentSetResponseTimeout)
@@ -198,8 +200,12 @@ class LibvirtMachine(GuestBase):
                 log.debug("destroy: %s", exc)
 
     def remove(self) -> None:
-        """Stop, then undefine the domain with its managed save and snapshots."""
+        """Stop, then undefine the domain with its managed save and snapshots; QEMU's own log
+        (kept by libvirt's virtlogd) is copied into the evidence first."""
         self.stop()
+        qemu_log = QEMU_LOG_DIR / f"{self.domain_name}.log"
+        if qemu_log.is_file():
+            shutil.copyfile(qemu_log, self.evidence_dir / "qemu-output.log")
         if self._dom is not None:
             lv_events.unsubscribe(self.host.conn, self._callbacks)
             remove_domain(self._dom)
