@@ -7,7 +7,7 @@ import pytest
 from harness import host_paths
 from harness.machine import Machine
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import S3_SYSTEMCTL, S4_SYSTEMCTL, Transition
+from harness.transitions import S3_SYSTEMCTL, Transition
 from harness.verdict import CycleSeries
 
 pytestmark = pytest.mark.libvirt
@@ -27,13 +27,11 @@ def event_names(series: CycleSeries) -> list[str]:
     return [e["event"] for e in series.outcomes[0].evidence.events]
 
 
-@pytest.mark.parametrize("transition", [S3_SYSTEMCTL, S4_SYSTEMCTL], ids=lambda t: t.id)
-def test_in_guest_paths_through_libvirt(
-    power_cycle: PowerCycle, libvirt_guest: Machine, transition: Transition
-) -> None:
-    """The same transitions and checks as on the direct QEMU backend, judged on libvirt's
-    events instead of QMP's."""
-    series = power_cycle(transition, machine=libvirt_guest)
+def test_in_guest_path_through_libvirt(power_cycle: PowerCycle, libvirt_guest: Machine) -> None:
+    """The same transition and checks as on the direct QEMU backend, judged on libvirt's
+    events instead of QMP's (S4 through libvirt: dompmsuspend-disk; every case: --backend
+    libvirt)."""
+    series = power_cycle(S3_SYSTEMCTL, machine=libvirt_guest)
     expect_pass(series)
     assert series.last.combination["backend"] == "libvirt"
 

@@ -34,6 +34,12 @@ def qemu_pids_of(harness_pid: int) -> list[int]:
     return pids
 
 
+def _interruptible() -> None:
+    """A job started in the background by a non-interactive shell (as CI runners may do)
+    inherits SIGINT ignored, and Python keeps it so: give the suite a terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_suite(tmp_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -51,6 +57,7 @@ def start_suite(tmp_path: Path) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_interruptible,
     )
 
 
