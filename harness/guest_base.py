@@ -3,14 +3,22 @@ log, and ssh into the guest over a loopback port forwarded to its sshd (per-run 
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.console import ConsoleLog
+from harness.errors import BootTimeout, HarnessError
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
 from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
 from harness.timeouts import Timeouts
+
+log = logging.getLogger(__name__)
+
+READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
 
 
 class GuestBase:
@@ -55,3 +63,41 @@ class GuestBase:
     def serial_tail(self, lines: int = 3) -> str:
         """The last non-empty console lines, for one-line diagnoses."""
         return self.console.tail(lines)
+
+    # -- booting: each backend says how it starts and whether it looks up --------------------
+
+    def boot(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _looks_up(self) -> bool:
+        """The VM runs (not asleep, not stopped) and ssh is connected."""
+        raise NotImplementedError
+
+    def ensure_ready(self) -> None:
+        """Reuse the running guest if it answers; otherwise cold boot on fresh disks."""
+        if self._looks_up():
+            try:
+                self._ssh.run("true", timeout=READY_PROBE_SECONDS)
+                return
+            except HarnessError:
+                log.info("%s: guest no longer answers; cold booting", self.name)
+        self.boot()
+
+    def _boot_with(self, launch: Callable[[], None]) -> dict[str, float]:
+        """``launch`` the VM, then wait until agent and ssh answer; timings of each phase."""
+        start = time.monotonic()
+        launch()
+        timings = {"launch": time.monotonic() - start}
+        try:
+            timings.update(self.wait_ready("boot", self.timeouts.boot))
+        except HarnessError as exc:
+            raise BootTimeout(
+                "boot",
+                self.timeouts.boot,
+                f"{exc}; serial: {self.serial_tail()}",
+                evidence={"serial_log": str(self.serial_log)},
+            ) from exc
+        return timings

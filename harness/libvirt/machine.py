@@ -40,7 +40,6 @@ from harness.timeouts import Timeouts
 log = logging.getLogger(__name__)
 
 QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")  # the privileged daemon's per-domain QEMU logs
-READY_PROBE_SECONDS = 15.0
 AGENT_ATTEMPT_SECONDS = 5.0
 AGENT_RESPONSE_TIMEOUT_S = 10  # libvirt's own bound on an agent reply (agentSetResponseTimeout)
 PM_TARGETS = {
@@ -149,28 +148,10 @@ class LibvirtMachine(GuestBase):
         disks.create_scratch(self.files.data, "qcow2")
         if self.has_managed_save():
             call("managedSaveRemove", lambda: self.dom.managedSaveRemove(0))
-        start = time.monotonic()
-        self._start(lambda: self.dom.create(), "start")
-        timings = {"launch": time.monotonic() - start}
-        try:
-            timings.update(self.wait_ready("boot", self.timeouts.boot))
-        except HarnessError as exc:
-            raise BootTimeout(
-                "boot",
-                self.timeouts.boot,
-                f"{exc}; serial: {self.serial_tail()}",
-                evidence={"serial_log": str(self.serial_log)},
-            ) from exc
-        return timings
+        return self._boot_with(lambda: self._start(lambda: self.dom.create(), "start"))
 
-    def ensure_ready(self) -> None:
-        if self.running and self._ssh.connected and self.state().startswith("running"):
-            try:
-                self._ssh.run("true", timeout=READY_PROBE_SECONDS)
-                return
-            except HarnessError:
-                log.info("%s: guest no longer answers; cold booting", self.name)
-        self.boot()
+    def _looks_up(self) -> bool:
+        return self.running and self._ssh.connected and self.state().startswith("running")
 
     def power_on(self) -> None:
         """``virsh start``: a cold boot, an S4 resume, or the restore of a managed save."""

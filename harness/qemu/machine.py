@@ -31,8 +31,6 @@ from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
-READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
-
 
 class QemuMachine(GuestBase):
     """A guest under direct QEMU."""
@@ -77,29 +75,10 @@ class QemuMachine(GuestBase):
         """Cold boot on a fresh overlay and swap disk; timings of each phase."""
         self.stop()
         self._create_disks()
-        start = time.monotonic()
-        self._launch()
-        timings = {"launch": time.monotonic() - start}
-        try:
-            timings.update(self.wait_ready("boot", self.timeouts.boot))
-        except HarnessError as exc:
-            raise BootTimeout(
-                "boot",
-                self.timeouts.boot,
-                f"{exc}; serial: {self.serial_tail()}",
-                evidence={"serial_log": str(self.serial_log)},
-            ) from exc
-        return timings
+        return self._boot_with(self._launch)
 
-    def ensure_ready(self) -> None:
-        """Reuse the running guest if it answers; otherwise cold boot on fresh disks."""
-        if self.running and self._ssh.connected:
-            try:
-                self._ssh.run("true", timeout=READY_PROBE_SECONDS)
-                return
-            except HarnessError:
-                log.info("%s: guest no longer answers; cold booting", self.name)
-        self.boot()
+    def _looks_up(self) -> bool:
+        return self.running and self._ssh.connected
 
     def power_on(self) -> None:
         """Relaunch with the identical argv and disks: how an S4 guest is resumed."""
