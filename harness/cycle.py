@@ -62,7 +62,7 @@ def run_cycle(
         machine.ensure_ready()
         marks = Marks.now(machine)
         evidence.before = _capture(machine, probes, "before", evidence)
-        evidence.before.update(live_probes.net_facts(machine))
+        evidence.before.update(live_probes.net_facts_via_ssh(machine))
         _preflight(machine, transition, evidence.before)
         if transition.keeps_vm_process:
             echo = machine.open_echo()
@@ -113,7 +113,7 @@ def run_group_cycle(
         try:
             machine.ensure_ready()
             evidence.before = _capture(machine, probes, "before", evidence)
-            evidence.before.update(live_probes.net_facts(machine))
+            evidence.before.update(live_probes.net_facts_via_ssh(machine))
             _preflight(machine, transition, evidence.before)
             member.marks = Marks.now(machine)
         except HarnessError as exc:
@@ -303,7 +303,7 @@ def _capture_after(
         lines = int(evidence.before.get("guest.dmesg_lines") or 0)
         evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
         evidence.after.update(live_probes.transfer_both_ways(machine))
-        evidence.after["net.irqs_after_transfer"] = live_probes.net_facts(machine).get(
+        evidence.after["net.irqs_after_transfer"] = live_probes.net_facts_via_ssh(machine).get(
             "net.irqs", ""
         )
     except HarnessError as exc:
