@@ -53,3 +53,10 @@ def run_tool(argv: list[str]) -> str:
     if result.returncode != 0:
         raise SetupError(f"{shlex.join(argv)} failed: {result.stderr.strip()}")
     return result.stdout
+
+
+def copy_sparse(source: Path, target: Path) -> None:
+    """A copy that keeps holes (a swap disk is mostly empty) and shares blocks where the
+    filesystem can (reflink)."""
+    target.unlink(missing_ok=True)
+    run_tool(["cp", "--sparse=always", "--reflink=auto", str(source), str(target)])

@@ -89,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Debian package of the guest kernel (default: the recipe's)",
     )
     group.addoption(
+        "--cold-boot",
+        action="store_true",
+        default=os.environ.get("S3S4_COLD_BOOT") == "1",
+        help="cold boot every case's guest instead of restoring the ready checkpoint "
+        "(a booted guest frozen once per run)",
+    )
+    group.addoption(
         "--timeout-scale",
         type=float,
         default=1.0,
@@ -153,6 +160,7 @@ def _session(config: pytest.Config) -> HarnessSession:
             timeout_scale=config.getoption("timeout_scale"),
             backend=config.getoption("backend"),
             libvirt_uri=config.getoption("libvirt_uri"),
+            cold_boot=config.getoption("cold_boot"),
         )
         config.stash[SESSION_KEY] = HarnessSession(
             settings, config.stash[REPORT_KEY].directory / "guests", _progress_writer(config)
@@ -181,6 +189,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cell", [cell], ids=[cell.id], scope="session")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The cases of the shared libvirt guest run last, together: booted once, it then does
+    not sit idle through the other cases (an idle guest still costs CPU under TCG)."""
+    items.sort(key=lambda item: item.get_closest_marker("libvirt") is not None)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if SESSION_KEY in config.stash:
         config.stash[SESSION_KEY].close()
@@ -191,13 +205,21 @@ def harness_session(request: pytest.FixtureRequest) -> HarnessSession:
     return _session(request.config)
 
 
-@pytest.fixture(scope="session")
-def guest(harness_session: HarnessSession, cell: Cell) -> Iterator[Machine]:
-    """The cell's shared default guest, booted once; later cases reuse it."""
-    machine = harness_session.machine("default")
+@pytest.fixture
+def guest(
+    request: pytest.FixtureRequest, harness_session: HarnessSession, cell: Cell
+) -> Iterator[Machine]:
+    """The case's own guest of the cell: restored from the ready checkpoint (direct QEMU), so
+    that no case inherits what an earlier one did to its guest; ``--cold-boot`` boots it."""
+    machine = harness_session.fresh_guest(_case_label(request.node.name, cell))
     machine.boot()
     yield machine
-    machine.stop()
+    harness_session.discard(machine)
+
+
+def _case_label(test_name: str, cell: Cell) -> str:
+    """The test's name without the cell id (the cell is already the evidence folder)."""
+    return test_name.replace(f"[{cell.id}]", "").replace(f"[{cell.id}-", "[")
 
 
 @pytest.fixture(scope="session")
@@ -216,13 +238,17 @@ def guest_factory(harness_session: HarnessSession, cell: Cell) -> Iterator[Calla
     made: list[Machine] = []
 
     def make(name: str, extra_args: Sequence[str] = (), backend: str | None = None) -> Machine:
-        machine = harness_session.machine(name, tuple(extra_args), backend)
+        if (backend or harness_session.settings.backend) == "qemu":
+            machine = harness_session.fresh_guest(name, tuple(extra_args))
+        else:
+            machine = harness_session.machine(name, tuple(extra_args), backend)
         made.append(machine)
         return machine
 
     yield make
     for machine in made:
         machine.stop()
+        harness_session.discard(machine)
 
 
 @pytest.fixture

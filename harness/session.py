@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.accel import resolve_accel
 from harness.aio import LoopThread
 from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
-from harness.errors import SetupError
+from harness.errors import HarnessError, SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
 from harness.libvirt.host import DEFAULT_URI, LibvirtHost
 from harness.libvirt.machine import LibvirtMachine
 from harness.machine import Machine
+from harness.probes import WARM_UP
+from harness.qemu.checkpoint import Checkpoint
 from harness.qemu.cmdline import Firmware, QemuConfig
 from harness.qemu.machine import QemuMachine
 from harness.runtime import make_run_dir
@@ -39,9 +42,12 @@ class Settings:
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
     libvirt_uri: str = DEFAULT_URI
+    cold_boot: bool = False  # every case cold boots instead of restoring the ready checkpoint
 
 
 BACKENDS = ("qemu", "libvirt")
+SETTLE_SECONDS = 60  # a freshly booted guest finishes its boot jobs before it is frozen
+LABEL_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 class HarnessSession:
@@ -57,6 +63,10 @@ class HarnessSession:
         self._run_dir: Path | None = None
         self._ssh_key: SshKey | None = None
         self._machines: dict[str, Machine] = {}
+        self._fresh: dict[str, QemuMachine] = {}
+        self._labels: set[str] = {"checkpoint", "default"}
+        self._checkpoint: Checkpoint | None = None
+        self._created = 0
         self._libvirt: LibvirtHost | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
 
@@ -96,14 +106,74 @@ class HarnessSession:
         self, name: str = "default", extra_args: tuple[str, ...] = (), backend: str | None = None
     ) -> Machine:
         """A guest of the default cell, created once per name and backend (default: the
-        session's); not booted until first used."""
+        session's) and shared by whoever asks; not booted until first used."""
         backend = backend or self.settings.backend
         if backend not in BACKENDS:
             raise SetupError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         key = f"{self.cell.id}/{backend}/{name}"
-        if key in self._machines:
-            return self._machines[key]
-        run_dir = self._ensure_run_dir() / f"{backend}-{name}"
+        if key not in self._machines:
+            self._machines[key] = self._create(name, extra_args, backend)
+        return self._machines[key]
+
+    def fresh_guest(self, label: str, extra_args: tuple[str, ...] = ()) -> Machine:
+        """A guest of one test case's own (direct QEMU), on disks of its own. Unless cold
+        boots are forced, the default configuration starts from the session's ready
+        checkpoint (taken on first use); a variant (``extra_args``) cold boots. Give it back
+        with ``discard``. Under the libvirt backend this is the shared libvirt guest."""
+        if self.settings.backend != "qemu":
+            return self.machine("default" if not extra_args else label, extra_args)
+        label = self._unique_label(label)
+        machine = self._create(label, extra_args, "qemu")
+        assert isinstance(machine, QemuMachine)
+        self._fresh[label] = machine
+        if not extra_args and not self.settings.cold_boot:
+            machine.ready_from = self.ready_checkpoint()
+        return machine
+
+    def discard(self, machine: Machine) -> None:
+        """Stop a ``fresh_guest`` and delete its disks (its evidence stays)."""
+        if self._fresh.pop(machine.name, None) is None:
+            return
+        machine.stop()
+        assert isinstance(machine, QemuMachine)
+        shutil.rmtree(machine.runtime_dir, ignore_errors=True)
+
+    def ready_checkpoint(self) -> Checkpoint:
+        """The default guest booted once, settled, and frozen (see harness.qemu.checkpoint)."""
+        if self._checkpoint is None:
+            template = self._create("checkpoint", (), "qemu")
+            assert isinstance(template, QemuMachine)
+            self._fresh[template.name] = template
+            try:
+                timings = template.cold_boot()
+                settled = template.run(
+                    f"timeout {SETTLE_SECONDS} systemctl is-system-running --wait\n{WARM_UP}"
+                )
+                log.info("checkpoint: boot %s, system %s", timings, settled.stdout.strip())
+                checkpoint = template.capture_checkpoint(self._ensure_run_dir() / "checkpoint")
+            except HarnessError as exc:
+                raise HarnessError(
+                    f"the ready checkpoint could not be taken: {exc} "
+                    "(--cold-boot boots every case instead)"
+                ) from exc
+            finally:
+                self.discard(template)
+            self._checkpoint = replace(checkpoint, boot_timings=timings)
+        return self._checkpoint
+
+    def _unique_label(self, label: str) -> str:
+        base = LABEL_CHARS.sub("_", label).strip("_") or "guest"
+        unique, n = base, 1
+        while unique in self._labels:
+            n += 1
+            unique = f"{base}.{n}"
+        self._labels.add(unique)
+        return unique
+
+    def _create(self, name: str, extra_args: tuple[str, ...], backend: str) -> Machine:
+        # Short: socket paths inside it must fit AF_UNIX's 108 bytes whatever the test's name.
+        self._created += 1
+        run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
         config = QemuConfig(
             binary=self.settings.qemu_binary,
@@ -121,13 +191,9 @@ class HarnessSession:
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")
         )
         shared = (name, self.image, config, run_dir, evidence, self._key(), self._loop())
-        machine: Machine
         if backend == "libvirt":
-            machine = LibvirtMachine(*shared, self.libvirt_host(), self.timeouts)
-        else:
-            machine = QemuMachine(*shared, self.timeouts)
-        self._machines[key] = machine
-        return machine
+            return LibvirtMachine(*shared, self.libvirt_host(), self.timeouts)
+        return QemuMachine(*shared, self.timeouts)
 
     def libvirt_host(self) -> LibvirtHost:
         """The libvirt daemon the session talks to; started by the harness if none answers.
@@ -170,6 +236,11 @@ class HarnessSession:
         return self._runner
 
     def close(self) -> None:
+        for fresh in list(self._fresh.values()):
+            try:
+                self.discard(fresh)
+            except Exception:  # keep stopping the others
+                log.exception("stopping %s", fresh.name)
         for machine in self._machines.values():
             try:
                 if isinstance(machine, LibvirtMachine):

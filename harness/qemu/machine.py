@@ -21,6 +21,7 @@ from harness.guest_base import GuestBase
 from harness.image import GuestImage
 from harness.machine import Signal
 from harness.process import ChildProcess
+from harness.qemu import checkpoint as ckpt
 from harness.qemu.agent import GuestAgent
 from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths, build_argv
 from harness.qemu.console_server import ConsoleServer
@@ -64,6 +65,8 @@ class QemuMachine(GuestBase):
         self.argv = build_argv(config, self.paths, self._ssh_port)
         self.launches = 0
         self._platform: dict[str, Any] = {}
+        # When set, a ready guest comes from a restore of this checkpoint, not a cold boot.
+        self.ready_from: ckpt.Checkpoint | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -72,10 +75,82 @@ class QemuMachine(GuestBase):
         return self._process is not None and self._process.running
 
     def boot(self) -> dict[str, float]:
-        """Cold boot on a fresh overlay and swap disk; timings of each phase."""
+        """A ready guest on fresh disks: restored from ``ready_from`` when set, else a cold
+        boot on a fresh overlay and swap disk; timings of each phase."""
+        if self.ready_from is not None:
+            return self.start_from(self.ready_from)
+        return self.cold_boot()
+
+    def cold_boot(self) -> dict[str, float]:
         self.stop()
         self._create_disks()
         return self._boot_with(self._launch)
+
+    def capture_checkpoint(self, directory: Path) -> ckpt.Checkpoint:
+        """Freeze this ready guest into ``directory``; QEMU is stopped afterwards."""
+        if not self.running:
+            raise HarnessError(f"{self.name}: checkpoint of a guest that is not running")
+        started = time.monotonic()
+        self._ssh.close()  # no session of ours is frozen into the guest
+        self._agent.close()
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = directory / "state.migration"
+        self.qmp("migrate-set-capabilities", ckpt.migration_capabilities())
+        self.qmp("migrate-set-parameters", {"max-bandwidth": ckpt.UNCAPPED_BANDWIDTH})
+        mark = self.events.mark()
+        self.qmp("migrate", {"uri": ckpt.save_command(state)})
+        ckpt.wait_migration(self.events, mark, self.timeouts.hibernate, "save")
+        frozen = ckpt.freeze_disks(self._disk_paths(), directory)
+        state.chmod(0o400)
+        self.stop()
+        return ckpt.Checkpoint(
+            name=self.name, state=state, disks=frozen, capture_s=time.monotonic() - started
+        )
+
+    def start_from(self, checkpoint: ckpt.Checkpoint) -> dict[str, float]:
+        """Restore ``checkpoint`` on fresh copies of its disks, then wait until ready; the
+        guest's clock, stopped since the capture, is set from the host's."""
+        self.stop()
+        started = time.monotonic()
+        ckpt.thaw_disks(checkpoint, self._disk_paths())
+        timings = {"disks": time.monotonic() - started}
+        try:
+            self._launch(incoming=True)
+            self.qmp("migrate-set-capabilities", ckpt.migration_capabilities())
+            mark = self.events.mark()
+            self.qmp("migrate-incoming", {"uri": ckpt.load_command(checkpoint.state)})
+            ckpt.wait_migration(self.events, mark, self.timeouts.resume, "restore")
+        except HarnessError as exc:
+            output = self._process_output()
+            self.stop()
+            text = str(exc) if str(exc).startswith("checkpoint") else f"checkpoint restore: {exc}"
+            raise QemuStartError(f"{text}: {output}") from exc
+        timings["restore"] = time.monotonic() - started
+        try:
+            ready = self.wait_ready("checkpoint restore", self.timeouts.resume)
+        except HarnessError as exc:
+            raise BootTimeout(
+                "checkpoint restore",
+                self.timeouts.resume,
+                f"{exc}; serial: {self.serial_tail()}",
+                evidence={"serial_log": str(self.serial_log)},
+            ) from exc
+        self._agent.execute("guest-set-time", {"time": time.time_ns()})
+        timings.update({f"ready_{k}": v for k, v in ready.items()})
+        timings["total"] = time.monotonic() - started
+        return timings
+
+    def _disk_paths(self) -> dict[str, Path]:
+        return {
+            "root": self.paths.root_overlay,
+            "swap": self.paths.swap_disk,
+            "data": self.paths.data_disk,
+        }
+
+    def _process_output(self) -> str:
+        if self._process is None:
+            return ""
+        return self._process.output_tail(600).replace("\n", " | ")
 
     def _looks_up(self) -> bool:
         return self.running and self._ssh.connected
@@ -111,7 +186,8 @@ class QemuMachine(GuestBase):
             raise HarnessError(f"{self.name}: cannot replace the swap disk of a running guest")
         disks.create_swap(self.paths.swap_disk, self.config.memory_mib)
 
-    def _launch(self) -> None:
+    def _launch(self, incoming: bool = False) -> None:
+        """Start QEMU with the machine's argv (``incoming``: waiting for a checkpoint)."""
         for sock in (self.paths.qmp_socket, self.paths.agent_socket):
             sock.unlink(missing_ok=True)
         if self._monitor is not None:
@@ -125,9 +201,10 @@ class QemuMachine(GuestBase):
         self._monitor.listen(self.paths.qmp_socket)
         self._agent.listen()
         self.launches += 1
-        (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(self.argv) + "\n")
+        argv = [*self.argv, "-incoming", "defer"] if incoming else self.argv
+        (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
         self._process = ChildProcess(
-            self.argv, self.evidence_dir / "qemu-output.log", on_exit=self._record_exit
+            argv, self.evidence_dir / "qemu-output.log", on_exit=self._record_exit
         )
         try:
             self._process.start()
@@ -140,7 +217,7 @@ class QemuMachine(GuestBase):
             self._agent.accept(self.timeouts.shutdown, alive)
             self._platform = self._query_platform()
         except QemuStartError as exc:
-            output = self._process.output_tail(600).replace("\n", " | ")
+            output = self._process_output()
             self.stop()
             raise QemuStartError(f"{exc}: {output}") from exc
 
