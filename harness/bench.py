@@ -1,0 +1,210 @@
+"""Benchmark: what the harness costs against what the guest itself spends.
+
+Runs on the default cell, outside pytest, and prints medians (with min and max) of: cold boot
+and checkpoint start to a ready guest; S3, S4 and hybrid cycles split by stage; the guest's own
+suspend/resume times read from its kernel log timestamps; and the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cycle import run_cycle
+from harness.errors import HarnessError
+from harness.image import Progress
+from harness.qemu.machine import QemuMachine
+from harness.session import HarnessSession, Settings
+from harness.transitions import HYBRID_AGENT_WAKE, S3_AGENT, S4_AGENT, Marks, Transition
+from harness.verdict import Verdict
+
+CYCLES = ((S3_AGENT, "S3"), (S4_AGENT, "S4"), (HYBRID_AGENT_WAKE, "hybrid"))
+CLOCK_JUMP_S = 1.0
+STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
+
+
+@dataclass
+class Figures:
+    """Samples (seconds) per named measure, in the order first seen."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.samples.setdefault(name, []).append(value)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "runs": len(values),
+            }
+            for name, values in self.samples.items()
+        }
+
+
+def stamped(lines: Sequence[str]) -> list[tuple[float, str]]:
+    """(kernel timestamp, text) of every console line that carries a printk timestamp."""
+    found = []
+    for line in lines:
+        match = STAMP.match(line.strip().split("login: ", 1)[-1])
+        if match:
+            found.append((float(match.group(1)), match.group(2)))
+    return found
+
+
+def _first(lines: list[tuple[float, str]], text: str, start: int = 0) -> int | None:
+    for index in range(start, len(lines)):
+        if text in lines[index][1]:
+            return index
+    return None
+
+
+def guest_s3_seconds(lines: Sequence[str]) -> float | None:
+    """``PM: suspend entry`` to ``PM: suspend exit``: the kernel clock stands still while the
+    guest sleeps, so this is the guest's own work of going down and coming back."""
+    marks = stamped(lines)
+    entry, leave = _first(marks, "PM: suspend entry"), _first(marks, "PM: suspend exit")
+    if entry is None or leave is None:
+        return None
+    return marks[leave][0] - marks[entry][0]
+
+
+def guest_s4_seconds(lines: Sequence[str]) -> dict[str, float] | None:
+    """Three clocks follow each other on the console: the hibernating kernel (entry until it
+    powers off), the resume kernel (boots from 0 and loads the image) and the restored kernel
+    (resumes at the time of its snapshot until ``hibernation exit``). Each span is measured on
+    its own clock. The resume kernel's clock starts again from 0; the restored kernel's shows
+    as a jump (either way) of more than a second after the few lines that end the load."""
+    marks = stamped(lines)
+    entry = _first(marks, "hibernation entry")
+    loaded = _first(marks, "Image loading done", (entry or 0) + 1)
+    leave = _first(marks, "hibernation exit", (loaded or 0) + 1)
+    if entry is None or loaded is None or leave is None:
+        return None
+    booted = _next_clock(marks, entry, loaded, backwards_only=True)
+    restored = _next_clock(marks, loaded, leave)
+    if booted is None or restored is None:
+        return None
+    return {
+        "write": marks[booted - 1][0] - marks[entry][0],
+        "load": marks[restored - 1][0],
+        "resume": marks[leave][0] - marks[restored][0],
+    }
+
+
+def _next_clock(
+    marks: list[tuple[float, str]], start: int, end: int, backwards_only: bool = False
+) -> int | None:
+    for index in range(start + 1, end + 1):
+        step = marks[index][0] - marks[index - 1][0]
+        if step < 0 or (not backwards_only and step > CLOCK_JUMP_S):
+            return index
+    return None
+
+
+def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label: str) -> None:
+    marks = Marks.now(machine)
+    outcome = run_cycle(machine, transition)
+    if outcome.verdict is not Verdict.PASS:
+        raise HarnessError(f"{label} cycle did not pass: {outcome.reason}")
+    t = outcome.evidence.timings
+    lines = machine.console.lines_since(marks.console)
+    checks = t.get("capture_after", 0.0)
+    harness = t["cycle_total"]
+    figures.add(f"{label}: checks before (facts, sentinel, patterns)", t.get("capture_before"))
+    figures.add(f"{label}: request -> entry event", t.get("request_to_entry"))
+    figures.add(f"{label}: wake -> agent", t.get("resume_agent"))
+    figures.add(f"{label}: wake -> ssh", t.get("resume_ssh"))
+    figures.add(f"{label}: checks after (all facts, transfers)", checks)
+    figures.add(f"{label}: whole cycle, harness", harness)
+    if transition.id.startswith("s4"):
+        own = guest_s4_seconds(lines)
+        if own:
+            figures.add(f"{label}: guest writes image", own["write"])
+            figures.add(f"{label}: guest boots and loads image", own["load"])
+            figures.add(f"{label}: guest resumes after load", own["resume"])
+            total = sum(own.values())
+            figures.add(f"{label}: guest own total", total)
+            figures.add(f"{label}: ratio harness / guest", harness / total)
+    else:
+        s3 = guest_s3_seconds(lines)
+        figures.add(f"{label}: guest own (suspend entry -> exit)", s3)
+        if s3:
+            figures.add(f"{label}: ratio harness / guest", harness / s3)
+            figures.add(f"{label}: ratio without checks", (harness - checks) / s3)
+
+
+def run_benchmark(runs: int, settings: Settings, out_dir: Path, progress: Progress) -> Path:
+    """Measure everything ``runs`` times on the default cell; write JSON, return its path."""
+    figures = Figures()
+    session = HarnessSession(settings, out_dir / "guests", progress)
+    started = time.time()
+    try:
+        progress(f"cell {session.cell.id}")
+        checkpoint = session.ready_checkpoint()
+        figures.add("cold boot -> agent", checkpoint.boot_timings.get("agent"))
+        figures.add("cold boot -> ssh", checkpoint.boot_timings.get("ssh"))
+        figures.add("checkpoint capture", checkpoint.capture_s)
+        for n in range(2, runs + 1):
+            progress(f"cold boot {n}/{runs}")
+            cold = _fresh(session, f"cold-{n}", cold=True)
+            timings = cold.cold_boot()
+            figures.add("cold boot -> agent", timings.get("agent"))
+            figures.add("cold boot -> ssh", timings.get("ssh"))
+            session.discard(cold)
+        machine = None
+        for n in range(1, runs + 1):
+            progress(f"checkpoint start {n}/{runs}")
+            if machine is not None:
+                session.discard(machine)
+            machine = _fresh(session, f"restored-{n}")
+            figures.add("checkpoint start -> ssh", machine.boot()["total"])
+        assert machine is not None
+        for transition, label in (
+            (S3_AGENT, "S3"),
+            (S4_AGENT, "S4"),
+            (HYBRID_AGENT_WAKE, "hybrid"),
+        ):
+            for n in range(1, runs + 1):
+                progress(f"{label} cycle {n}/{runs}")
+                _cycle(machine, transition, figures, label)
+        payload = {
+            "cell": session.cell.id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "runs": runs,
+            "checkpoint_bytes": checkpoint.size_bytes,
+            "figures": figures.summary(),
+        }
+    finally:
+        session.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "benchmark.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def _fresh(session: HarnessSession, label: str, cold: bool = False) -> QemuMachine:
+    machine = session.fresh_guest(label)
+    assert isinstance(machine, QemuMachine)
+    if cold:
+        machine.ready_from = None
+    return machine
+
+
+def table(payload: dict[str, Any], write: Callable[[str], None] = print) -> None:
+    write(f"benchmark on {payload['cell']}, {payload['runs']} runs, {payload['started']}")
+    write(f"{'measure':58} {'median':>8} {'min':>8} {'max':>8}")
+    for name, row in payload["figures"].items():
+        unit = "x" if "ratio" in name else "s"
+        write(
+            f"{name:58} {row['median']:7.2f}{unit} {row['min']:7.2f}{unit} {row['max']:7.2f}{unit}"
+        )
