@@ -59,8 +59,10 @@ def wait_migration(events: EventLog, since: int, timeout: float, what: str) -> R
     """The MIGRATION event that ends a save or load; a failure, QEMU exiting (a load that
     fails ends QEMU) or a timeout is an error."""
     event = events.wait_until(
-        lambda e: e.name == QEMU_EXITED
-        or (e.name == MIGRATION and e.data.get("status") in MIGRATION_DONE),
+        lambda e: (
+            e.name == QEMU_EXITED
+            or (e.name == MIGRATION and e.data.get("status") in MIGRATION_DONE)
+        ),
         since,
         timeout,
     )
