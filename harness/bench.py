@@ -26,6 +26,7 @@ from harness.verdict import Verdict
 
 CYCLES = ((S3_AGENT, "S3"), (S4_AGENT, "S4"), (HYBRID_AGENT_WAKE, "hybrid"))
 CLOCK_JUMP_S = 1.0
+SUSPEND_WORDS = ("suspend entry", "suspend exit")
 STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
 
 
@@ -68,11 +69,15 @@ def _first(lines: list[tuple[float, str]], text: str, start: int = 0) -> int | N
     return None
 
 
-def guest_s3_seconds(lines: Sequence[str]) -> float | None:
-    """``PM: suspend entry`` to ``PM: suspend exit``: the kernel clock stands still while the
-    guest sleeps, so this is the guest's own work of going down and coming back."""
+def guest_sleep_seconds(lines: Sequence[str], hybrid: bool = False) -> float | None:
+    """``PM: suspend entry`` to ``PM: suspend exit`` (hybrid: hibernation entry to exit, the
+    image written and then S3): the kernel clock stands still while the guest sleeps in RAM,
+    so this is the guest's own work of going down and coming back."""
     marks = stamped(lines)
-    entry, leave = _first(marks, "PM: suspend entry"), _first(marks, "PM: suspend exit")
+    words = (
+        ("hibernation entry", "hibernation exit") if hybrid else ("suspend entry", "suspend exit")
+    )
+    entry, leave = _first(marks, words[0]), _first(marks, words[1])
     if entry is None or leave is None:
         return None
     return marks[leave][0] - marks[entry][0]
@@ -118,13 +123,17 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
         raise HarnessError(f"{label} cycle did not pass: {outcome.reason}")
     t = outcome.evidence.timings
     lines = machine.console.lines_since(marks.console)
-    checks = t.get("capture_after", 0.0)
+    checks = t.get("checks_before", 0.0) + t.get("checks_after", 0.0)
     harness = t["cycle_total"]
-    figures.add(f"{label}: checks before (facts, sentinel, patterns)", t.get("capture_before"))
+    figures.add(f"{label}: checks before, all", t.get("checks_before"))
+    figures.add(f"{label}:   of which the facts script", t.get("capture_before"))
     figures.add(f"{label}: request -> entry event", t.get("request_to_entry"))
     figures.add(f"{label}: wake -> agent", t.get("resume_agent"))
     figures.add(f"{label}: wake -> ssh", t.get("resume_ssh"))
-    figures.add(f"{label}: checks after (all facts, transfers)", checks)
+    figures.add(f"{label}: checks after, all", t.get("checks_after"))
+    figures.add(f"{label}:   of which the facts script", t.get("capture_after"))
+    figures.add(f"{label}:   of which the stream's tail", t.get("stream_tail"))
+    figures.add(f"{label}:   of which 1 MiB each way", t.get("transfers"))
     figures.add(f"{label}: whole cycle, harness", harness)
     if transition.id.startswith("s4"):
         own = guest_s4_seconds(lines)
@@ -136,7 +145,7 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
             figures.add(f"{label}: guest own total", total)
             figures.add(f"{label}: ratio harness / guest", harness / total)
     else:
-        s3 = guest_s3_seconds(lines)
+        s3 = guest_sleep_seconds(lines, hybrid=transition.id.startswith("hybrid"))
         figures.add(f"{label}: guest own (suspend entry -> exit)", s3)
         if s3:
             figures.add(f"{label}: ratio harness / guest", harness / s3)

@@ -61,6 +61,7 @@ def run_cycle(
     try:
         machine.ensure_ready()
         marks = Marks.now(machine)
+        checks_started = time.monotonic()
         evidence.before = _capture(machine, probes, "before", evidence)
         evidence.before.update(live_probes.net_facts_via_ssh(machine))
         _preflight(machine, transition, evidence.before)
@@ -72,6 +73,7 @@ def run_cycle(
             stream = machine.open_stream(live_probes.STREAM_COMMAND)
         marks = Marks.now(machine)
         request_started = time.monotonic()
+        evidence.timings["checks_before"] = request_started - checks_started
         answer = transition.request.send(machine)
         transition.entry.wait(machine, marks, answer, transition.request.description)
         if answer is not None:
@@ -233,7 +235,9 @@ def _judge(
     """Measure after the wake, then judge every check."""
     if transition.resync_clock and not options.resync_clock:
         options = replace(options, resync_clock=True)
+    checks_started = time.monotonic()
     _capture_after(machine, probes, evidence, echo, stream, options)
+    evidence.timings["checks_after"] = time.monotonic() - checks_started
     outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
     if outcome.failed_checks:
@@ -295,14 +299,18 @@ def _capture_after(
         if echo is not None:
             evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
         if stream is not None:
+            waited = time.monotonic()
             evidence.after["tcp.stream"] = live_probes.judge_stream(
                 stream.result(machine.timeouts.wake)
             )
+            evidence.timings["stream_tail"] = time.monotonic() - waited
         evidence.after.update(live_probes.measure_clock(machine))
         evidence.after.update(_capture(machine, probes, "after", evidence))
         lines = int(evidence.before.get("guest.dmesg_lines") or 0)
         evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
+        transfer_started = time.monotonic()
         evidence.after.update(live_probes.transfer_both_ways(machine))
+        evidence.timings["transfers"] = time.monotonic() - transfer_started
         evidence.after["net.irqs_after_transfer"] = live_probes.net_facts_via_ssh(machine).get(
             "net.irqs", ""
         )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.bench import Figures, guest_s3_seconds, guest_s4_seconds
+from harness.bench import Figures, guest_s4_seconds, guest_sleep_seconds
 
 S3_CONSOLE = """\
 guest login: [   36.817921] PM: suspend entry (deep)
@@ -29,11 +29,11 @@ S4_CONSOLE = """\
 
 
 def test_s3_guest_time_is_entry_to_exit_on_the_kernel_clock() -> None:
-    assert guest_s3_seconds(S3_CONSOLE) == pytest.approx(37.601670 - 36.817921)
+    assert guest_sleep_seconds(S3_CONSOLE) == pytest.approx(37.601670 - 36.817921)
 
 
 def test_s3_without_exit_has_no_figure() -> None:
-    assert guest_s3_seconds(S3_CONSOLE[:-1]) is None
+    assert guest_sleep_seconds(S3_CONSOLE[:-1]) is None
 
 
 def test_s4_spans_are_measured_each_on_its_own_clock() -> None:
