@@ -45,7 +45,7 @@ def qemu_version(binary: str) -> str:
     except FileNotFoundError as exc:
         raise SetupError(
             f"QEMU binary {binary!r} not found: run ./run setup "
-            "(installs qemu-system-x86) or pass --qemu-binary PATH"
+            "(installs qemu-system-x86) or pass --qemu PATH|VERSION"
         ) from exc
     match = re.search(r"version (\d+\.\d+\.\d+)", out)
     if not match:

@@ -28,6 +28,7 @@ from harness.errors import ImageBuildError, SetupError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "images"
 DEFAULT_CACHE = RECIPES_DIR / "cache"
+ARCHIVE = "http://deb.debian.org/debian"
 DEFAULT_RECIPE = "debian"
 MANIFEST = "manifest.json"
 
@@ -144,7 +145,7 @@ class ImageCache:
         if (final / MANIFEST).is_file():
             return GuestImage.from_manifest(final)
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root / f".{final.name}.lock"):
+        with locked(self.root / f".{final.name}.lock"):
             if (final / MANIFEST).is_file():  # another run built it while we waited
                 return GuestImage.from_manifest(final)
             _require_tools()
@@ -160,7 +161,7 @@ class ImageCache:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -196,6 +197,7 @@ def _build(
         f'--customize-hook={recipe.directory / "customize-hook.sh"} "$1"',
         settings["suite"],
         str(rootdir),
+        *mirror_lines(settings["suite"], kernel_package),
     ]
     _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
     kernels = sorted((rootdir / "boot").glob("vmlinuz-*"))
@@ -229,6 +231,15 @@ def _build(
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     progress(f"done in {manifest['build_seconds']}s")
+
+
+def mirror_lines(suite: str, kernel_package: str) -> list[str]:
+    """Sources for mmdebstrap: none (its default, the recipe's suite) unless the kernel comes
+    from another suite (``linux-image-amd64/bookworm-backports``), which is then added."""
+    _, _, kernel_suite = kernel_package.partition("/")
+    if not kernel_suite or kernel_suite == suite:
+        return []
+    return [f"deb {ARCHIVE} {suite} main", f"deb {ARCHIVE} {kernel_suite} main"]
 
 
 def _installed_packages(rootdir: Path) -> dict[str, str]:

@@ -54,9 +54,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"as root, it starts its own libvirtd (default: {DEFAULT_URI})",
     )
     group.addoption(
-        "--qemu-binary",
-        default="qemu-system-x86_64",
-        help="QEMU to test (default: qemu-system-x86_64 from PATH)",
+        "--qemu",
+        default=os.environ.get("S3S4_QEMU", "qemu-system-x86_64"),
+        metavar="VERSION|PATH",
+        help="QEMU to test: a Debian version (e.g. 10.0: fetched from Debian's archive into "
+        "the cache and run from there, the host's packages untouched), a path to a build, "
+        "or a command on PATH (default: qemu-system-x86_64)",
+    )
+    group.addoption(
+        "--seabios",
+        default=os.environ.get("S3S4_SEABIOS"),
+        metavar="VERSION|PATH",
+        help="SeaBIOS: a Debian version of package seabios (e.g. 1.16.3) or a bios.bin "
+        "(default: QEMU's own)",
+    )
+    group.addoption(
+        "--ovmf",
+        default=os.environ.get("S3S4_OVMF"),
+        metavar="VERSION|DIR",
+        help="OVMF (with --firmware ovmf): a Debian version of package ovmf (e.g. 2025.02) or "
+        "a folder holding OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (default: the host's)",
     )
     group.addoption(
         "--machine-type",
@@ -150,7 +167,9 @@ def _session(config: pytest.Config) -> HarnessSession:
     if SESSION_KEY not in config.stash:
         settings = Settings(
             accel=config.getoption("accel"),
-            qemu_binary=config.getoption("qemu_binary"),
+            qemu=config.getoption("qemu"),
+            seabios=config.getoption("seabios"),
+            ovmf=config.getoption("ovmf"),
             machine_type=config.getoption("machine_type"),
             firmware=config.getoption("firmware"),
             memory_mib=config.getoption("guest_memory"),

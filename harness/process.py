@@ -30,9 +30,14 @@ class ChildProcess:
     """
 
     def __init__(
-        self, argv: list[str], output_log: Path, on_exit: Callable[[int], None] | None = None
+        self,
+        argv: list[str],
+        output_log: Path,
+        on_exit: Callable[[int], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.argv = argv
+        self.env = env or {}
         self.output_log = output_log
         self._on_exit = on_exit
         self._popen: subprocess.Popen[bytes] | None = None
@@ -46,6 +51,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                env={**os.environ, **self.env} if self.env else None,
             )
         if self._on_exit is not None:
             threading.Thread(

@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.accel import resolve_accel
 from harness.aio import LoopThread
 from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
+from harness.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.errors import HarnessError, SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
 from harness.libvirt.host import DEFAULT_URI, LibvirtHost
@@ -32,7 +33,9 @@ class Settings:
     """The user's choices, from pytest options or the command line."""
 
     accel: str = "auto"
-    qemu_binary: str = "qemu-system-x86_64"
+    qemu: str = "qemu-system-x86_64"  # a command, a path, or a Debian version to provision
+    seabios: str | None = None  # bios-256k.bin path or Debian version (default: QEMU's own)
+    ovmf: str | None = None  # folder with OVMF_*_4M.fd or Debian version (default: the host's)
     machine_type: str = "pc"
     firmware: str = "seabios"
     memory_mib: int = 1024
@@ -59,6 +62,9 @@ class HarnessSession:
         self._progress = progress
         self._image: GuestImage | None = None
         self._cell: Cell | None = None
+        self._qemu_build: QemuBuild | None = None
+        self._seabios: Path | None = None
+        self._ovmf: tuple[Path, Path] | None = None
         self._runner: LoopThread | None = None
         self._run_dir: Path | None = None
         self._ssh_key: SshKey | None = None
@@ -88,19 +94,38 @@ class HarnessSession:
         if self._cell is None:
             s = self.settings
             firmware = (
-                "seabios" + seabios_version()
+                "seabios" + seabios_version(self._seabios_image())
                 if s.firmware == "seabios"
-                else "ovmf" + ovmf_version()
+                else "ovmf" + ovmf_version(self._ovmf_images()[0])
             )
             self._cell = Cell(
                 kernel=self.image.kernel_release,
-                qemu=qemu_version(s.qemu_binary),
+                qemu=qemu_version(str(self.qemu_build.binary)),
                 firmware=firmware,
                 machine=s.machine_type,
                 accel=resolve_accel(s.accel),
                 backend=s.backend,
             )
         return self._cell
+
+    @property
+    def qemu_build(self) -> QemuBuild:
+        """The QEMU under test (provisioned from Debian's archive if a version was asked)."""
+        if self._qemu_build is None:
+            self._qemu_build = provision_qemu(self.settings.qemu)
+        return self._qemu_build
+
+    def _seabios_image(self) -> Path | None:
+        if self._seabios is None and self.settings.seabios:
+            self._seabios = provision_seabios(self.settings.seabios)
+        return self._seabios
+
+    def _ovmf_images(self) -> tuple[Path, Path]:
+        if self._ovmf is None:
+            self._ovmf = (
+                provision_ovmf(self.settings.ovmf) if self.settings.ovmf else (OVMF_CODE, OVMF_VARS)
+            )
+        return self._ovmf
 
     def machine(
         self, name: str = "default", extra_args: tuple[str, ...] = (), backend: str | None = None
@@ -176,7 +201,9 @@ class HarnessSession:
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
         config = QemuConfig(
-            binary=self.settings.qemu_binary,
+            binary=str(self.qemu_build.binary),
+            data_dir=self.qemu_build.data_dir,
+            env=tuple(self.qemu_build.env().items()),
             kernel=self.image.kernel,
             initrd=self.image.initrd,
             append=self.image.cmdline,
@@ -213,12 +240,13 @@ class HarnessSession:
 
     def _firmware(self, run_dir: Path) -> Firmware:
         if self.settings.firmware == "seabios":
-            return Firmware("seabios")
-        if not OVMF_CODE.is_file() or not OVMF_VARS.is_file():
-            raise SetupError(f"OVMF not found at {OVMF_CODE}: run ./run setup (installs ovmf)")
+            return Firmware("seabios", bios=self._seabios_image())
+        code, variables = self._ovmf_images()
+        if not code.is_file() or not variables.is_file():
+            raise SetupError(f"OVMF not found at {code}: run ./run setup (installs ovmf)")
         vars_copy = run_dir / "OVMF_VARS.fd"
-        shutil.copyfile(OVMF_VARS, vars_copy)
-        return Firmware("ovmf", ovmf_code=OVMF_CODE, ovmf_vars=vars_copy)
+        shutil.copyfile(variables, vars_copy)
+        return Firmware("ovmf", ovmf_code=code, ovmf_vars=vars_copy)
 
     def _ensure_run_dir(self) -> Path:
         if self._run_dir is None:

@@ -46,6 +46,7 @@ class QemuConfig:
     firmware: Firmware = field(default_factory=Firmware)
     data_dir: Path | None = None
     extra_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added to QEMU's environment (e.g. its module dir)
 
 
 def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:

@@ -204,7 +204,10 @@ class QemuMachine(GuestBase):
         argv = [*self.argv, "-incoming", "defer"] if incoming else self.argv
         (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
         self._process = ChildProcess(
-            argv, self.evidence_dir / "qemu-output.log", on_exit=self._record_exit
+            argv,
+            self.evidence_dir / "qemu-output.log",
+            on_exit=self._record_exit,
+            env=dict(self.config.env),
         )
         try:
             self._process.start()

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.image import GuestImage, Recipe
+from harness.image import GuestImage, Recipe, mirror_lines
 
 
 def test_builtin_recipe_loads() -> None:
@@ -64,3 +64,12 @@ def test_known_issue_scoped_to_a_qemu_version() -> None:
     assert (
         known_issues.find(issues, "s3-then-managedsave", "6.1.0-56-amd64", reason, "10.0.0") is None
     )
+
+
+def test_a_kernel_from_another_suite_adds_that_suite() -> None:
+    assert mirror_lines("bookworm", "linux-image-amd64") == []
+    assert mirror_lines("bookworm", "linux-image-amd64/bookworm") == []
+    assert mirror_lines("bookworm", "linux-image-amd64/bookworm-backports") == [
+        "deb http://deb.debian.org/debian bookworm main",
+        "deb http://deb.debian.org/debian bookworm-backports main",
+    ]
