@@ -63,7 +63,6 @@ def run_cycle(
         marks = Marks.now(machine)
         checks_started = time.monotonic()
         evidence.before = _capture(machine, probes, "before", evidence)
-        evidence.before.update(live_probes.net_facts_via_ssh(machine))
         _preflight(machine, transition, evidence.before)
         if transition.keeps_vm_process:
             echo = machine.open_echo()
@@ -115,7 +114,6 @@ def run_group_cycle(
         try:
             machine.ensure_ready()
             evidence.before = _capture(machine, probes, "before", evidence)
-            evidence.before.update(live_probes.net_facts_via_ssh(machine))
             _preflight(machine, transition, evidence.before)
             member.marks = Marks.now(machine)
         except HarnessError as exc:

@@ -167,7 +167,11 @@ rm -f @STATE@/fresh
 """),
 )
 
-DEFAULT_PROBES = (IDENTITY, SENTINEL, DISK, BLOCK)
+# Before the sleep the network is read over ssh with the other facts (one round trip); after
+# the wake it is read through the agent first (see cycle._capture_after).
+NET = Probe(name="net", before=NET_SCRIPT, after="")
+
+DEFAULT_PROBES = (IDENTITY, NET, SENTINEL, DISK, BLOCK)
 # Across a clean shutdown and a fresh boot only the disk keeps anything: the sentinel and the
 # in-flight block write are gone by design, and waiting for them would only cost time.
 AFTER_REBOOT_PROBES = (IDENTITY, DISK)

@@ -13,6 +13,7 @@ from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
 from harness.live_probes import STREAM_BYTES
 from harness.machine import Signal
+from harness.probes import NET_SCRIPT
 from harness.qemu.signals import qmp_signals
 from harness.ssh import CommandResult
 from harness.timeouts import Timeouts
@@ -113,7 +114,7 @@ class FakeMachine:
             data = b"guest data"
             out = hashlib.sha256(data).hexdigest() + "\n" + base64.b64encode(data).decode()
             return CommandResult(command, 0, out + "\n", "")
-        if "net.iface" in command:  # the network facts, read over ssh
+        if command == NET_SCRIPT:  # the network facts alone, read over ssh
             return self.agent_shell(command)
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
