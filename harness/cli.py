@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from harness import matrix
 from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
 from harness.image import ImageCache, Recipe
+from harness.matrix_run import default_out, detect_ids, run_matrix
+from harness.matrix_run import table as matrix_table
+from harness.results import compare, load_run, merge
 from harness.session import Settings
 
 
@@ -30,6 +36,56 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _matrix(args: argparse.Namespace) -> int:
+    cells = matrix.load(Path(args.file))
+    ids: dict[matrix.CellSpec, str] = {}
+    labels = {cell.label for cell in cells}
+    if args.list or any(
+        not any(fnmatch.fnmatchcase(label, w) for label in labels) for w in args.cell
+    ):
+        ids = detect_ids(cells, lambda line: print(f"[matrix] {line}", file=sys.stderr))
+    cells = matrix.shard(matrix.select(cells, args.cell, ids), args.shard)
+    if args.list:
+        for cell in cells:
+            print(f"{ids.get(cell, '?'):48} {cell.label}")
+        return 0
+    pytest_args = args.pytest_args or ["testcases", "-m", "not selftest"]
+    out = Path(args.out) if args.out else default_out(Path(args.report_dir))
+    status, merged = run_matrix(cells, out, pytest_args, lambda line: print(f"[matrix] {line}"))
+    matrix_table(merged)
+    print(f"matrix: {out / 'matrix.json'}")
+    return status
+
+
+def _merge(args: argparse.Namespace) -> int:
+    merged = merge([load_run(Path(p)) for p in args.runs])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
+    matrix_table(merged)
+    print(f"matrix: {out / 'matrix.json'}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    old, new = (_as_matrix(Path(p)) for p in (args.old, args.new))
+    comparison = compare(old, new)
+    for change in comparison.changes:
+        print(f"{change.kind:12} {change.cell}  {change.case}: {change.was} -> {change.now}")
+    counts = {k: len(comparison.of(k)) for k in ("regression", "fix", "new-failure", "missing")}
+    print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    return 1 if counts["regression"] or counts["new-failure"] else 0
+
+
+def _as_matrix(path: Path) -> dict[str, Any]:
+    """A matrix.json as it is; a run (its directory or results.json) merged on its own."""
+    file = path / "matrix.json" if path.is_dir() and (path / "matrix.json").exists() else path
+    if file.is_file() and file.name == "matrix.json":
+        data: dict[str, Any] = json.loads(file.read_text())
+        return data
+    return merge([load_run(path)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="s3s4", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>/ goes")
     bench.set_defaults(handler=_bench)
+    run = commands.add_parser("matrix", help="run the default suite on every cell of a matrix")
+    run.add_argument("--file", default=str(matrix.DEFAULT_MATRIX), help="matrix TOML file")
+    run.add_argument("--cell", action="append", default=[], help="cell label or id (pattern)")
+    run.add_argument("--shard", default=None, help="i/n: this runner's share of the cells")
+    run.add_argument("--list", action="store_true", help="list the cells with their ids")
+    run.add_argument("--report-dir", default="reports", help="where matrix-<time>/ goes")
+    run.add_argument("--out", default=None, help="the run's directory (default: a new one)")
+    run.add_argument("pytest_args", nargs="*", help="after --: pytest arguments")
+    run.set_defaults(handler=_matrix)
+    merging = commands.add_parser("merge", help="merge runs or shards into one matrix")
+    merging.add_argument("runs", nargs="+", help="run directories or results.json files")
+    merging.add_argument("--out", required=True, help="directory for matrix.json")
+    merging.set_defaults(handler=_merge)
+    comparing = commands.add_parser("compare", help="regressions and fixes between two runs")
+    comparing.add_argument("old", help="matrix.json, results.json or a run directory")
+    comparing.add_argument("new", help="matrix.json, results.json or a run directory")
+    comparing.set_defaults(handler=_compare)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
