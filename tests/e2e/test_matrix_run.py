@@ -1,0 +1,93 @@
+"""The matrix end to end on two real cells (the host's QEMU 7.2 with its SeaBIOS, and QEMU
+from bookworm-backports with SeaBIOS 1.16.3 from the archive), one S3 case each: every cell
+reports the versions its running system shows, and the two shards merge into the whole."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.results import compare, load_run, verdict_table
+
+pytestmark = pytest.mark.selftest
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = """
+[axes]
+kernel = ["linux-image-amd64"]
+qemu = ["qemu-system-x86_64", "10.0"]
+firmware = ["seabios"]
+machine = ["pc"]
+accel = ["auto"]
+
+[[exclude]]
+qemu = "10.0"
+
+[[include]]
+kernel = "linux-image-amd64"
+qemu = "10.0"
+firmware = "seabios:1.16.3"
+machine = "pc"
+accel = "auto"
+"""
+CASE = ["testcases/test_suspend_to_ram.py", "-k", "test_suspend_to_ram and s3-agent"]
+
+
+def _matrix(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / name
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "matrix", "--file", str(tmp_path / "m.toml"),
+         "--out", str(out), *args, "--", *CASE, "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800,
+    )  # fmt: skip
+    assert (out / "matrix.json").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
+    matrix: dict[str, Any] = json.loads((out / "matrix.json").read_text())
+    return result.returncode, matrix
+
+
+def test_two_cells_run_detect_their_versions_and_shards_merge_to_the_whole(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "m.toml").write_text(MATRIX)
+    host_qemu = _host_version("qemu-system-x86")
+    status, whole = _matrix(tmp_path, "whole")
+    assert status == 0, whole
+    cells = whole["cells"]
+    assert len(cells) == 2, cells
+    detected = sorted((c["qemu"], c["firmware"]) for c in cells.values())
+    assert detected[0][0].startswith("10.0.") and detected[0][1] == "seabios1.16.3", detected
+    assert detected[1][0].startswith("7.2."), detected
+    case = "testcases/test_suspend_to_ram.py::test_suspend_to_ram[s3-agent]"
+    assert set(verdict_table(whole)[case].values()) == {"PASS"}, whole["cases"]
+    # What each cell's running QEMU and guest reported, beside the id.
+    for run_dir in (tmp_path / "whole" / "cells").iterdir():
+        if run_dir.name == "latest":
+            continue
+        (record,) = load_run(run_dir)["tests"]
+        combination = record["series"][0]["cycles"][0]["combination"]
+        assert record["cell"].startswith("k" + combination["kernel"].removesuffix("-amd64"))
+        assert f"-q{combination['qemu_version']}-" in record["cell"], (record["cell"], combination)
+        assert combination["bios_version"].startswith(cells[record["cell"]]["firmware"][7:])
+
+    for i in (1, 2):
+        status, shard = _matrix(tmp_path, f"shard{i}", "--shard", f"{i}/2")
+        assert status == 0 and len(shard["cells"]) == 1, shard
+    runs = [str(p) for p in sorted(tmp_path.glob("shard*/cells/*")) if p.name != "latest"]
+    merged = subprocess.run(
+        [sys.executable, "-m", "harness", "merge", *runs, "--out", str(tmp_path / "merged")],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "matrix.json" in merged.stdout
+    from_shards = json.loads((tmp_path / "merged" / "matrix.json").read_text())
+    assert verdict_table(from_shards) == verdict_table(whole)
+    assert compare(whole, from_shards).changes == []
+    assert _host_version("qemu-system-x86") == host_qemu, "the host's QEMU package was touched"
+
+
+def _host_version(package: str) -> str:
+    return subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=True
+    ).stdout
