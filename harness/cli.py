@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import matrix
+from harness import html_report, matrix
 from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
 from harness.image import ImageCache, Recipe
@@ -58,10 +58,12 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    merged = merge([load_run(Path(p)) for p in args.runs])
+    run_dirs = [Path(p) if Path(p).is_dir() else Path(p).parent for p in args.runs]
+    merged = merge([load_run(p) for p in run_dirs])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
+    html_report.write(merged, run_dirs, out / "matrix.html")
     matrix_table(merged)
     print(f"matrix: {out / 'matrix.json'}")
     return 0

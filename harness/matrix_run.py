@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import html_report
 from harness.image import Progress
 from harness.matrix import CellSpec
 from harness.results import load_run, merge
@@ -83,6 +84,7 @@ def run_matrix(
         run_dirs += [p for p in made if (p / "results.json").is_file()]
     merged = merge([load_run(p) for p in sorted(run_dirs)])
     (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
+    html_report.write(merged, sorted(run_dirs), out / "matrix.html")
     return status, merged
 
 

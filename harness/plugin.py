@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness import known_issues
+from harness import html_report, known_issues
 from harness.accel import ACCELS
 from harness.cell import Cell
 from harness.checks import DEFAULT_CHECKS, Check
@@ -21,6 +21,7 @@ from harness.localise import localise, pm_test_state
 from harness.machine import Machine
 from harness.probes import DEFAULT_PROBES, Probe
 from harness.report import RunReport, new_run_id
+from harness.results import load_run, merge
 from harness.session import BACKENDS, HarnessSession, Settings
 from harness.transitions import Transition
 from harness.verdict import CycleOutcome, CycleSeries, Verdict
@@ -414,7 +415,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         cell = session.config.stash[SESSION_KEY].resolved_cell
         if cell is not None:
             report.add_cell(cell)
-    report.write(int(exitstatus))
+    path = report.write(int(exitstatus))
+    html_report.write(merge([load_run(path)]), [report.directory], report.directory / "report.html")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -428,4 +430,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(
             "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
         )
-    terminalreporter.write_line(f"report: {report.directory}/results.json and junit.xml")
+    terminalreporter.write_line(
+        f"report: {report.directory}/results.json, junit.xml and report.html"
+    )

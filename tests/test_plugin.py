@@ -35,5 +35,6 @@ def test_report_directory_has_results_and_junit(pytester: pytest.Pytester) -> No
     data = json.loads((runs[0] / "results.json").read_text())
     assert data["schema"] == 1 and data["tests"][0]["outcome"] == "passed"
     assert (runs[0] / "junit.xml").is_file()
+    assert "<table" in (runs[0] / "report.html").read_text()
     assert (pytester.path / "out" / "latest").resolve() == runs[0].resolve()
-    result.stdout.fnmatch_lines(["*report: *results.json and junit.xml*"])
+    result.stdout.fnmatch_lines(["*report: *results.json, junit.xml and report.html*"])

@@ -3,10 +3,13 @@ from bookworm-backports with SeaBIOS 1.16.3 from the archive), one S3 case each:
 reports the versions its running system shows, and the two shards merge into the whole."""
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -34,6 +37,7 @@ machine = "pc"
 accel = "auto"
 """
 CASE = ["testcases/test_suspend_to_ram.py", "-k", "test_suspend_to_ram and s3-agent"]
+CASE_NAME = "testcases/test_suspend_to_ram.py::test_suspend_to_ram[s3-agent]"
 
 
 def _matrix(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -48,20 +52,27 @@ def _matrix(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]
     return result.returncode, matrix
 
 
-def test_two_cells_run_detect_their_versions_and_shards_merge_to_the_whole(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "m.toml").write_text(MATRIX)
+@pytest.fixture(scope="module")
+def matrix_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-cell matrix run once, whole; the host's QEMU package must stay as it was."""
+    directory = tmp_path_factory.mktemp("matrix")
+    (directory / "m.toml").write_text(MATRIX)
     host_qemu = _host_version("qemu-system-x86")
-    status, whole = _matrix(tmp_path, "whole")
+    status, whole = _matrix(directory, "whole")
     assert status == 0, whole
+    assert _host_version("qemu-system-x86") == host_qemu, "the host's QEMU package was touched"
+    return directory
+
+
+def test_two_cells_detect_their_versions_and_shards_merge_to_the_whole(matrix_dir: Path) -> None:
+    tmp_path = matrix_dir
+    whole = json.loads((tmp_path / "whole" / "matrix.json").read_text())
     cells = whole["cells"]
     assert len(cells) == 2, cells
     detected = sorted((c["qemu"], c["firmware"]) for c in cells.values())
     assert detected[0][0].startswith("10.0.") and detected[0][1] == "seabios1.16.3", detected
     assert detected[1][0].startswith("7.2."), detected
-    case = "testcases/test_suspend_to_ram.py::test_suspend_to_ram[s3-agent]"
-    assert set(verdict_table(whole)[case].values()) == {"PASS"}, whole["cases"]
+    assert set(verdict_table(whole)[CASE_NAME].values()) == {"PASS"}, whole["cases"]
     # What each cell's running QEMU and guest reported, beside the id.
     for run_dir in (tmp_path / "whole" / "cells").iterdir():
         if run_dir.name == "latest":
@@ -84,7 +95,35 @@ def test_two_cells_run_detect_their_versions_and_shards_merge_to_the_whole(
     from_shards = json.loads((tmp_path / "merged" / "matrix.json").read_text())
     assert verdict_table(from_shards) == verdict_table(whole)
     assert compare(whole, from_shards).changes == []
-    assert _host_version("qemu-system-x86") == host_qemu, "the host's QEMU package was touched"
+
+
+def test_the_html_report_renders_in_a_real_browser(matrix_dir: Path) -> None:
+    """Debian's chromium, headless, runs the page's script: the matrix is drawn, and a
+    result's evidence (checks, events, serial log) opens from a link."""
+    page = matrix_dir / "whole" / "matrix.html"
+    whole = json.loads((matrix_dir / "whole" / "matrix.json").read_text())
+    cell = sorted(whole["cells"])[0]
+    dom = _chromium_dom(f"{page.as_uri()}#open={quote(CASE_NAME + '|' + cell)}")
+    assert 'data-rendered="yes"' in dom, dom[:2000]
+    assert dom.count('class="v PASS"') == 2, dom[:3000]
+    assert f"{CASE_NAME} on {cell}" in dom
+    assert "events_seen: saw suspended -&gt; woken" in dom
+    assert "PM: suspend entry" in dom  # kernel lines and the serial log
+    assert "<svg" in dom  # latency plots
+
+
+def _chromium_dom(url: str) -> str:
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("chromium not found: run ./run setup (installs Debian's chromium)")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
 def _host_version(package: str) -> str:
