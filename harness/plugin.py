@@ -395,6 +395,15 @@ def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:
         item.user_properties.append(("cell", cell.id))
     for verdict in verdicts:
         item.user_properties.append(("verdict", verdict))
+    report_dir = item.config.stash[REPORT_KEY].directory
+    attachments = {
+        str((report_dir / path).resolve())
+        for series in series_list
+        for outcome in series.outcomes
+        for path in outcome.artifacts.values()
+    }
+    for path in sorted(attachments):  # JUnit consumers (Jenkins, GitLab) link these
+        item.user_properties.append(("attachment", path))
     item.config.stash[REPORT_KEY].add(
         {
             "test": item.nodeid,
