@@ -27,6 +27,19 @@ KERNEL_PM_LINE = re.compile(
 )
 
 
+CRASH_LINE = re.compile(
+    r"Oops|BUG: |Kernel panic|PANIC: |general protection fault|double fault|Call Trace"
+)
+
+
+def console_crash(lines: Sequence[str]) -> str:
+    """The first line of a kernel crash on the console and where it happened (the RIP line),
+    so that a guest that never comes back is diagnosed, not only timed out."""
+    first = next((ln.strip() for ln in lines if CRASH_LINE.search(ln)), "")
+    where = next((ln.strip() for ln in lines if "RIP: " in ln), "")
+    return " | ".join(part for part in (first, where) if part)
+
+
 @dataclass(frozen=True)
 class CycleOptions:
     clock_tolerance_s: float = 2.0
@@ -213,7 +226,11 @@ def _ended_early(
     if isinstance(exc, StateUnsupported):
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
-    outcome = _finish(machine, evidence, marks, verdict, str(exc))
+    reason = str(exc)
+    crash = console_crash(machine.console.lines_since(marks.console))
+    if crash:
+        reason += f"; the guest kernel crashed: {crash}"
+    outcome = _finish(machine, evidence, marks, verdict, reason)
     machine.stop()
     return outcome
 

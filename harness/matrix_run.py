@@ -68,9 +68,7 @@ def run_matrix(
         progress(f"cell {n}/{len(cells)}: {cell.label}")
         before = set(runs_dir.iterdir())
         argv = [
-            sys.executable,
-            "-m",
-            "pytest",
+            str(Path(sys.executable).with_name("pytest")),
             *cell.pytest_args(),
             "--report-dir",
             str(runs_dir),

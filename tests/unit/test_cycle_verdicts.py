@@ -103,3 +103,22 @@ def test_a_group_cycle_judges_each_guest_on_its_own(tmp_path: Path) -> None:
     assert [o.verdict for o in outcomes] == [Verdict.PASS, Verdict.FAIL]
     assert outcomes[1].reason.startswith("suspend-entry:")
     assert silent.stopped and not good.stopped
+
+
+def test_a_guest_that_crashes_while_waking_is_diagnosed_by_its_console(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path)
+
+    def crash_instead_of_waking() -> None:
+        machine.console.feed(
+            b"[   44.62] traps: PANIC: double fault, error_code: 0x0\n"
+            b"[   44.66] RIP: 0010:pci_conf1_write+0x80/0xf0\n"
+        )
+
+    machine.wake_from_ram = crash_instead_of_waking  # type: ignore[method-assign]
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.startswith("wake:") or outcome.reason.startswith("resume:"), outcome
+    assert outcome.reason.endswith(
+        "the guest kernel crashed: [   44.62] traps: PANIC: double fault, error_code: 0x0"
+        " | [   44.66] RIP: 0010:pci_conf1_write+0x80/0xf0"
+    ), outcome.reason
