@@ -3,6 +3,7 @@ and reason."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ class KnownIssue:
 
     def matches(self, transition: str, kernel: str, reason: str, qemu: str = "") -> bool:
         return (
-            transition == self.transition
+            fnmatch.fnmatchcase(transition, self.transition)
             and re.search(self.kernel, kernel) is not None
             and re.search(self.reason, reason) is not None
             and re.search(self.qemu, qemu) is not None
