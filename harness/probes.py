@@ -111,10 +111,14 @@ if [ ! -s @STATE@/stream.sha ]; then
   sha256sum < @STATE@/stream.bin | cut -d' ' -f1 > @STATE@/stream.sha
 fi
 """)
+# Paced while the guest is awake before the sleep, so that the stream is in flight when it
+# freezes; once a suspend has been counted (the guest slept and woke) the rest goes unpaced.
 STREAM_COMMAND = STREAM_READY + _fill(f"""
-cat @STATE@/stream.sha; i=0
+cat @STATE@/stream.sha; i=0; read -r slept < /sys/power/suspend_stats/success
 while [ $i -lt {STREAM_CHUNKS} ]; do
-  dd if=@STATE@/stream.bin bs={STREAM_CHUNK} skip=$i count=1 2>/dev/null; i=$((i + 1)); sleep 0.15
+  dd if=@STATE@/stream.bin bs={STREAM_CHUNK} skip=$i count=1 2>/dev/null; i=$((i + 1))
+  read -r now < /sys/power/suspend_stats/success
+  if [ "$now" = "$slept" ]; then sleep 0.15; fi
 done
 """)
 WARM_UP = PATTERN_READY + STREAM_READY
