@@ -89,7 +89,8 @@ def render(matrix: dict[str, Any], run_dirs: list[Path]) -> str:
         "latencies": latency_medians(index),
     }
     payload = json.dumps(data).replace("</", "<\\/")
-    title = html.escape(f"S3/S4 matrix: {', '.join(str(r) for r in data['runs'])}")
+    runs = data["runs"]
+    title = html.escape(f"S3/S4 results: {runs[0] if len(runs) == 1 else f'{len(runs)} runs'}")
     return PAGE.replace("@TITLE@", title).replace("@DATA@", payload)
 
 
