@@ -206,7 +206,10 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
         cell = _session(metafunc.config).cell
-        metafunc.parametrize("cell", [cell], ids=[cell.id], scope="session")
+        # Under pytest-xdist (-n N --dist loadgroup) a cell's cases stay on one worker, which
+        # then builds that cell's image and ready checkpoint once.
+        param = pytest.param(cell, marks=pytest.mark.xdist_group(cell.id), id=cell.id)
+        metafunc.parametrize("cell", [param], scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

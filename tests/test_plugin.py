@@ -38,3 +38,25 @@ def test_report_directory_has_results_and_junit(pytester: pytest.Pytester) -> No
     assert "<table" in (runs[0] / "report.html").read_text()
     assert (pytester.path / "out" / "latest").resolve() == runs[0].resolve()
     result.stdout.fnmatch_lines(["*report: *results.json, junit.xml and report.html*"])
+
+
+def test_a_cells_cases_stay_on_one_xdist_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+
+        def _note(name, cell):
+            with open(name, "w") as out:
+                out.write(os.environ.get("PYTEST_XDIST_WORKER", "none") + " " + cell.id)
+
+        def test_a(cell): _note("a", cell)
+        def test_b(cell): _note("b", cell)
+        def test_c(cell): _note("c", cell)
+        def test_d(cell): _note("d", cell)
+        """
+    )
+    result = pytester.runpytest("-n", "2", "--dist", "loadgroup", "--report-dir", "out")
+    result.assert_outcomes(passed=4)
+    notes = {(pytester.path / name).read_text() for name in "abcd"}
+    assert len(notes) == 1, notes  # one worker ran the cell's four cases
+    assert notes.pop().startswith("gw")
