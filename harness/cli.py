@@ -1,5 +1,6 @@
-"""Command line: ``python -m harness image`` builds (or finds) the guest image;
-``python -m harness bench`` measures the harness against the guest's own times."""
+"""Command line (``python -m harness``): ``image`` builds or finds the guest image; ``bench``
+measures the harness against the guest's own times; ``matrix`` runs the suite on every cell of
+a matrix file; ``merge`` and ``compare`` combine and diff results."""
 
 from __future__ import annotations
 
