@@ -137,7 +137,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="largest guest wall-clock step after resume that passes (default: 2)",
+        help="largest guest wall-clock step after resume that passes (default: 2; after a "
+        "power-off at least 3.5, the RTC being read in whole seconds at both ends)",
     )
     group.addoption(
         "--clock-resync",

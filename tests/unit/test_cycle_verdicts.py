@@ -3,7 +3,16 @@
 from dataclasses import replace
 from pathlib import Path
 
-from harness.cycle import run_cycle, run_group_cycle, run_series
+import pytest
+
+from harness.cycle import (
+    RTC_RESTORED_TOLERANCE_S,
+    CycleOptions,
+    clock_tolerance,
+    run_cycle,
+    run_group_cycle,
+    run_series,
+)
 from harness.errors import AgentCommandError, GuestFault
 from harness.machine import Signal
 from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
@@ -122,3 +131,21 @@ def test_a_guest_that_crashes_while_waking_is_diagnosed_by_its_console(tmp_path:
         "the guest kernel crashed: [   44.62] traps: PANIC: double fault, error_code: 0x0"
         " | [   44.66] RIP: 0010:pci_conf1_write+0x80/0xf0"
     ), outcome.reason
+
+
+def test_a_clock_restored_from_the_rtc_gets_its_whole_seconds_but_no_more() -> None:
+    options = CycleOptions(clock_tolerance_s=2.0)
+    assert clock_tolerance(S3_SYSTEMCTL, options) == 2.0  # the VM never stopped
+    assert clock_tolerance(S4_SYSTEMCTL, options) == RTC_RESTORED_TOLERANCE_S
+    assert clock_tolerance(S4_SYSTEMCTL, CycleOptions(clock_tolerance_s=9.0)) == 9.0
+
+
+@pytest.mark.parametrize(("offset", "passes"), [(-2.9, True), (-6.0, False)])
+def test_after_s4_the_clock_may_lag_by_the_rtc_not_by_the_time_off(
+    tmp_path: Path, offset: float, passes: bool
+) -> None:
+    machine = FakeMachine(tmp_path)
+    machine.clock_offset = offset  # a clock that stood still while off lags by 10 s or more
+    outcome = run_cycle(machine, S4_SYSTEMCTL)
+    clock = next(c for c in outcome.checks if c.name == "clock_in_step")
+    assert clock.passed is passes, clock.detail
