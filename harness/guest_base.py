@@ -91,13 +91,18 @@ class GuestBase:
         start = time.monotonic()
         launch()
         timings = {"launch": time.monotonic() - start}
+        timings.update(self._ready_or_timeout("boot", self.timeouts.boot))
+        return timings
+
+    def _ready_or_timeout(self, stage: str, timeout: float) -> dict[str, float]:
+        """``wait_ready``; a guest that never answers is a BootTimeout naming ``stage``, with
+        the last console lines and the serial log as evidence."""
         try:
-            timings.update(self.wait_ready("boot", self.timeouts.boot))
+            return self.wait_ready(stage, timeout)
         except HarnessError as exc:
             raise BootTimeout(
-                "boot",
-                self.timeouts.boot,
+                stage,
+                timeout,
                 f"{exc}; serial: {self.serial_tail()}",
                 evidence={"serial_log": str(self.serial_log)},
             ) from exc
-        return timings

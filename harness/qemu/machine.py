@@ -126,15 +126,7 @@ class QemuMachine(GuestBase):
             text = str(exc) if str(exc).startswith("checkpoint") else f"checkpoint restore: {exc}"
             raise QemuStartError(f"{text}: {output}") from exc
         timings["restore"] = time.monotonic() - started
-        try:
-            ready = self.wait_ready("checkpoint restore", self.timeouts.resume)
-        except HarnessError as exc:
-            raise BootTimeout(
-                "checkpoint restore",
-                self.timeouts.resume,
-                f"{exc}; serial: {self.serial_tail()}",
-                evidence={"serial_log": str(self.serial_log)},
-            ) from exc
+        ready = self._ready_or_timeout("checkpoint restore", self.timeouts.resume)
         self._agent.execute("guest-set-time", {"time": time.time_ns()})
         timings.update({f"ready_{k}": v for k, v in ready.items()})
         timings["total"] = time.monotonic() - started
