@@ -73,6 +73,10 @@ class GuestFault(HarnessError):
         self.stage = stage
 
 
+class KernelPanic(GuestFault):
+    """The guest kernel panicked (on the console) while the harness waited for it."""
+
+
 class SuspendNotEntered(GuestFault):
     """The guest was asked to sleep but QEMU never saw it go to sleep."""
 

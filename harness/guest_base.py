@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.console import ConsoleLog
-from harness.errors import BootTimeout, HarnessError
+from harness.errors import BootTimeout, GuestFault, HarnessError
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
@@ -99,6 +99,8 @@ class GuestBase:
         the last console lines and the serial log as evidence."""
         try:
             return self.wait_ready(stage, timeout)
+        except GuestFault:
+            raise
         except HarnessError as exc:
             raise BootTimeout(
                 stage,

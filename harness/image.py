@@ -47,7 +47,7 @@ class GuestImage:
     key: str
     disk: Path
     kernel: Path
-    initrd: Path
+    initrd: Path | None  # None: a user's kernel with its drivers built in
     kernel_release: str
     cmdline: str
     packages: dict[str, str]
@@ -65,7 +65,7 @@ class GuestImage:
             cmdline=data["cmdline"],
             packages=data["packages"],
         )
-        for path in (image.disk, image.kernel, image.initrd):
+        for path in (image.disk, image.kernel, directory / "initrd.img"):
             if not path.is_file() or path.stat().st_size == 0:
                 raise SetupError(
                     f"image {directory} is incomplete ({path.name} missing): "

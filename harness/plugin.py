@@ -107,6 +107,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Debian package of the guest kernel (default: the recipe's)",
     )
     group.addoption(
+        "--kernel",
+        default=os.environ.get("S3S4_KERNEL"),
+        metavar="BZIMAGE",
+        help="boot this kernel (arch/x86/boot/bzImage) on the image instead of its own; it "
+        "needs virtio (pci, blk, net, console) and ext4 built in, or an --initrd that loads them",
+    )
+    group.addoption(
+        "--initrd",
+        default=os.environ.get("S3S4_INITRD"),
+        metavar="PATH",
+        help="with --kernel: its initrd (default: none)",
+    )
+    group.addoption(
         "--cold-boot",
         action="store_true",
         default=os.environ.get("S3S4_COLD_BOOT") == "1",
@@ -178,6 +191,8 @@ def _session(config: pytest.Config) -> HarnessSession:
             cpus=config.getoption("guest_cpus"),
             recipe=config.getoption("image_recipe"),
             kernel_package=config.getoption("kernel_package"),
+            kernel=config.getoption("kernel"),
+            initrd=config.getoption("initrd"),
             timeout_scale=config.getoption("timeout_scale"),
             backend=config.getoption("backend"),
             libvirt_uri=config.getoption("libvirt_uri"),

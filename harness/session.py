@@ -14,6 +14,7 @@ from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version,
 from harness.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.errors import HarnessError, SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
+from harness.kernel import with_kernel
 from harness.libvirt.host import DEFAULT_URI, LibvirtHost
 from harness.libvirt.machine import LibvirtMachine
 from harness.machine import Machine
@@ -42,6 +43,8 @@ class Settings:
     cpus: int = 2
     recipe: str = "debian"
     kernel_package: str | None = None
+    kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
+    initrd: str | None = None  # with ``kernel``: its initrd (default: none)
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
     libvirt_uri: str = DEFAULT_URI
@@ -80,7 +83,11 @@ class HarnessSession:
     def image(self) -> GuestImage:
         if self._image is None:
             recipe = Recipe.load(self.settings.recipe)
-            self._image = ImageCache().ensure(recipe, self.settings.kernel_package, self._progress)
+            image = ImageCache().ensure(recipe, self.settings.kernel_package, self._progress)
+            if self.settings.kernel:
+                initrd = Path(self.settings.initrd) if self.settings.initrd else None
+                image = with_kernel(image, Path(self.settings.kernel), initrd)
+            self._image = image
         return self._image
 
     @property

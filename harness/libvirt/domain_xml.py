@@ -69,7 +69,8 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
     elif firmware.bios is not None:
         _text(os_el, "loader", str(firmware.bios), type="rom")
     _text(os_el, "kernel", str(config.kernel))
-    _text(os_el, "initrd", str(config.initrd))
+    if config.initrd is not None:
+        _text(os_el, "initrd", str(config.initrd))
     _text(os_el, "cmdline", config.append)
     return os_el
 

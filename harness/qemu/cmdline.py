@@ -37,7 +37,7 @@ class QemuConfig:
 
     binary: str
     kernel: Path
-    initrd: Path
+    initrd: Path | None
     append: str
     accel: str = "tcg"
     machine: str = "pc"
@@ -108,8 +108,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "virtio-rng-pci",
         "-kernel",
         str(config.kernel),
-        "-initrd",
-        str(config.initrd),
+        *(["-initrd", str(config.initrd)] if config.initrd else []),
         "-append",
         config.append,
     ]

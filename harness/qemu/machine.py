@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import re
 import shlex
 import time
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 from harness import disks
 from harness.aio import LoopThread
 from harness.errors import (
+    AgentError,
     BootTimeout,
     HarnessError,
+    KernelPanic,
     QemuStartError,
 )
 from harness.events import EventLog, RecordedEvent
@@ -31,6 +34,8 @@ from harness.ssh import CommandResult, SshKey
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
+
+PANIC_LINE = re.compile(r"Kernel panic - not syncing")
 
 
 class QemuMachine(GuestBase):
@@ -64,6 +69,7 @@ class QemuMachine(GuestBase):
         self._agent = GuestAgent(runner, self.paths.agent_socket)
         self.argv = build_argv(config, self.paths, self._ssh_port)
         self.launches = 0
+        self._launch_mark = 0  # console lines before the last launch
         self._platform: dict[str, Any] = {}
         # When set, a ready guest comes from a restore of this checkpoint, not a cold boot.
         self.ready_from: ckpt.Checkpoint | None = None
@@ -193,6 +199,7 @@ class QemuMachine(GuestBase):
         self._monitor.listen(self.paths.qmp_socket)
         self._agent.listen()
         self.launches += 1
+        self._launch_mark = self.console.mark()
         argv = [*self.argv, "-incoming", "defer"] if incoming else self.argv
         (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
         self._process = ChildProcess(
@@ -222,6 +229,15 @@ class QemuMachine(GuestBase):
     def _alive(self) -> bool:
         return self.running
 
+    def _panic_line(self) -> str:
+        """The console's ``Kernel panic`` line since the last launch, if any."""
+        lines = self.console.lines_since(self._launch_mark)
+        return next((ln.strip() for ln in lines if PANIC_LINE.search(ln)), "")
+
+    def _booting(self) -> bool:
+        """QEMU runs and its guest has not panicked (a panicked kernel waits forever)."""
+        return self._alive() and not self._panic_line()
+
     # -- readiness and commands --------------------------------------------------------------
 
     def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
@@ -230,9 +246,18 @@ class QemuMachine(GuestBase):
         timings: dict[str, float] = {}
         start = time.monotonic()
         try:
-            self._agent.sync(timeout, self._alive)
+            self._agent.sync(timeout, self._booting)
         except TimeoutError as exc:
             raise BootTimeout(f"{stage}: guest agent", timeout, str(exc)) from exc
+        except AgentError as exc:
+            panic = self._panic_line()
+            if panic:
+                raise KernelPanic(
+                    stage,
+                    f"the guest kernel panicked: {panic}",
+                    evidence={"serial_log": str(self.serial_log)},
+                ) from exc
+            raise
         timings["agent"] = time.monotonic() - start
         self._agent.execute(
             "guest-ssh-add-authorized-keys",
