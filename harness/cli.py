@@ -1,6 +1,7 @@
 """Command line (``python -m harness``): ``image`` builds or finds the guest image; ``bench``
 measures the harness against the guest's own times; ``matrix`` runs the suite on every cell of
-a matrix file; ``merge`` and ``compare`` combine and diff results."""
+a matrix file; ``merge`` and ``compare`` combine and diff results; ``bisect`` judges one build
+for ``git bisect run``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import html_report, matrix
+from harness import bisect, html_report, matrix
 from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
 from harness.image import ImageCache, Recipe
@@ -56,6 +57,26 @@ def _matrix(args: argparse.Namespace) -> int:
     matrix_table(merged)
     print(f"matrix: {out / 'matrix.json'}")
     return status
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    build = bisect.Build(args.qemu, args.kernel, args.initrd, args.bios, args.ovmf)
+    if args.repeat < 1:
+        print(f"error: --repeat must be at least 1, not {args.repeat}", file=sys.stderr)
+        return bisect.ABORT
+    try:
+        judgement = bisect.run_bisect(
+            build,
+            args.pytest_args,
+            args.repeat,
+            args.flaky,
+            Path(args.report_dir).resolve(),
+            lambda line: print(f"[bisect] {line}", flush=True),
+        )
+    except HarnessError as exc:
+        judgement = bisect.RunJudgement(bisect.SKIP, f"the harness could not run: {exc}")
+    print(bisect.describe(judgement), flush=True)
+    return judgement.status
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -111,6 +132,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default=None, help="the run's directory (default: a new one)")
     run.add_argument("pytest_args", nargs="*", help="after --: pytest arguments")
     run.set_defaults(handler=_matrix)
+    judging = commands.add_parser(
+        "bisect",
+        help="for git bisect run: exit 0 good, 1 bad, 125 skip, 128 stop",
+        description=bisect.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    judging.add_argument("--qemu", help="the QEMU build under test (qemu-system-x86_64)")
+    judging.add_argument("--kernel", help="the guest kernel under test (bzImage)")
+    judging.add_argument("--initrd", help="with --kernel: its initrd (default: none)")
+    judging.add_argument("--bios", help="the SeaBIOS build under test (bios.bin)")
+    judging.add_argument("--ovmf", help="folder with the OVMF build under test (q35)")
+    judging.add_argument(
+        "--repeat", type=int, default=1, help="runs of a failing build before calling it bad"
+    )
+    judging.add_argument(
+        "--flaky",
+        choices=sorted(bisect.FLAKY_POLICIES),
+        default="skip",
+        help="what a failure that does not repeat counts as (default: skip)",
+    )
+    judging.add_argument(
+        "--report-dir",
+        default=str(bisect.ROOT / "reports" / "bisect"),
+        help="where each step's report goes",
+    )
+    judging.add_argument(
+        "pytest_args", nargs="*", help="after --: case selection (default: -k s3-agent)"
+    )
+    judging.set_defaults(handler=_bisect)
     merging = commands.add_parser("merge", help="merge runs or shards into one matrix")
     merging.add_argument("runs", nargs="+", help="run directories or results.json files")
     merging.add_argument("--out", required=True, help="directory for matrix.json")
