@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import bisect, html_report, matrix
+from harness import bisect, html_report, matrix, tmt_results
 from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
 from harness.image import ImageCache, Recipe
@@ -77,6 +77,20 @@ def _bisect(args: argparse.Namespace) -> int:
         judgement = bisect.RunJudgement(bisect.SKIP, f"the harness could not run: {exc}")
     print(bisect.describe(judgement), flush=True)
     return judgement.status
+
+
+def _tmt_results(args: argparse.Namespace) -> int:
+    run_dirs: list[Path] = []
+    for given in map(Path, args.runs):
+        cells = given / "cells"
+        run_dirs += (
+            sorted(p for p in cells.iterdir() if (p / "results.json").is_file())
+            if cells.is_dir()
+            else [given]
+        )
+    path = tmt_results.write(run_dirs, Path(args.data_dir))
+    print(f"tmt results: {path} ({len(json.loads(path.read_text()))} results)")
+    return 0
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -161,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "pytest_args", nargs="*", help="after --: case selection (default: -k s3-agent)"
     )
     judging.set_defaults(handler=_bisect)
+    tmt = commands.add_parser("tmt-results", help="results as tmt custom results")
+    tmt.add_argument("runs", nargs="+", help="run directories or matrix directories")
+    tmt.add_argument("--data-dir", required=True, help="$TMT_TEST_DATA: results.json goes here")
+    tmt.set_defaults(handler=_tmt_results)
     merging = commands.add_parser("merge", help="merge runs or shards into one matrix")
     merging.add_argument("runs", nargs="+", help="run directories or results.json files")
     merging.add_argument("--out", required=True, help="directory for matrix.json")
