@@ -25,6 +25,7 @@ from harness.qemu.machine import QemuMachine
 from harness.runtime import make_run_dir
 from harness.ssh import SshKey
 from harness.timeouts import Timeouts
+from harness.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class HarnessSession:
         self._ovmf: tuple[Path, Path] | None = None
         self._runner: LoopThread | None = None
         self._run_dir: Path | None = None
+        self._watchdog: Watchdog | None = None  # cleans up if this process is killed outright
         self._ssh_key: SshKey | None = None
         self._machines: dict[str, Machine] = {}
         self._fresh: dict[str, QemuMachine] = {}
@@ -258,6 +260,8 @@ class HarnessSession:
     def _ensure_run_dir(self) -> Path:
         if self._run_dir is None:
             self._run_dir = make_run_dir()
+            self._watchdog = Watchdog(self._run_dir)
+            self._watchdog.start()
         return self._run_dir
 
     def _key(self) -> SshKey:
@@ -294,3 +298,6 @@ class HarnessSession:
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None

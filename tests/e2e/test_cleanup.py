@@ -1,4 +1,6 @@
-"""No QEMU outlives the harness: interrupted (Ctrl-C) or killed outright (SIGKILL)."""
+"""No process of the harness outlives it, interrupted (Ctrl-C) or killed outright (SIGKILL):
+its QEMUs, a libvirt domain's QEMU (libvirtd's, not the harness's child), the libvirtd and
+virtlogd it started, and its watchdog."""
 
 import os
 import signal
@@ -40,15 +42,32 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_suite(tmp_path: Path) -> subprocess.Popen[bytes]:
+def children_of(pid: int) -> list[int]:
+    """Direct children (libvirtd, virtlogd, the watchdog), from /proc/*/stat."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+CASES = {
+    "qemu": [str(ROOT / "testcases"), "-k", "s3-agent"],
+    "libvirt": [str(ROOT / "testcases" / "test_libvirt.py"), "-k", "dompmsuspend-mem"],
+}
+
+
+def start_suite(tmp_path: Path, backend: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "pytest",
-            str(ROOT / "testcases"),
-            "-k",
-            "s3-agent",
+            *CASES[backend],
             "-p",
             "no:cacheprovider",
             "--report-dir",
@@ -84,6 +103,13 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
     return alive
 
 
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 def _state(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/status").read_bytes().lower()
@@ -91,13 +117,22 @@ def _state(pid: int) -> bytes:
         return b"zombie"
 
 
+@pytest.mark.parametrize("backend", ["qemu", "libvirt"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_no_qemu_survives_the_harness(tmp_path: Path, sig: signal.Signals) -> None:
-    proc = start_suite(tmp_path)
+def test_nothing_of_the_harness_survives_it(
+    tmp_path: Path, sig: signal.Signals, backend: str
+) -> None:
+    proc = start_suite(tmp_path, backend)
     pids = wait_for_qemu(proc)
+    helpers = children_of(proc.pid)
+    names = {pid: _name(pid) for pid in helpers}
+    if backend == "libvirt" and not {"libvirtd", "virtlogd"} <= set(names.values()):
+        pytest.skip(f"a libvirtd was already running; the harness started none ({names})")
     os.kill(proc.pid, sig)
     proc.wait(EXIT_TIMEOUT)
     assert wait_gone(pids, EXIT_TIMEOUT) == [], f"QEMU {pids} outlived the harness ({sig.name})"
+    left = wait_gone(helpers, EXIT_TIMEOUT)
+    assert left == [], f"{[names[p] for p in left]} outlived the harness ({sig.name})"
     # A harness killed outright cannot remove its run directory; the next start sweeps it.
     sweep_stale()
     assert not list(RUNTIME_ROOT.glob(f"{proc.pid}-*")), "stale run directory left behind"
