@@ -245,6 +245,9 @@ def _ended_early(
     if crash:
         reason += f"; the guest kernel crashed: {crash}"
     outcome = _finish(machine, evidence, marks, verdict, reason)
+    shot = machine.screendump(f"screen-cycle{evidence.cycle}.png")
+    if shot is not None:
+        outcome.artifacts["screendump"] = str(shot)
     machine.stop()
     return outcome
 

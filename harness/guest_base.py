@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.console import ConsoleLog
 from harness.errors import BootTimeout, GuestFault, HarnessError
@@ -60,6 +61,25 @@ class GuestBase:
     def open_stream(self, command: str) -> StreamDownload:
         return self._ssh.open_stream(command, self.timeouts.resume)
 
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def qmp(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def screendump(self, name: str) -> Path | None:
+        """A PNG of the guest's display (the console may say nothing of a hung guest)."""
+        path = self.evidence_dir / name
+        if not self.running:
+            return None
+        try:
+            self.qmp("screendump", {"filename": str(path), "format": "png"})
+        except HarnessError as exc:
+            log.info("%s: no screendump: %s", self.name, exc)
+            return None
+        return path if path.is_file() else None
+
     def serial_tail(self, lines: int = 3) -> str:
         """The last non-empty console lines, for one-line diagnoses."""
         return self.console.tail(lines)
@@ -102,9 +122,10 @@ class GuestBase:
         except GuestFault:
             raise
         except HarnessError as exc:
+            evidence = {"serial_log": str(self.serial_log)}
+            shot = self.screendump(f"screen-{stage.replace(' ', '-')}.png")
+            if shot is not None:
+                evidence["screendump"] = str(shot)
             raise BootTimeout(
-                stage,
-                timeout,
-                f"{exc}; serial: {self.serial_tail()}",
-                evidence={"serial_log": str(self.serial_log)},
+                stage, timeout, f"{exc}; serial: {self.serial_tail()}", evidence=evidence
             ) from exc

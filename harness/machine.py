@@ -110,6 +110,11 @@ class Machine(Protocol):
         """Versions and settings seen from the host (e.g. QMP query-version)."""
         ...
 
+    def screendump(self, name: str) -> Path | None:
+        """A PNG of the display now, saved beside the serial log as ``name``; None when the
+        VM is not running or QEMU could not take it."""
+        ...
+
     def stop(self) -> None: ...
 
 

@@ -15,6 +15,7 @@ from harness.accel import ACCELS
 from harness.cell import Cell
 from harness.checks import DEFAULT_CHECKS, Check
 from harness.cycle import CycleOptions, run_group_cycle, run_series
+from harness.errors import HarnessError
 from harness.faults import Fault
 from harness.libvirt.host import DEFAULT_URI
 from harness.localise import localise, pm_test_state
@@ -29,6 +30,7 @@ from harness.verdict import CycleOutcome, CycleSeries, Verdict
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SERIES_KEY = pytest.StashKey[list[CycleSeries]]()
+SETUP_ERROR_KEY = pytest.StashKey[str]()
 
 PowerCycle = Callable[..., CycleSeries]
 
@@ -221,7 +223,13 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
-        cell = _session(metafunc.config).cell
+        try:
+            cell = _session(metafunc.config).cell
+        except HarnessError as exc:
+            # Reported once, in one line, when collection ends (not an error per module).
+            metafunc.config.stash[SETUP_ERROR_KEY] = str(exc)
+            metafunc.parametrize("cell", [pytest.param(None, id="unresolved")], scope="session")
+            return
         # Under pytest-xdist (-n N --dist loadgroup) a cell's cases stay on one worker, which
         # then builds that cell's image and ready checkpoint once.
         param = pytest.param(cell, marks=pytest.mark.xdist_group(cell.id), id=cell.id)
@@ -231,6 +239,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The cases of the shared libvirt guest run last, together: booted once, it then does
     not sit idle through the other cases (an idle guest still costs CPU under TCG)."""
+    if SETUP_ERROR_KEY in config.stash:
+        # Exit 2 as collection errors have: a bisect step skips a build that is not there.
+        pytest.exit(f"error: {config.stash[SETUP_ERROR_KEY]}", pytest.ExitCode.INTERRUPTED)
     items.sort(key=lambda item: item.get_closest_marker("libvirt") is not None)
 
 
@@ -366,10 +377,18 @@ def _annotate(outcome: CycleOutcome, machine: Machine, report_dir: Path) -> None
         "bios_version": facts.get("guest.bios_version"),
         **machine.platform_facts(),
     }
+    evidence_dir = machine.serial_log.parent
+    found: dict[str, Path | str | None] = {
+        **outcome.artifacts,  # e.g. the screendump of a guest that did not come back
+        "serial_log": machine.serial_log,
+        "events_log": machine.events.path,
+        "qemu_argv": evidence_dir / "qemu-argv.txt",
+        "qemu_output": evidence_dir / "qemu-output.log",
+    }
     outcome.artifacts = {
         name: os.path.relpath(path, report_dir)
-        for name, path in (("serial_log", machine.serial_log), ("events_log", machine.events.path))
-        if path is not None
+        for name, path in found.items()
+        if path is not None and Path(path).is_file()
     }
 
 

@@ -52,6 +52,9 @@ def test_missing_suspend_event_fails_the_cycle_even_after_passing_cycles(
     assert series.verdict is Verdict.FAIL and series.pass_rate == pytest.approx(2 / 3)
     assert series.reason.startswith("cycle 3/3: suspend-entry:"), series.reason
     assert "never saw suspended" in series.reason
+    # The guest that never slept is pictured for the diagnosis, the picture attached.
+    assert "screendump" in series.outcomes[2].artifacts, series.outcomes[2].artifacts
+    assert (guest.evidence_dir / "screen-cycle3.png").read_bytes().startswith(b"\x89PNG")
     for outcome in series.outcomes[:2]:  # each passing cycle proven by its own events
         power_events = [e["event"] for e in outcome.evidence.events if e["signals"]]
         assert power_events == ["SUSPEND", "WAKEUP"], outcome.evidence.events

@@ -183,6 +183,9 @@ class FakeMachine:
     def send_key(self, key: str) -> None:
         self.console.feed(b"PM: suspend exit\n")
 
+    def screendump(self, name: str) -> Path | None:
+        return None
+
     def replace_swap_disk(self) -> None:
         pass
 
