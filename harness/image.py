@@ -27,7 +27,7 @@ from harness.errors import ImageBuildError, SetupError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "images"
-DEFAULT_CACHE = RECIPES_DIR / "cache"
+DEFAULT_CACHE = Path(os.environ.get("S3S4_IMAGE_CACHE") or RECIPES_DIR / "cache")
 ARCHIVE = "http://deb.debian.org/debian"
 DEFAULT_RECIPE = "debian"
 MANIFEST = "manifest.json"
@@ -71,6 +71,7 @@ class GuestImage:
                     f"image {directory} is incomplete ({path.name} missing): "
                     f"delete {directory} and run again"
                 )
+        _check_disk(image.disk, directory)
         return image
 
 
@@ -158,6 +159,27 @@ class ImageCache:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return GuestImage.from_manifest(final)
+
+
+def _check_disk(disk: Path, directory: Path) -> None:
+    """``qemu-img check`` (metadata only, ~0.1 s): a truncated or damaged base image is a
+    clear error here, not a guest that fails to boot minutes later."""
+    try:
+        result = subprocess.run(
+            ["qemu-img", "check", "-q", str(disk)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise SetupError("qemu-img not found: run ./run setup (installs qemu-utils)") from exc
+    if result.returncode != 0:
+        problem = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
+        raise SetupError(
+            f"image {directory} is corrupt (qemu-img check: {problem[0]}): "
+            f"delete {directory} and run again to rebuild it"
+        )
 
 
 @contextmanager

@@ -78,7 +78,11 @@ class Machine(Protocol):
         """Make every further I/O on the guest's scratch disk fail (fault injection)."""
         ...
 
-    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """An agent command and its answer, within ``timeout`` (default: the command bound)."""
+        ...
 
     def agent_fire(
         self, command: str, arguments: dict[str, Any] | None = None

@@ -16,8 +16,10 @@ from typing import Protocol
 
 from harness.errors import (
     AgentCommandError,
+    AgentError,
     GuestFault,
     HarnessError,
+    SetupError,
     StateUnsupported,
     SuspendNotEntered,
     WakeTimeout,
@@ -119,6 +121,9 @@ class InGuestCommand:
             )
 
 
+AGENT_ANSWER_S = 15.0  # a running agent answers guest-ping at once, even under TCG
+
+
 @dataclass(frozen=True)
 class AgentCommand:
     """A guest-agent command that sends no reply on success (guest-suspend-*)."""
@@ -130,6 +135,15 @@ class AgentCommand:
         return f"guest agent {self.command}"
 
     def send(self, machine: Machine) -> concurrent.futures.Future[object]:
+        # guest-suspend-* is never answered on success: without this, an absent agent would
+        # look like a guest that would not go to sleep.
+        try:
+            machine.agent_execute("guest-ping", timeout=AGENT_ANSWER_S)
+        except AgentError as exc:
+            raise SetupError(
+                f"the guest agent does not answer ({exc}): the agent cases need "
+                "qemu-guest-agent running in the guest (systemctl enable --now qemu-guest-agent)"
+            ) from exc
         return machine.agent_fire(self.command)
 
 

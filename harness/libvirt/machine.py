@@ -252,8 +252,10 @@ class LibvirtMachine(GuestBase):
         limit = timeout or self.timeouts.command
         return run_script(lambda cmd, args: self._agent_call(cmd, args, limit), script, limit)
 
-    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
-        return self._agent_call(command, arguments, self.timeouts.command)
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        return self._agent_call(command, arguments, timeout or self.timeouts.command)
 
     def _agent_call(self, command: str, arguments: dict[str, Any] | None, timeout: float) -> Any:
         request: dict[str, Any] = {"execute": command}

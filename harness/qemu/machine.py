@@ -293,8 +293,10 @@ class QemuMachine(GuestBase):
             {"options": [{"driver": "raw", "node-name": DATA_NODE, "file": "data-faulty"}]},
         )
 
-    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
-        return self._agent.execute(command, arguments, timeout=self.timeouts.command)
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        return self._agent.execute(command, arguments, timeout=timeout or self.timeouts.command)
 
     def agent_fire(
         self, command: str, arguments: dict[str, Any] | None = None

@@ -143,7 +143,9 @@ class FakeMachine:
     def set_link(self, up: bool) -> None:
         self.link = "up" if up else "down"
 
-    def agent_execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
         return {}
 
     def agent_fire(
