@@ -1,7 +1,8 @@
 """Command line (``python -m harness``): ``image`` builds or finds the guest image; ``bench``
 measures the harness against the guest's own times; ``matrix`` runs the suite on every cell of
 a matrix file; ``merge`` and ``compare`` combine and diff results; ``bisect`` judges one build
-for ``git bisect run``."""
+for ``git bisect run``; ``endurance`` runs N cycles on one guest; ``tmt-results`` converts
+results for tmt."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import bisect, html_report, matrix, tmt_results
+from harness import bisect, endurance, html_report, matrix, tmt_results
 from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
 from harness.image import ImageCache, Recipe
@@ -36,6 +37,18 @@ def _bench(args: argparse.Namespace) -> int:
     table(json.loads(path.read_text()))
     print(f"figures: {path}")
     return 0
+
+
+def _endurance(args: argparse.Namespace) -> int:
+    out = Path(args.report_dir) / f"endurance-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = Settings(accel=args.accel, timeout_scale=args.timeout_scale)
+    path = endurance.run_endurance(
+        args.transition, args.cycles, settings, out, lambda line: print(f"[endurance] {line}")
+    )
+    payload = json.loads(path.read_text())
+    endurance.table(payload)
+    print(f"figures: {path}")
+    return 0 if payload["summary"]["passed"] == payload["summary"]["cycles"] else 1
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -144,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>/ goes")
     bench.set_defaults(handler=_bench)
+    soak = commands.add_parser("endurance", help="N cycles on one guest: pass rate, failures")
+    soak.add_argument("--cycles", type=int, default=100, help="cycles (default: 100)")
+    soak.add_argument("--transition", default="s3-agent", help="transition id (default: s3-agent)")
+    soak.add_argument("--accel", default="auto", help="kvm, tcg or auto (default: auto)")
+    soak.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")
+    soak.add_argument("--report-dir", default="reports", help="where endurance-<time>/ goes")
+    soak.set_defaults(handler=_endurance)
     run = commands.add_parser("matrix", help="run the default suite on every cell of a matrix")
     run.add_argument("--file", default=str(matrix.DEFAULT_MATRIX), help="matrix TOML file")
     run.add_argument("--cell", action="append", default=[], help="cell label or id (pattern)")
