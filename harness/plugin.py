@@ -221,6 +221,28 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
     return write
 
 
+# Per xdist worker: the guest's RAM for its QEMU, as much again for a checkpoint's restore
+# and the page cache its disk copies use, and QEMU's own overhead.
+WORKER_OVERHEAD_MIB = 512
+
+
+def workers_for(available_mib: int, cpus: int, guest_mib: int) -> int:
+    """As many workers as memory holds guests, at most one per CPU, at least one."""
+    per_worker = 2 * guest_mib + WORKER_OVERHEAD_MIB
+    return max(1, min(cpus, available_mib // per_worker))
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: workers sized by the host's available memory, not only its CPUs."""
+    available_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemAvailable:")
+    )
+    return workers_for(available_kib // 1024, os.cpu_count() or 1, config.getoption("guest_memory"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
         try:

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from harness.plugin import workers_for
+
 pytest_plugins = ("pytester",)
 
 
@@ -60,3 +62,16 @@ def test_a_cells_cases_stay_on_one_xdist_worker(pytester: pytest.Pytester) -> No
     notes = {(pytester.path / name).read_text() for name in "abcd"}
     assert len(notes) == 1, notes  # one worker ran the cell's four cases
     assert notes.pop().startswith("gw")
+
+
+def test_workers_are_sized_by_memory_then_cpus() -> None:
+    assert workers_for(available_mib=24_000, cpus=2, guest_mib=1024) == 2  # CPUs bound
+    assert workers_for(available_mib=24_000, cpus=64, guest_mib=1024) == 9  # memory bound
+    assert workers_for(available_mib=1_000, cpus=8, guest_mib=1024) == 1  # at least one
+
+
+def test_n_auto_asks_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_a():\n    pass\n")
+    result = pytester.runpytest("-n", "auto", "--guest-memory", "100000", "--report-dir", "out")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 worker*"])  # 100 GB guests: memory allows one worker
