@@ -22,7 +22,7 @@ from harness.probes import WARM_UP
 from harness.qemu.checkpoint import Checkpoint
 from harness.qemu.cmdline import Firmware, QemuConfig
 from harness.qemu.machine import QemuMachine
-from harness.runtime import make_run_dir
+from harness.runtime import check_socket_room, make_run_dir
 from harness.ssh import SshKey
 from harness.timeouts import Timeouts
 from harness.watchdog import Watchdog
@@ -77,9 +77,11 @@ class HarnessSession:
         self._fresh: dict[str, QemuMachine] = {}
         self._labels: set[str] = {"checkpoint", "default"}
         self._checkpoint: Checkpoint | None = None
+        self._checkpoint_error: HarnessError | None = None
         self._created = 0
         self._libvirt: LibvirtHost | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
+        check_socket_room()  # now, not at the first guest
 
     @property
     def image(self) -> GuestImage:
@@ -174,6 +176,8 @@ class HarnessSession:
 
     def ready_checkpoint(self) -> Checkpoint:
         """The default guest booted once, settled, and frozen (see harness.qemu.checkpoint)."""
+        if self._checkpoint_error is not None:
+            raise self._checkpoint_error  # once per run, not a boot per case
         if self._checkpoint is None:
             template = self._create("checkpoint", (), "qemu")
             assert isinstance(template, QemuMachine)
@@ -186,10 +190,11 @@ class HarnessSession:
                 log.info("checkpoint: boot %s, system %s", timings, settled.stdout.strip())
                 checkpoint = template.capture_checkpoint(self._ensure_run_dir() / "checkpoint")
             except HarnessError as exc:
-                raise HarnessError(
-                    f"the ready checkpoint could not be taken: {exc} "
-                    "(--cold-boot boots every case instead)"
-                ) from exc
+                self._checkpoint_error = HarnessError(
+                    f"the ready checkpoint could not be taken: {exc}"
+                    + ("" if "--cold-boot" in str(exc) else " (--cold-boot boots every case)")
+                )
+                raise self._checkpoint_error from exc
             finally:
                 self.discard(template)
             self._checkpoint = replace(checkpoint, boot_timings=timings)

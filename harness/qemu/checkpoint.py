@@ -11,12 +11,13 @@ the frozen disks (each restore its own), then ``migrate-incoming`` from the file
 from __future__ import annotations
 
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import disks
-from harness.errors import HarnessError, StageTimeout
+from harness.errors import HarnessError, SetupError, StageTimeout
 from harness.events import EventLog, RecordedEvent
 from harness.qemu.signals import QEMU_EXITED
 
@@ -73,6 +74,22 @@ def wait_migration(events: EventLog, since: int, timeout: float, what: str) -> R
     if event.data.get("status") != "completed":
         raise HarnessError(f"checkpoint {what}: migration {event.data.get('status')}")
     return event
+
+
+FULL_DISK_MARGIN = 64 * 1024 * 1024  # less free than this after a failed save: the disk filled
+
+
+def explain_failure(exc: Exception, directory: Path) -> HarnessError:
+    """A failed save as the user's fix: a full disk says so (the migration itself only
+    reports "failed"), anything else keeps its own message."""
+    free = shutil.disk_usage(directory.parent).free
+    if free < FULL_DISK_MARGIN or "No space left" in str(exc):
+        return SetupError(
+            f"checkpoint save: the disk holding {directory.parent} is full "
+            f"({free // (1024 * 1024)} MiB free): free space there or set TMPDIR to a larger "
+            "disk (--cold-boot needs no checkpoint)"
+        )
+    return exc if isinstance(exc, HarnessError) else HarnessError(f"checkpoint save: {exc}")
 
 
 def freeze_disks(sources: dict[str, Path], directory: Path) -> dict[str, Path]:

@@ -6,6 +6,7 @@ import concurrent.futures
 import logging
 import re
 import shlex
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -104,9 +105,15 @@ class QemuMachine(GuestBase):
         self.qmp("migrate-set-capabilities", ckpt.migration_capabilities())
         self.qmp("migrate-set-parameters", {"max-bandwidth": ckpt.UNCAPPED_BANDWIDTH})
         mark = self.events.mark()
-        self.qmp("migrate", {"uri": ckpt.save_command(state)})
-        ckpt.wait_migration(self.events, mark, self.timeouts.hibernate, "save")
-        frozen = ckpt.freeze_disks(self._disk_paths(), directory)
+        try:
+            self.qmp("migrate", {"uri": ckpt.save_command(state)})
+            ckpt.wait_migration(self.events, mark, self.timeouts.hibernate, "save")
+            frozen = ckpt.freeze_disks(self._disk_paths(), directory)
+        except (HarnessError, OSError) as exc:
+            self.stop()
+            error = ckpt.explain_failure(exc, directory)  # before the space is given back
+            shutil.rmtree(directory, ignore_errors=True)  # no half-written checkpoint
+            raise error from exc
         state.chmod(0o400)
         self.stop()
         return ckpt.Checkpoint(

@@ -5,9 +5,11 @@ The first group runs the harness as a user would (a pytest or CLI process); the 
 a real guest something it lacks (no swap, no agent).
 """
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,48 @@ def test_guest_without_agent(power_cycle: PowerCycle, guest: QemuMachine) -> Non
         "no answer within 15s): the agent cases need "
         "qemu-guest-agent running in the guest"
     ), outcome.reason
+
+
+def test_disk_full_while_saving_the_checkpoint(tmp_path: Path) -> None:
+    """The run directory on a 160 MiB tmpfs: the guest boots, its checkpoint does not fit.
+    Every case is an ERROR naming the full disk, after one boot, and nothing is left."""
+    small = Path(tempfile.mkdtemp(prefix="s3s4-full-"))  # short: socket paths live below it
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(small)], check=True)
+    try:
+        result = harness(
+            tmp_path,
+            "-m",
+            "pytest",
+            "testcases",
+            "-k",
+            "s3-agent or s3-sysfs",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(tmp_path / "reports"),
+            env={"TMPDIR": str(small)},
+        )
+        assert result.returncode == 1, result.stdout[-3000:]
+        (run,) = (tmp_path / "reports").glob("2*/results.json")
+        tests = json.loads(run.read_text())["tests"]
+        assert [t["outcome"] for t in tests] == ["failed", "failed"], tests
+        for test in tests:
+            assert (
+                "the ready checkpoint could not be taken: checkpoint save: the disk "
+                in (test["error"])
+            ), test["error"][-1500:]
+            assert "is full (" in test["error"] and "set TMPDIR to a larger disk" in test["error"]
+        assert tests[1]["duration_s"] < 5, "the second case booted again"
+        assert list(small.rglob("*")) == [] or not list((small / "s3s4-harness").iterdir())
+        assert processes_naming(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+        small.rmdir()
+
+
+def test_a_temporary_directory_too_deep_for_sockets(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    line = suite(tmp_path, env={"TMPDIR": str(deep)})
+    assert f"error: {deep}/s3s4-harness is too long a path for the guests' sockets (" in line
+    assert line.endswith("bytes): set TMPDIR to a shorter directory !"), line
