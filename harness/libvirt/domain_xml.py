@@ -49,10 +49,15 @@ def build_domain_xml(name: str, config: QemuConfig, files: DomainFiles) -> str:
     # harness's private 0700 run directory; nothing is relabelled.
     seclabel = ET.SubElement(domain, "seclabel", type="static", model="dac", relabel="no")
     _text(seclabel, "label", f"+{files.owner[0]}:+{files.owner[1]}")
-    if config.extra_args:
+    # A QEMU provisioned from the archive needs its own data (-L) and module directories,
+    # which libvirt knows nothing of; the direct backend passes the same.
+    args = (["-L", str(config.data_dir)] if config.data_dir else []) + list(config.extra_args)
+    if args or config.env:
         commandline = ET.SubElement(domain, f"{{{QEMU_NS}}}commandline")
-        for arg in config.extra_args:
+        for arg in args:
             ET.SubElement(commandline, f"{{{QEMU_NS}}}arg", value=arg)
+        for name, value in config.env:
+            ET.SubElement(commandline, f"{{{QEMU_NS}}}env", name=name, value=value)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
 

@@ -74,6 +74,21 @@ def test_kvm_ovmf_and_extra_args() -> None:
     assert args == ["-global", "ICH9-LPC.disable_s3=1"]
 
 
+def test_a_provisioned_qemu_gets_its_data_and_module_directories() -> None:
+    provisioned = config(
+        data_dir=Path("/c/qemu-10/usr/share/qemu"),
+        env=(("QEMU_MODULE_DIR", "/c/qemu-10/usr/lib/x86_64-linux-gnu/qemu"),),
+        extra_args=("-global", "PIIX4_PM.disable_s3=1"),
+        initrd=None,
+    )
+    root = ET.fromstring(build_domain_xml("g", provisioned, FILES))
+    args = [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
+    assert args == ["-L", "/c/qemu-10/usr/share/qemu", "-global", "PIIX4_PM.disable_s3=1"]
+    env = {e.get("name"): e.get("value") for e in root.iter(f"{{{QEMU_NS}}}env")}
+    assert env == {"QEMU_MODULE_DIR": "/c/qemu-10/usr/lib/x86_64-linux-gnu/qemu"}
+    assert root.find("./os/initrd") is None  # a user's kernel without initrd
+
+
 @pytest.mark.parametrize(
     ("event", "detail", "name", "signals"),
     [
