@@ -46,11 +46,12 @@ class GuestImage:
     name: str
     key: str
     disk: Path
-    kernel: Path
+    kernel: Path | None  # None: booted from its own disk by the firmware (a cloud image)
     initrd: Path | None  # None: a user's kernel with its drivers built in
     kernel_release: str
     cmdline: str
     packages: dict[str, str]
+    cloud: bool = False  # configured by a cloud-init seed, ready once cloud-init is done
 
     @classmethod
     def from_manifest(cls, directory: Path) -> GuestImage:
@@ -65,7 +66,7 @@ class GuestImage:
             cmdline=data["cmdline"],
             packages=data["packages"],
         )
-        for path in (image.disk, image.kernel, directory / "initrd.img"):
+        for path in (image.disk, directory / "vmlinuz", directory / "initrd.img"):
             if not path.is_file() or path.stat().st_size == 0:
                 raise SetupError(
                     f"image {directory} is incomplete ({path.name} missing): "
@@ -193,11 +194,12 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def _require_tools() -> None:
-    missing = [t for t in ("mmdebstrap", "mke2fs", "qemu-img") if shutil.which(t) is None]
+    tools = ("mmdebstrap", "mke2fs", "qemu-img", "sfdisk", "mkfs.vfat", "mcopy")
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise SetupError(
             f"missing {', '.join(missing)}: run ./run setup "
-            "(installs mmdebstrap, e2fsprogs, qemu-utils)"
+            "(installs mmdebstrap, e2fsprogs, qemu-utils, fdisk, dosfstools, mtools)"
         )
     if os.geteuid() != 0:
         raise SetupError("building the guest image needs root (mmdebstrap root mode): run as root")
@@ -235,6 +237,8 @@ def _build(
     with raw.open("wb") as handle:
         handle.truncate(settings["disk_size_mib"] * 1024 * 1024)
     _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
+    if settings.get("layout") == "uefi-disk":
+        raw = _uefi_disk(raw, rootdir, release, settings, work)
     progress("4/4 qemu-img convert to qcow2")
     _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
     raw.unlink()
@@ -253,6 +257,55 @@ def _build(
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     progress(f"done in {manifest['build_seconds']}s")
+
+
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+SYSTEMD_BOOT = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+
+def _uefi_disk(
+    root_fs: Path, rootdir: Path, release: str, settings: dict[str, Any], work: Path
+) -> Path:
+    """A GPT disk as cloud images are: an ESP (FAT, made with mtools: no mounts) holding
+    systemd-boot, the kernel and initrd, then the ext4 root; booted by OVMF's fallback path."""
+    esp_mib, root_mib = settings["esp_size_mib"], settings["disk_size_mib"]
+    esp = work / "esp.raw"
+    _run(["mkfs.vfat", "-n", "ESP", "-C", str(esp), str(esp_mib * 1024)])
+    entry = work / "entry.conf"
+    entry.write_text(
+        f"title {settings['name']}\nlinux /vmlinuz\ninitrd /initrd.img\n"
+        f"options {settings['cmdline']}\n"
+    )
+    loader = work / "loader.conf"
+    loader.write_text("default default.conf\ntimeout 0\n")
+    _run(["mmd", "-i", str(esp), "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"])
+    for source, target in (
+        (rootdir / SYSTEMD_BOOT, "::/EFI/BOOT/BOOTX64.EFI"),
+        (rootdir / "boot" / f"vmlinuz-{release}", "::/vmlinuz"),
+        (rootdir / "boot" / f"initrd.img-{release}", "::/initrd.img"),
+        (loader, "::/loader/loader.conf"),
+        (entry, "::/loader/entries/default.conf"),
+    ):
+        _run(["mcopy", "-i", str(esp), str(source), target])
+    disk = work / "disk.raw"
+    with disk.open("wb") as handle:
+        handle.truncate((1 + esp_mib + root_mib + 1) * 1024 * 1024)
+    layout = (
+        "label: gpt\n"
+        f"start=1MiB, size={esp_mib}MiB, type={ESP_TYPE}, name=esp\n"
+        f"start={1 + esp_mib}MiB, size={root_mib}MiB, type={LINUX_TYPE}, name=root\n"
+    )
+    result = subprocess.run(
+        ["sfdisk", "-q", str(disk)], input=layout, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ImageBuildError(f"sfdisk failed: {result.stderr.strip()}")
+    for part, offset_mib in ((esp, 1), (root_fs, 1 + esp_mib)):
+        _run(["dd", f"if={part}", f"of={disk}", "bs=1M", f"seek={offset_mib}",
+              "conv=notrunc,sparse", "status=none"])  # fmt: skip
+        part.unlink()
+    return disk
 
 
 def mirror_lines(suite: str, kernel_package: str) -> list[str]:

@@ -122,6 +122,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --kernel: its initrd (default: none)",
     )
     group.addoption(
+        "--cloud-image",
+        default=os.environ.get("S3S4_CLOUD_IMAGE"),
+        metavar="URL|PATH",
+        help="boot this cloud image (qcow2, UEFI: with --firmware ovmf --machine-type q35) "
+        "instead of the recipe's, configured by a cloud-init NoCloud seed; downloaded into "
+        "the cache and verified by sha256",
+    )
+    group.addoption(
+        "--cloud-sha256",
+        default=os.environ.get("S3S4_CLOUD_SHA256"),
+        metavar="HEX",
+        help="the cloud image's sha256 (default: from --cloud-sums)",
+    )
+    group.addoption(
+        "--cloud-sums",
+        default=os.environ.get("S3S4_CLOUD_SUMS"),
+        metavar="URL|PATH",
+        help="checksum list naming the cloud image (default: SHA256SUMS beside it)",
+    )
+    group.addoption(
         "--cold-boot",
         action="store_true",
         default=os.environ.get("S3S4_COLD_BOOT") == "1",
@@ -195,6 +215,9 @@ def _session(config: pytest.Config) -> HarnessSession:
             kernel_package=config.getoption("kernel_package"),
             kernel=config.getoption("kernel"),
             initrd=config.getoption("initrd"),
+            cloud_image=config.getoption("cloud_image"),
+            cloud_sha256=config.getoption("cloud_sha256"),
+            cloud_sums=config.getoption("cloud_sums"),
             timeout_scale=config.getoption("timeout_scale"),
             backend=config.getoption("backend"),
             libvirt_uri=config.getoption("libvirt_uri"),

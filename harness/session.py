@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -11,6 +12,7 @@ from pathlib import Path
 from harness.accel import resolve_accel
 from harness.aio import LoopThread
 from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
+from harness.cloud import cloud_image, write_seed
 from harness.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.errors import HarnessError, SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
@@ -46,6 +48,9 @@ class Settings:
     kernel_package: str | None = None
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
     initrd: str | None = None  # with ``kernel``: its initrd (default: none)
+    cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
+    cloud_sha256: str | None = None  # its sha256 (default: from cloud_sums)
+    cloud_sums: str | None = None  # its checksum list (default: SHA256SUMS beside it)
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
     libvirt_uri: str = DEFAULT_URI
@@ -85,6 +90,9 @@ class HarnessSession:
 
     @property
     def image(self) -> GuestImage:
+        wanted = self.settings.cloud_image
+        if self._image is None and wanted:
+            self._image = cloud_image(wanted, self.settings.cloud_sha256, self.settings.cloud_sums)
         if self._image is None:
             recipe = Recipe.load(self.settings.recipe)
             image = ImageCache().ensure(recipe, self.settings.kernel_package, self._progress)
@@ -214,6 +222,8 @@ class HarnessSession:
         self._created += 1
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
+        if self.image.cloud and backend != "qemu":
+            raise SetupError("cloud images run under the direct QEMU backend (--backend qemu)")
         config = QemuConfig(
             binary=str(self.qemu_build.binary),
             data_dir=self.qemu_build.data_dir,
@@ -227,6 +237,7 @@ class HarnessSession:
             cpus=self.settings.cpus,
             firmware=self._firmware(run_dir),
             extra_args=extra_args,
+            seed=self._seed() if self.image.cloud else None,
         )
         evidence = (
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")
@@ -261,6 +272,13 @@ class HarnessSession:
         vars_copy = run_dir / "OVMF_VARS.fd"
         shutil.copyfile(variables, vars_copy)
         return Firmware("ovmf", ovmf_code=code, ovmf_vars=vars_copy)
+
+    def _seed(self) -> Path:
+        """The run's cloud-init seed (its ssh key), shared read-only by its guests."""
+        seed = self._ensure_run_dir() / "seed.iso"
+        if not seed.exists():
+            write_seed(seed, f"s3s4-{os.getpid()}", self._key().public_line)
+        return seed
 
     def _ensure_run_dir(self) -> Path:
         if self._run_dir is None:

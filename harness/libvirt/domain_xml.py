@@ -73,6 +73,8 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
         _text(os_el, "nvram", str(files.nvram))
     elif firmware.bios is not None:
         _text(os_el, "loader", str(firmware.bios), type="rom")
+    if config.kernel is None:
+        raise ValueError("the libvirt backend boots guests by direct kernel boot only")
     _text(os_el, "kernel", str(config.kernel))
     if config.initrd is not None:
         _text(os_el, "initrd", str(config.initrd))

@@ -36,7 +36,7 @@ class QemuConfig:
     """Everything that decides a guest's QEMU command line."""
 
     binary: str
-    kernel: Path
+    kernel: Path | None  # None: the firmware boots the root disk (a cloud image)
     initrd: Path | None
     append: str
     accel: str = "tcg"
@@ -47,6 +47,7 @@ class QemuConfig:
     data_dir: Path | None = None
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # added to QEMU's environment (e.g. its module dir)
+    seed: Path | None = None  # a cloud-init NoCloud seed, attached read-only after the disks
 
 
 def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
@@ -106,12 +107,18 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
         "-device",
         "virtio-rng-pci",
-        "-kernel",
-        str(config.kernel),
-        *(["-initrd", str(config.initrd)] if config.initrd else []),
-        "-append",
-        config.append,
     ]
+    if config.seed is not None:
+        argv += [
+            "-drive",
+            f"file={config.seed},if=none,id=seed,format=raw,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=seed,id=seed-disk",
+        ]
+    if config.kernel is not None:
+        argv += ["-kernel", str(config.kernel)]
+        argv += ["-initrd", str(config.initrd)] if config.initrd else []
+        argv += ["-append", config.append]
     argv += list(config.extra_args)
     return argv
 

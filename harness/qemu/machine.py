@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import disks
 from harness.aio import LoopThread
+from harness.cloud import SETTLE_COMMAND
 from harness.errors import (
     AgentError,
     BootTimeout,
@@ -274,6 +275,10 @@ class QemuMachine(GuestBase):
             self._ssh.connect(max(1.0, deadline - time.monotonic()))
         self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
         timings["ssh"] = time.monotonic() - start
+        if self.image.cloud and stage == "boot":
+            # A cloud guest is configured by cloud-init (swap, agent) while it boots.
+            self._ssh.run(SETTLE_COMMAND, timeout=max(1.0, deadline - time.monotonic()))
+            timings["cloud-init"] = time.monotonic() - start
         return timings
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:

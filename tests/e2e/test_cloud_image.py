@@ -1,0 +1,93 @@
+"""A cloud-style image (built here: a UEFI GPT disk with systemd-boot and cloud-init, nothing
+of the harness's in it) served by an HTTP mirror on 127.0.0.1 with a SHA256SUMS list:
+downloaded, verified, booted by OVMF, configured by the NoCloud seed, and put through an S3
+cycle; a wrong checksum is one line and nothing is kept."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from harness.downloads import file_sha256
+from harness.image import ImageCache, Recipe
+
+pytestmark = pytest.mark.selftest
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_NAME = "debian-cloud.qcow2"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, sha256) of a mirror serving the cloud-style image and its SHA256SUMS."""
+    image = ImageCache().ensure(Recipe.load("debian-cloud"))
+    served = tmp_path_factory.mktemp("mirror")
+    os.link(image.disk, served / IMAGE_NAME)
+    sha = file_sha256(served / IMAGE_NAME)
+    (served / "SHA256SUMS").write_text(f"{sha}  {IMAGE_NAME}\n")
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sha
+    server.shutdown()
+    server.server_close()
+
+
+def suite(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    cache = tmp_path / "cache"  # the downloads of this test only
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "testcases", "-p", "no:cacheprovider",
+         "--firmware", "ovmf", "--machine-type", "q35",
+         "--report-dir", str(tmp_path / "reports"), *options],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800,
+        env={**os.environ, "S3S4_IMAGE_CACHE": str(cache)},
+    )  # fmt: skip
+
+
+def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
+    mirror: tuple[str, str], tmp_path: Path
+) -> None:
+    url, sha = mirror
+    result = suite(tmp_path, "--cloud-image", f"{url}/{IMAGE_NAME}", "-k", "s3-agent")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    (run,) = (tmp_path / "reports").glob("2*/results.json")
+    data = json.loads(run.read_text())
+    (test,) = data["tests"]
+    assert test["verdicts"] == ["PASS"], test
+    assert data["cells"][0]["id"].startswith("kcloud-debian-cloud-q"), data["cells"]
+    cycle = test["series"][0]["cycles"][0]
+    assert cycle["combination"]["kernel"].endswith("-amd64")  # what the guest itself said
+    # The seed did its part: swap on the harness's disk, from cloud-init's runcmd.
+    assert "/dev/vdb" in cycle["evidence"]["before"]["guest.swaps"], cycle["evidence"]["before"]
+    downloaded = tmp_path / "cache" / "downloads" / IMAGE_NAME
+    assert file_sha256(downloaded) == sha
+
+
+def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
+    mirror: tuple[str, str], tmp_path: Path
+) -> None:
+    url, sha = mirror
+    wrong = "0" * 64
+    result = suite(
+        tmp_path, "--cloud-image", f"{url}/{IMAGE_NAME}", "--cloud-sha256", wrong, "-k", "s3-agent"
+    )
+    errors = [ln for ln in result.stdout.splitlines() if "error: " in ln]
+    assert result.returncode == 2 and len(errors) == 1, result.stdout[-3000:]
+    assert (
+        f"error: sha256 mismatch for {url}/{IMAGE_NAME}: expected {wrong}, got {sha}; "
+        in (errors[0])
+    )
+    downloads = tmp_path / "cache" / "downloads"
+    assert [p.name for p in downloads.iterdir() if not p.name.endswith(".lock")] == []
