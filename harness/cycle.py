@@ -27,17 +27,28 @@ KERNEL_PM_LINE = re.compile(
 )
 
 
-CRASH_LINE = re.compile(
-    r"Oops|BUG: |Kernel panic|PANIC: |general protection fault|double fault|Call Trace"
+# Worst first: a WARN's backtrace often comes before the fault that kills the guest.
+CRASH_LINES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"Kernel panic",
+        r"PANIC: |double fault",
+        r"Oops|BUG: |general protection fault",
+        r"Call Trace",
+    )
 )
 
 
 def console_crash(lines: Sequence[str]) -> str:
-    """The first line of a kernel crash on the console and where it happened (the RIP line),
-    so that a guest that never comes back is diagnosed, not only timed out."""
-    first = next((ln.strip() for ln in lines if CRASH_LINE.search(ln)), "")
-    where = next((ln.strip() for ln in lines if "RIP: " in ln), "")
-    return " | ".join(part for part in (first, where) if part)
+    """The worst kernel crash line on the console and where it happened (the RIP line after
+    it), so that a guest that never comes back is diagnosed, not only timed out."""
+    for pattern in CRASH_LINES:
+        at = next((i for i, ln in enumerate(lines) if pattern.search(ln)), None)
+        if at is not None:
+            where = next((ln.strip() for ln in lines[at:] if "RIP: " in ln), "")
+            where = where or next((ln.strip() for ln in lines if "RIP: " in ln), "")
+            return " | ".join(part for part in (lines[at].strip(), where) if part)
+    return ""
 
 
 @dataclass(frozen=True)

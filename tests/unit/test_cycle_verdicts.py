@@ -9,6 +9,7 @@ from harness.cycle import (
     RTC_RESTORED_TOLERANCE_S,
     CycleOptions,
     clock_tolerance,
+    console_crash,
     run_cycle,
     run_group_cycle,
     run_series,
@@ -112,6 +113,25 @@ def test_a_group_cycle_judges_each_guest_on_its_own(tmp_path: Path) -> None:
     assert [o.verdict for o in outcomes] == [Verdict.PASS, Verdict.FAIL]
     assert outcomes[1].reason.startswith("suspend-entry:")
     assert silent.stopped and not good.stopped
+
+
+def test_the_worst_crash_line_is_named_not_the_first_backtrace() -> None:
+    lines = [
+        "[45.81] WARNING: CPU: 0 PID: 381 at arch/x86/kernel/traps.c:1120 exc_debug_kernel",
+        "[45.86] RIP: 0010:exc_debug_kernel+0xca/0x160",
+        "[45.88] Call Trace:",
+        "[46.03] traps: PANIC: double fault, error_code: 0x0",
+        "[46.06] RIP: 0010:acpi_ut_allocate_object_desc_dbg+0x14/0x70",
+    ]
+    assert console_crash(lines) == (
+        "[46.03] traps: PANIC: double fault, error_code: 0x0 | "
+        "[46.06] RIP: 0010:acpi_ut_allocate_object_desc_dbg+0x14/0x70"
+    )
+    assert (
+        console_crash(lines[:3])
+        == "[45.88] Call Trace: | [45.86] RIP: 0010:exc_debug_kernel+0xca/0x160"
+    )
+    assert console_crash(["all well"]) == ""
 
 
 def test_a_guest_that_crashes_while_waking_is_diagnosed_by_its_console(tmp_path: Path) -> None:
