@@ -21,11 +21,17 @@ from harness.image import DEFAULT_CACHE, GuestImage
 DOWNLOADS = DEFAULT_CACHE / "downloads"
 SUMS_NAME = "SHA256SUMS"
 SWAP_DEVICE = "/dev/vdb"  # the harness's per-guest swap disk, second on the bus
-SETTLE_COMMAND = "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; true"
+# cloud-init's own wait ends early once a module has failed (status "error"): the boot jobs
+# (cloud-final, which runs runcmd, among them) are waited for as well.
+SETTLE_COMMAND = (
+    "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; "
+    "systemctl is-system-running --wait >/dev/null; true"
+)
 
 USER_DATA = """#cloud-config
 disable_root: false
 ssh_pwauth: false
+locale: C.UTF-8
 ssh_authorized_keys:
   - {key}
 runcmd:
