@@ -25,6 +25,7 @@ from harness.events import EventLog, RecordedEvent
 from harness.guest_base import GuestBase
 from harness.image import GuestImage
 from harness.machine import Signal
+from harness.ports import free_local_port
 from harness.process import ChildProcess
 from harness.qemu import checkpoint as ckpt
 from harness.qemu.agent import GuestAgent
@@ -32,12 +33,13 @@ from harness.qemu.cmdline import DATA_FILE_NODE, DATA_NODE, QemuConfig, RunPaths
 from harness.qemu.console_server import ConsoleServer
 from harness.qemu.monitor import QmpMonitor
 from harness.qemu.signals import QEMU_EXITED, qmp_signals
-from harness.ssh import CommandResult, SshKey
+from harness.ssh import CommandResult, SshConnection, SshKey
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
 PANIC_LINE = re.compile(r"Kernel panic - not syncing")
+PORT_ATTEMPTS = 3
 
 
 class QemuMachine(GuestBase):
@@ -193,7 +195,22 @@ class QemuMachine(GuestBase):
         disks.create_swap(self.paths.swap_disk, self.config.memory_mib)
 
     def _launch(self, incoming: bool = False) -> None:
-        """Start QEMU with the machine's argv (``incoming``: waiting for a checkpoint)."""
+        """Start QEMU with the machine's argv (``incoming``: waiting for a checkpoint). The
+        ssh port is picked free, but another process may take it before QEMU binds it: then
+        QEMU refuses to start, and it is started again on another port."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._launch_once(incoming)
+                return
+            except QemuStartError as exc:
+                if "host forwarding rule" not in str(exc) or attempt == PORT_ATTEMPTS:
+                    raise
+                log.info("%s: ssh port %d taken; another", self.name, self._ssh_port)
+                self._ssh_port = free_local_port()
+                self._ssh = SshConnection(self._ssh_port, self._ssh_key)
+                self.argv = build_argv(self.config, self.paths, self._ssh_port)
+
+    def _launch_once(self, incoming: bool) -> None:
         for sock in (self.paths.qmp_socket, self.paths.agent_socket):
             sock.unlink(missing_ok=True)
         if self._monitor is not None:

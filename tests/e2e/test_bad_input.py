@@ -7,6 +7,7 @@ a real guest something it lacks (no swap, no agent).
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import guest_base
 from harness.image import ImageCache, Recipe
 from harness.plugin import PowerCycle
 from harness.qemu.machine import QemuMachine
 from harness.runtime import RUNTIME_ROOT
+from harness.session import HarnessSession
 from harness.transitions import S3_AGENT, S4_AGENT
 from harness.verdict import Verdict
 from harness.watchdog import processes_naming
@@ -195,3 +198,27 @@ def test_a_temporary_directory_too_deep_for_sockets(tmp_path: Path) -> None:
     line = suite(tmp_path, env={"TMPDIR": str(deep)})
     assert f"error: {deep}/s3s4-harness is too long a path for the guests' sockets (" in line
     assert line.endswith("bytes): set TMPDIR to a shorter directory !"), line
+
+
+def test_an_ssh_port_taken_before_qemu_binds_it_is_replaced(
+    harness_session: HarnessSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports are picked free by the kernel, but another process can take one before QEMU
+    binds it; QEMU then refuses to start, and the harness starts it on another port."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
+    harness_session.ready_checkpoint()  # its template picks a port of its own, first
+    monkeypatch.setattr(guest_base, "free_local_port", lambda: taken)
+    machine = harness_session.fresh_guest("port-taken")
+    try:
+        assert isinstance(machine, QemuMachine)
+        machine.ensure_ready()
+        output = (machine.evidence_dir / "qemu-output.log").read_text()
+        assert f"tcp:127.0.0.1:{taken}-:22" in output, output  # QEMU's own refusal, kept
+        assert machine.run("true").ok
+        assert f"hostfwd=tcp:127.0.0.1:{taken}-" not in " ".join(machine.argv)
+    finally:
+        harness_session.discard(machine)
+        busy.close()
