@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 
 from harness import html_report, known_issues
-from harness.accel import ACCELS
 from harness.cell import Cell
 from harness.checks import DEFAULT_CHECKS, Check
 from harness.cycle import CycleOptions, run_group_cycle, run_series
 from harness.errors import HarnessError
 from harness.faults import Fault
-from harness.libvirt.host import DEFAULT_URI
 from harness.localise import localise, pm_test_state
 from harness.machine import Machine
+from harness.options import add_options, settings_from
 from harness.probes import DEFAULT_PROBES, Probe
 from harness.report import RunReport, new_run_id
 from harness.results import load_run, merge
-from harness.session import BACKENDS, HarnessSession, Settings
+from harness.session import HarnessSession
 from harness.transitions import Transition
 from harness.verdict import CycleOutcome, CycleSeries, Verdict
 
@@ -36,156 +35,7 @@ PowerCycle = Callable[..., CycleSeries]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("s3s4", "guest suspend (S3) and hibernate (S4) harness")
-    group.addoption(
-        "--accel",
-        choices=ACCELS,
-        default=os.environ.get("S3S4_ACCEL", "auto"),
-        help="kvm, tcg, or auto: kvm only with kvm_intel/kvm_amd (default: auto)",
-    )
-    group.addoption(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("S3S4_BACKEND", "qemu"),
-        help="how guests are run: qemu (direct) or libvirt (default: qemu; the libvirt-only "
-        "cases always use libvirt)",
-    )
-    group.addoption(
-        "--libvirt-uri",
-        default=os.environ.get("S3S4_LIBVIRT_URI", DEFAULT_URI),
-        help="libvirt connection; where qemu:///system does not answer and the harness runs "
-        f"as root, it starts its own libvirtd (default: {DEFAULT_URI})",
-    )
-    group.addoption(
-        "--qemu",
-        default=os.environ.get("S3S4_QEMU", "qemu-system-x86_64"),
-        metavar="VERSION|PATH",
-        help="QEMU to test: a Debian version (e.g. 10.0: fetched from Debian's archive into "
-        "the cache and run from there, the host's packages untouched), a path to a build, "
-        "or a command on PATH (default: qemu-system-x86_64)",
-    )
-    group.addoption(
-        "--seabios",
-        default=os.environ.get("S3S4_SEABIOS"),
-        metavar="VERSION|PATH",
-        help="SeaBIOS: a Debian version of package seabios (e.g. 1.16.3) or a bios.bin "
-        "(default: QEMU's own)",
-    )
-    group.addoption(
-        "--ovmf",
-        default=os.environ.get("S3S4_OVMF"),
-        metavar="VERSION|DIR",
-        help="OVMF (with --firmware ovmf): a Debian version of package ovmf (e.g. 2025.02) or "
-        "a folder holding OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (default: the host's)",
-    )
-    group.addoption(
-        "--machine-type",
-        choices=("pc", "q35"),
-        default="pc",
-        help="QEMU machine type (default: pc)",
-    )
-    group.addoption(
-        "--firmware",
-        choices=("seabios", "ovmf"),
-        default="seabios",
-        help="guest firmware (default: seabios)",
-    )
-    group.addoption(
-        "--guest-memory",
-        type=int,
-        default=1024,
-        metavar="MiB",
-        help="guest RAM in MiB (default: 1024)",
-    )
-    group.addoption("--guest-cpus", type=int, default=2, help="guest vCPUs (default: 2)")
-    group.addoption(
-        "--image-recipe",
-        default="debian",
-        help="guest image recipe under images/ (default: debian)",
-    )
-    group.addoption(
-        "--kernel-package",
-        default=None,
-        help="Debian package of the guest kernel (default: the recipe's)",
-    )
-    group.addoption(
-        "--kernel",
-        default=os.environ.get("S3S4_KERNEL"),
-        metavar="BZIMAGE",
-        help="boot this kernel (arch/x86/boot/bzImage) on the image instead of its own; it "
-        "needs virtio (pci, blk, net, console) and ext4 built in, or an --initrd that loads them",
-    )
-    group.addoption(
-        "--initrd",
-        default=os.environ.get("S3S4_INITRD"),
-        metavar="PATH",
-        help="with --kernel: its initrd (default: none)",
-    )
-    group.addoption(
-        "--cloud-image",
-        default=os.environ.get("S3S4_CLOUD_IMAGE"),
-        metavar="URL|PATH",
-        help="boot this cloud image (qcow2, UEFI: with --firmware ovmf --machine-type q35) "
-        "instead of the recipe's, configured by a cloud-init NoCloud seed; downloaded into "
-        "the cache and verified by sha256",
-    )
-    group.addoption(
-        "--cloud-sha256",
-        default=os.environ.get("S3S4_CLOUD_SHA256"),
-        metavar="HEX",
-        help="the cloud image's sha256 (default: from --cloud-sums)",
-    )
-    group.addoption(
-        "--cloud-sums",
-        default=os.environ.get("S3S4_CLOUD_SUMS"),
-        metavar="URL|PATH",
-        help="checksum list naming the cloud image (default: SHA256SUMS beside it)",
-    )
-    group.addoption(
-        "--cold-boot",
-        action="store_true",
-        default=os.environ.get("S3S4_COLD_BOOT") == "1",
-        help="cold boot every case's guest instead of restoring the ready checkpoint "
-        "(a booted guest frozen once per run)",
-    )
-    group.addoption(
-        "--timeout-scale",
-        type=float,
-        default=1.0,
-        help="multiply every stage timeout (default: 1.0)",
-    )
-    group.addoption(
-        "--cycles",
-        type=int,
-        default=None,
-        metavar="N",
-        help="cycles per case on one boot (default: 1, or the case's cycles marker)",
-    )
-    group.addoption(
-        "--pm-test-on-failure",
-        action="store_true",
-        help="after a failure, rerun through /sys/power/pm_test levels and report the "
-        "first level that fails",
-    )
-    group.addoption(
-        "--clock-tolerance",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="largest guest wall-clock step after resume that passes (default: 2; after a "
-        "power-off at least 3.5, the RTC being read in whole seconds at both ends)",
-    )
-    group.addoption(
-        "--clock-resync",
-        action="store_true",
-        help="set the guest clock from the host through the agent after resume, as "
-        "libvirt-guests' SYNC_TIME does",
-    )
-    group.addoption(
-        "--report-dir",
-        default="reports",
-        help="where reports/<run-id>/ is written (default: reports)",
-    )
+    add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -202,27 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _session(config: pytest.Config) -> HarnessSession:
     if SESSION_KEY not in config.stash:
-        settings = Settings(
-            accel=config.getoption("accel"),
-            qemu=config.getoption("qemu"),
-            seabios=config.getoption("seabios"),
-            ovmf=config.getoption("ovmf"),
-            machine_type=config.getoption("machine_type"),
-            firmware=config.getoption("firmware"),
-            memory_mib=config.getoption("guest_memory"),
-            cpus=config.getoption("guest_cpus"),
-            recipe=config.getoption("image_recipe"),
-            kernel_package=config.getoption("kernel_package"),
-            kernel=config.getoption("kernel"),
-            initrd=config.getoption("initrd"),
-            cloud_image=config.getoption("cloud_image"),
-            cloud_sha256=config.getoption("cloud_sha256"),
-            cloud_sums=config.getoption("cloud_sums"),
-            timeout_scale=config.getoption("timeout_scale"),
-            backend=config.getoption("backend"),
-            libvirt_uri=config.getoption("libvirt_uri"),
-            cold_boot=config.getoption("cold_boot"),
-        )
+        settings = settings_from(config)
         config.stash[SESSION_KEY] = HarnessSession(
             settings, config.stash[REPORT_KEY].directory / "guests", _progress_writer(config)
         )
