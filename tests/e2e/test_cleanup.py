@@ -136,3 +136,22 @@ def test_nothing_of_the_harness_survives_it(
     # A harness killed outright cannot remove its run directory; the next start sweeps it.
     sweep_stale()
     assert not list(RUNTIME_ROOT.glob(f"{proc.pid}-*")), "stale run directory left behind"
+
+
+def test_two_runs_at_once_do_not_collide(tmp_path: Path) -> None:
+    """Two suites started together on one host: own run directories, sockets, ports and keys,
+    one image cache shared under its lock; both pass and neither leaves anything behind."""
+    runs = [start_run(tmp_path / f"reports-{n}") for n in (1, 2)]
+    outputs = [run.communicate(timeout=1200)[0] for run in runs]
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+        assert "1 passed" in output, output[-3000:]
+        assert not list(RUNTIME_ROOT.glob(f"{run.pid}-*")), "run directory left behind"
+
+
+def start_run(report_dir: Path) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "pytest", str(ROOT / "testcases"), "-k", "s3-agent"]
+    argv += ["-p", "no:cacheprovider", "--report-dir", str(report_dir)]
+    return subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
