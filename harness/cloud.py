@@ -14,7 +14,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from harness.downloads import fetch, fetch_text, sha256_from_sums
+from harness.cloud_providers import is_spec, resolve
+from harness.downloads import digest_from_sums, fetch, fetch_text
 from harness.errors import SetupError
 from harness.image import DEFAULT_CACHE, GuestImage
 
@@ -49,16 +50,24 @@ META_DATA = "instance-id: {instance}\nlocal-hostname: guest\n"
 
 
 def cloud_image(
-    url: str, sha256: str | None = None, sums_url: str | None = None, cache: Path = DOWNLOADS
+    url: str,
+    sha256: str | None = None,
+    sums_url: str | None = None,
+    mirror: str | None = None,
+    cache: Path = DOWNLOADS,
 ) -> GuestImage:
-    """The image at ``url`` (or a local path), verified against ``sha256`` or the checksum
-    list ``sums_url`` (default: SHA256SUMS beside the image)."""
+    """The image at ``url`` (a URL, a local path, or a distribution's ``name:version``
+    found upstream or under ``mirror``), verified against ``sha256`` or the checksum list
+    ``sums_url`` (default: SHA256SUMS beside the image, or what the distribution publishes)."""
+    if is_spec(url):
+        ref = resolve(url, mirror)
+        url, sha256 = ref.url, sha256 or ref.digest
     name = url.rstrip("/").rsplit("/", 1)[-1]
     if sha256 is None:
         if sums_url is None:
             folder, _, _ = url.rstrip("/").rpartition("/")
             sums_url = f"{folder}/{SUMS_NAME}" if folder else SUMS_NAME
-        sha256 = sha256_from_sums(fetch_text(sums_url), name)
+        sha256 = digest_from_sums(fetch_text(sums_url), name)
     disk = fetch(url, sha256, cache)
     disk.chmod(0o444)  # a base image: guests run on overlays of it
     image_format = _format(disk)

@@ -1,4 +1,5 @@
-"""Fetch a file (a cloud image, its checksum list) into the cache, verified by sha256.
+"""Fetch a file (a cloud image, its checksum list) into the cache, verified by its sha256
+(or sha512, as Debian publishes).
 
 A download lands in a temporary file beside its target and is renamed into place only once
 its sha256 matches, under a lock, so concurrent runs share one download and nothing half
@@ -23,26 +24,28 @@ from harness.image import locked
 
 CHUNK = 1024 * 1024
 TIMEOUT_S = 60.0  # per network operation (connect, each read), not for the whole file
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ALGORITHMS = {64: "sha256", 128: "sha512"}  # by the digest's length in hex digits
 
 
-def fetch(url: str, sha256: str, cache_dir: Path, name: str | None = None) -> Path:
-    """The file at ``url`` in ``cache_dir`` (downloaded unless already there and verified)."""
-    sha256 = sha256.lower()
-    if not SHA256.match(sha256):
-        raise SetupError(f"{sha256!r} is not a sha256 (64 hex digits) for {url}")
+def fetch(url: str, digest: str, cache_dir: Path, name: str | None = None) -> Path:
+    """The file at ``url`` in ``cache_dir`` (downloaded unless already there and verified);
+    ``digest`` is its sha256 or sha512 in hex."""
+    digest = digest.lower()
+    algorithm = ALGORITHMS.get(len(digest))
+    if algorithm is None or not re.fullmatch(r"[0-9a-f]+", digest):
+        raise SetupError(f"{digest!r} is not a sha256 or sha512 (64 or 128 hex digits) for {url}")
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / (name or _file_name(url))
     with locked(cache_dir / f".{target.name}.lock"):
-        if target.is_file() and file_sha256(target) == sha256:
+        if target.is_file() and file_digest(target, algorithm) == digest:
             return target
         partial = target.with_name(f".{target.name}.{os.getpid()}.part")
         try:
             _copy_to(url, partial)
-            got = file_sha256(partial)
-            if got != sha256:
+            got = file_digest(partial, algorithm)
+            if got != digest:
                 raise SetupError(
-                    f"sha256 mismatch for {url}: expected {sha256}, got {got}; the download "
+                    f"{algorithm} mismatch for {url}: expected {digest}, got {got}; the download "
                     "was discarded: check the mirror, or the checksum given for it"
                 )
             partial.rename(target)
@@ -62,25 +65,31 @@ def fetch_text(url: str, limit: int = 4 * CHUNK) -> str:
     return data.decode(errors="replace")
 
 
-def sha256_from_sums(sums: str, file_name: str) -> str:
-    """The sha256 of ``file_name`` in a checksum list: ``<hash>  <name>`` (GNU, Debian,
-    Ubuntu) or ``SHA256 (<name>) = <hash>`` (BSD style, Fedora and CentOS)."""
+def digest_from_sums(sums: str, file_name: str) -> str:
+    """The sha256 or sha512 of ``file_name`` in a checksum list: ``<hash>  <name>`` (GNU:
+    Debian, Ubuntu) or ``SHA256 (<name>) = <hash>`` (BSD style: Fedora, CentOS)."""
     for line in sums.splitlines():
-        gnu = re.match(r"^([0-9a-fA-F]{64})\s+\*?(\S+)$", line.strip())
+        gnu = re.match(r"^([0-9a-fA-F]{64}|[0-9a-fA-F]{128})\s+\*?(\S+)$", line.strip())
         if gnu and Path(gnu.group(2)).name == file_name:
             return gnu.group(1).lower()
-        bsd = re.match(r"^SHA256 \((.+)\) = ([0-9a-fA-F]{64})$", line.strip())
+        bsd = re.match(
+            r"^SHA(?:256|512) \((.+)\) = ([0-9a-fA-F]{64}|[0-9a-fA-F]{128})$", line.strip()
+        )
         if bsd and Path(bsd.group(1)).name == file_name:
             return bsd.group(2).lower()
     raise SetupError(f"the checksum list names no {file_name}")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as data:
         while chunk := data.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def _copy_to(url: str, partial: Path) -> None:

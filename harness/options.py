@@ -100,10 +100,17 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--cloud-image",
         default=os.environ.get("S3S4_CLOUD_IMAGE"),
-        metavar="URL|PATH",
+        metavar="URL|PATH|NAME:VERSION",
         help="boot this cloud image (qcow2, UEFI: with --firmware ovmf --machine-type q35) "
         "instead of the recipe's, configured by a cloud-init NoCloud seed; downloaded into "
-        "the cache and verified by sha256",
+        "the cache and verified by its checksum; NAME:VERSION is fedora:41, ubuntu:24.04, "
+        "centos-stream:9 or debian:12, found upstream or under --cloud-mirror",
+    )
+    group.addoption(
+        "--cloud-mirror",
+        default=os.environ.get("S3S4_CLOUD_MIRROR"),
+        metavar="URL",
+        help="with --cloud-image NAME:VERSION: a mirror keeping the upstream paths",
     )
     group.addoption(
         "--cloud-sha256",
@@ -182,6 +189,7 @@ def settings_from(config: pytest.Config) -> Settings:
         cloud_image=config.getoption("cloud_image"),
         cloud_sha256=config.getoption("cloud_sha256"),
         cloud_sums=config.getoption("cloud_sums"),
+        cloud_mirror=config.getoption("cloud_mirror"),
         timeout_scale=config.getoption("timeout_scale"),
         backend=config.getoption("backend"),
         libvirt_uri=config.getoption("libvirt_uri"),

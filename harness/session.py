@@ -51,6 +51,7 @@ class Settings:
     cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
     cloud_sha256: str | None = None  # its sha256 (default: from cloud_sums)
     cloud_sums: str | None = None  # its checksum list (default: SHA256SUMS beside it)
+    cloud_mirror: str | None = None  # base URL replacing the distributions' own (name:version)
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
     libvirt_uri: str = DEFAULT_URI
@@ -92,7 +93,8 @@ class HarnessSession:
     def image(self) -> GuestImage:
         wanted = self.settings.cloud_image
         if self._image is None and wanted:
-            self._image = cloud_image(wanted, self.settings.cloud_sha256, self.settings.cloud_sums)
+            s = self.settings
+            self._image = cloud_image(wanted, s.cloud_sha256, s.cloud_sums, s.cloud_mirror)
         if self._image is None:
             recipe = Recipe.load(self.settings.recipe)
             image = ImageCache().ensure(recipe, self.settings.kernel_package, self._progress)

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from harness.downloads import fetch, fetch_text, sha256_from_sums
+from harness.downloads import digest_from_sums, fetch, fetch_text
 from harness.errors import SetupError
 
 IMAGE = b"qcow2 image bytes " * 50_000
@@ -61,7 +61,7 @@ def leftovers(cache: Path) -> list[str]:
 
 
 def test_downloaded_verified_then_served_from_the_cache(mirror: str, tmp_path: Path) -> None:
-    sha = sha256_from_sums(fetch_text(f"{mirror}/SHA256SUMS"), "cloud.qcow2")
+    sha = digest_from_sums(fetch_text(f"{mirror}/SHA256SUMS"), "cloud.qcow2")
     first = fetch(f"{mirror}/cloud.qcow2", sha, tmp_path)
     assert first.read_bytes() == IMAGE
     second = fetch(f"{mirror}/cloud.qcow2", sha, tmp_path)
@@ -106,11 +106,11 @@ def test_local_paths_and_file_urls_for_air_gapped_labs(tmp_path: Path) -> None:
 
 
 def test_checksum_lists_in_both_styles() -> None:
-    assert sha256_from_sums(SUMS, "cloud.qcow2") == IMAGE_SHA
+    assert digest_from_sums(SUMS, "cloud.qcow2") == IMAGE_SHA
     bsd = f"# Fedora\nSHA256 (Fedora-Cloud-Base.qcow2) = {IMAGE_SHA.upper()}\n"
-    assert sha256_from_sums(bsd, "Fedora-Cloud-Base.qcow2") == IMAGE_SHA
+    assert digest_from_sums(bsd, "Fedora-Cloud-Base.qcow2") == IMAGE_SHA
     with pytest.raises(SetupError, match=r"names no missing\.qcow2"):
-        sha256_from_sums(SUMS, "missing.qcow2")
+        digest_from_sums(SUMS, "missing.qcow2")
 
 
 def test_a_checksum_that_is_not_sha256_is_refused(tmp_path: Path) -> None:
