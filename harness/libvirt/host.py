@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,32 @@ class LibvirtHost:
             "libvirt_version": _dotted(call("getLibVersion", conn.getLibVersion)),
             "libvirt_daemon": "started by the harness" if self.daemon else "already running",
         }
+
+    def check_emulator(self, binary: str, machine: str) -> None:
+        """libvirt must be able to probe the QEMU it is to run; when it cannot, it says only
+        "cause unknown", and the reason is in its own log."""
+        emulator = shutil.which(binary) or binary
+        try:
+            self.conn.getDomainCapabilities(emulator, "x86_64", machine, None, 0)
+        except libvirt.libvirtError as exc:
+            said = self._probe_failure(emulator) or str(exc)
+            version = _dotted(self.conn.getLibVersion())
+            raise SetupError(
+                f"libvirt {version} cannot use the QEMU at {emulator}: {said}; run the libvirt "
+                "cases with a QEMU this libvirt can probe (the host's)"
+            ) from exc
+
+    def _probe_failure(self, emulator: str) -> str:
+        """The probe failure libvirtd logged, where the harness started it (and has its log)."""
+        if self.daemon is None:
+            return ""
+        lines = [
+            "its capabilities probe failed: " + line.split(f"{emulator}: ", 1)[-1].strip()
+            for log_file in sorted(self.log_dir.glob("libvirtd*.log"))
+            for line in log_file.read_text(errors="replace").splitlines()
+            if "Failed to probe capabilities" in line and emulator in line
+        ]
+        return lines[-1] if lines else ""
 
     def foreign_active_domains(self) -> list[str]:
         """Active domains this harness process does not own (another user's guests)."""

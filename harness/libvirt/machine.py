@@ -121,6 +121,7 @@ class LibvirtMachine(GuestBase):
         self._console_server.listen()
         xml = build_domain_xml(self.domain_name, self.config, self.files)
         (self.evidence_dir / "domain.xml").write_text(xml)
+        self.host.check_emulator(self.config.binary, self.config.machine)
         self._dom = call("defineXML", lambda: conn.defineXML(xml))
         self._callbacks = lv_events.subscribe(conn, self._dom, self.events)
 
