@@ -61,6 +61,15 @@ class DebianArchive:
             "Debug::NoLocking=1",
             "-o",
             "APT::Sandbox::User=root",
+            # Package lists only: not the Contents indices a host's apt-file asks for (tens of
+            # MB, and a mirror mid-sync serving one of them failed a whole update), nor
+            # translations.
+            "-o",
+            "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
+            "-o",
+            "Acquire::IndexTargets::deb::Contents-udeb::DefaultEnabled=false",
+            "-o",
+            "Acquire::Languages=none",
         ]
 
     def refresh(self, force: bool = False) -> None:
