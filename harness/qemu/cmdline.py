@@ -109,12 +109,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "virtio-rng-pci",
     ]
     if config.seed is not None:
-        argv += [
-            "-drive",
-            f"file={config.seed},if=none,id=seed,format=raw,readonly=on",
-            "-device",
-            "virtio-blk-pci,drive=seed,id=seed-disk",
-        ]
+        argv += _disk_args("seed", config.seed, "raw", readonly=True)
     if config.kernel is not None:
         argv += ["-kernel", str(config.kernel)]
         argv += ["-initrd", str(config.initrd)] if config.initrd else []
@@ -123,10 +118,11 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     return argv
 
 
-def _disk_args(name: str, path: Path, fmt: str) -> list[str]:
+def _disk_args(name: str, path: Path, fmt: str, readonly: bool = False) -> list[str]:
+    options = "readonly=on" if readonly else "cache=unsafe"
     return [
         "-drive",
-        f"file={path},if=none,id={name},format={fmt},cache=unsafe",
+        f"file={path},if=none,id={name},format={fmt},{options}",
         "-device",
         f"virtio-blk-pci,drive={name},id={name}-disk",
     ]
