@@ -132,6 +132,8 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
     figures.add(f"{label}: wake -> ssh", t.get("resume_ssh"))
     figures.add(f"{label}: checks after, all", t.get("checks_after"))
     figures.add(f"{label}:   of which the facts script after", t.get("capture_after"))
+    for key in sorted(k for k in t if k.startswith("capture_after_")):
+        figures.add(f"{label}:     probe {key.removeprefix('capture_after_')}", t[key])
     figures.add(f"{label}:   of which the stream's tail", t.get("stream_tail"))
     figures.add(f"{label}:   of which 1 MiB each way", t.get("transfers"))
     figures.add(f"{label}: whole cycle, harness", harness)

@@ -388,7 +388,10 @@ def _capture(
             f"guest fact capture ({phase}) exited {result.exit_status}: "
             f"{result.stderr.strip()[-300:]}"
         )
-    return probe_lib.parse_facts(result)
+    facts = probe_lib.parse_facts(result)
+    for name, seconds in probe_lib.probe_seconds(facts).items():
+        evidence.timings[f"capture_{phase}_{name}"] = seconds
+    return facts
 
 
 def _preflight(machine: Machine, transition: Transition, facts: dict[str, str]) -> None:
