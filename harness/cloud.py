@@ -4,14 +4,16 @@ firmware (UEFI: OVMF on q35), and configured through a cloud-init NoCloud seed.
 
 The seed (an ISO 9660 volume labelled ``cidata``, written with avocado's iso9660 utility on
 pycdlib) gives root the run's ssh key, turns the harness's swap disk into the guest's swap,
-and makes sure qemu-guest-agent runs; the harness waits for cloud-init to finish before a
-cloud guest counts as ready.
+puts ``resume=`` on the kernel command line through the image's boot loader, and makes sure
+qemu-guest-agent runs; the harness waits for cloud-init to finish, and reboots the guest once
+for ``resume=`` to take effect, before a cloud guest counts as ready.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cloud_providers import is_spec, resolve
@@ -29,24 +31,66 @@ SETTLE_COMMAND = (
     "systemctl is-system-running --wait >/dev/null; true"
 )
 
-USER_DATA = """#cloud-config
-disable_root: false
-ssh_pwauth: false
-locale: C.UTF-8
-ssh_authorized_keys:
-  - {key}
-runcmd:
-  - |
-    if ! swapon --show=NAME --noheadings | grep -qx {swap}; then
-      mkswap -L s3s4-swap {swap} && swapon {swap}
-      echo '{swap} none swap sw,nofail 0 0' >> /etc/fstab
-    fi
-  - |
-    command -v qemu-ga >/dev/null ||
-      apt-get install -y qemu-guest-agent || dnf install -y qemu-guest-agent
-  - [systemctl, enable, --now, qemu-guest-agent]
+SET_RESUME_SH = Path(__file__).with_name("set_resume.sh")
+RESUME_SCRIPT = "/usr/local/sbin/s3s4-set-resume"  # where the seed installs it in the guest
+RESUME_METHOD_FILE = "/var/lib/s3s4/resume-method"
+# What the harness reads once cloud-init is done: is resume= on the running kernel's
+# command line, and what did the seed's script do about it (see set_resume.sh).
+RESUME_STATUS_COMMAND = (
+    'read -r c < /proc/cmdline; case " $c " in *" resume="*) echo on;; *) echo off;; esac; '
+    f"cat {RESUME_METHOD_FILE} 2>/dev/null || echo 'none: the seed script never ran'"
+)
+SWAP_COMMAND = f"""if ! swapon --show=NAME --noheadings | grep -qx {SWAP_DEVICE}; then
+  mkswap -L s3s4-swap {SWAP_DEVICE} && swapon {SWAP_DEVICE}
+  echo '{SWAP_DEVICE} none swap sw,nofail 0 0' >> /etc/fstab
+fi
+"""
+AGENT_COMMAND = """command -v qemu-ga >/dev/null ||
+  apt-get install -y qemu-guest-agent || dnf install -y qemu-guest-agent
 """
 META_DATA = "instance-id: {instance}\nlocal-hostname: guest\n"
+
+
+@dataclass(frozen=True)
+class ResumeStatus:
+    """Whether the running kernel was given resume=, and how the seed's script set it."""
+
+    on_cmdline: bool
+    method: str
+
+    @property
+    def needs_reboot(self) -> bool:
+        return not self.on_cmdline and not self.method.startswith("none")
+
+    @classmethod
+    def parse(cls, stdout: str) -> ResumeStatus:
+        first, _, rest = stdout.strip().partition("\n")
+        return cls(first.strip() == "on", rest.strip() or "none: nothing reported")
+
+
+def user_data(ssh_public_line: str) -> str:
+    """cloud-config (as JSON, which YAML reads): root's key, swap on the harness's disk,
+    resume= through the boot loader, the guest agent running."""
+    config = {
+        "disable_root": False,
+        "ssh_pwauth": False,
+        "locale": "C.UTF-8",
+        "ssh_authorized_keys": [ssh_public_line],
+        "write_files": [
+            {"path": RESUME_SCRIPT, "permissions": "0755", "content": _set_resume_script()}
+        ],
+        "runcmd": [
+            SWAP_COMMAND,
+            [RESUME_SCRIPT, SWAP_DEVICE],
+            AGENT_COMMAND,
+            ["systemctl", "enable", "--now", "qemu-guest-agent"],
+        ],
+    }
+    return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
+
+
+def _set_resume_script() -> str:
+    return SET_RESUME_SH.read_text()
 
 
 def cloud_image(
@@ -54,7 +98,7 @@ def cloud_image(
     sha256: str | None = None,
     sums_url: str | None = None,
     mirror: str | None = None,
-    cache: Path = DOWNLOADS,
+    cache: Path | None = None,
 ) -> GuestImage:
     """The image at ``url`` (a URL, a local path, or a distribution's ``name:version``
     found upstream or under ``mirror``), verified against ``sha256`` or the checksum list
@@ -68,7 +112,7 @@ def cloud_image(
             folder, _, _ = url.rstrip("/").rpartition("/")
             sums_url = f"{folder}/{SUMS_NAME}" if folder else SUMS_NAME
         sha256 = digest_from_sums(fetch_text(sums_url), name)
-    disk = fetch(url, sha256, cache)
+    disk = fetch(url, sha256, cache or DOWNLOADS)
     disk.chmod(0o444)  # a base image: guests run on overlays of it
     image_format = _format(disk)
     if image_format != "qcow2":
@@ -96,7 +140,7 @@ def write_seed(path: Path, instance_id: str, ssh_public_line: str) -> Path:
         raise SetupError("cannot write the cloud-init seed: pycdlib is missing (./run setup)")
     seed.create(flags={"interchange_level": 3, "joliet": 3, "vol_ident": "cidata"})
     seed.write("/meta-data", META_DATA.format(instance=instance_id).encode())
-    seed.write("/user-data", USER_DATA.format(key=ssh_public_line, swap=SWAP_DEVICE).encode())
+    seed.write("/user-data", user_data(ssh_public_line).encode())
     seed.close()
     return path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.console import ConsoleLog
-from harness.errors import BootTimeout, GuestFault, HarnessError
+from harness.errors import BootTimeout, GuestFault, HarnessError, SetupError
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
@@ -119,8 +119,8 @@ class GuestBase:
         the last console lines and the serial log as evidence."""
         try:
             return self.wait_ready(stage, timeout)
-        except GuestFault:
-            raise
+        except (GuestFault, SetupError):
+            raise  # judged or explained already: not a guest that never answered
         except HarnessError as exc:
             evidence = {"serial_log": str(self.serial_log)}
             shot = self.screendump(f"screen-{stage.replace(' ', '-')}.png")

@@ -20,3 +20,8 @@ for unit in systemd-networkd-wait-online.service e2scrub_reap.service \
 done
 # No cloud metadata service to wait for: a seed disk (NoCloud), or nothing.
 echo 'datasource_list: [ NoCloud, None ]' > "$root/etc/cloud/cloud.cfg.d/90-datasources.cfg"
+# Like a distribution's cloud image, the initramfs knows no resume device (the shared essential
+# hook gave it the built-in guest's): resume= comes from the kernel command line, which the
+# harness's seed sets through the boot loader.
+sed -i 's/^RESUME=.*/RESUME=none/' "$root/etc/initramfs-tools/conf.d/harness.conf"
+chroot "$root" update-initramfs -u -k all

@@ -1,8 +1,10 @@
 """A cloud-style image (built here: a UEFI GPT disk with systemd-boot and cloud-init, nothing
 of the harness's in it) served by an HTTP mirror on 127.0.0.1 with a SHA256SUMS list:
 downloaded, verified, booted by OVMF, configured by the NoCloud seed (swap on the harness's
-disk), and put through an S3 and an S4 cycle (the image's initramfs resumes from /dev/vdb);
-a wrong checksum is one line and nothing is kept."""
+disk, resume= through systemd-boot's entry and one reboot: the image's initramfs knows no
+resume device), and put through an S3 and an S4 cycle;
+a seed that claims a boot-loader change it did not make is a one-line error after the reboot; a
+wrong checksum is one line and nothing is kept."""
 
 import functools
 import json
@@ -16,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import cloud
 from harness.downloads import file_sha256
+from harness.errors import SetupError
 from harness.image import ImageCache, Recipe
+from harness.session import HarnessSession, Settings
 
 pytestmark = pytest.mark.selftest
 
@@ -72,8 +77,11 @@ def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
     assert data["cells"][0]["id"].startswith("kcloud-debian-cloud-q"), data["cells"]
     cycle = test["series"][0]["cycles"][0]
     assert cycle["combination"]["kernel"].endswith("-amd64")  # what the guest itself said
-    # The seed did its part: swap on the harness's disk, from cloud-init's runcmd.
-    assert "/dev/vdb" in cycle["evidence"]["before"]["guest.swaps"], cycle["evidence"]["before"]
+    # The seed did its part: swap on the harness's disk, from cloud-init's runcmd, and
+    # resume= through the boot loader, in effect after the harness's reboot.
+    before = cycle["evidence"]["before"]
+    assert "/dev/vdb" in before["guest.swaps"], before
+    assert " resume=/dev/vdb" in before["guest.cmdline"], before
     downloaded = tmp_path / "cache" / "downloads" / IMAGE_NAME
     assert file_sha256(downloaded) == sha
 
@@ -94,3 +102,37 @@ def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
     )
     downloads = tmp_path / "cache" / "downloads"
     assert [p.name for p in downloads.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
+    mirror: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault: the seed's script says it edited systemd-boot's entries, and did not."""
+    liar = tmp_path / "set_resume.sh"
+    liar.write_text(
+        "#!/bin/sh\nmkdir -p /var/lib/s3s4\necho systemd-boot > /var/lib/s3s4/resume-method\n"
+    )
+    monkeypatch.setattr(cloud, "SET_RESUME_SH", liar)
+    monkeypatch.setattr(cloud, "DOWNLOADS", tmp_path / "downloads")
+    url, _ = mirror
+    settings = Settings(
+        cloud_image=f"{url}/{IMAGE_NAME}", firmware="ovmf", machine_type="q35", cold_boot=True
+    )
+    session = HarnessSession(settings, tmp_path / "guests", lambda _: None)
+    try:
+        machine = session.fresh_guest("liar")
+        with pytest.raises(SetupError) as raised:
+            machine.boot()
+        assert "the seed set resume= through systemd-boot, but the guest rebooted without it" in (
+            str(raised.value)
+        )
+        assert "\n" not in str(raised.value).split(": ", 1)[0]
+    finally:
+        session.close()
+    assert session_processes(tmp_path) == []
+
+
+def session_processes(tmp_path: Path) -> list[str]:
+    """Command lines of processes still naming this test's directories."""
+    found = subprocess.run(["pgrep", "-af", str(tmp_path)], capture_output=True, text=True)
+    return [ln for ln in found.stdout.splitlines() if "pgrep" not in ln]
