@@ -224,8 +224,6 @@ class HarnessSession:
         self._created += 1
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
-        if self.image.cloud and backend != "qemu":
-            raise SetupError("cloud images run under the direct QEMU backend (--backend qemu)")
         config = QemuConfig(
             binary=str(self.qemu_build.binary),
             data_dir=self.qemu_build.data_dir,

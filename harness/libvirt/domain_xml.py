@@ -1,6 +1,7 @@
 """The libvirt domain for one guest, from the same description as the direct QEMU backend
-(QemuConfig): direct kernel boot, root overlay, swap and scratch disks, the agent channel,
-S3 and S4 enabled in ``<pm>``, user networking. Pure: no I/O, easy to unit test."""
+(QemuConfig): direct kernel boot (or, for a cloud image, the firmware booting its disk, with
+the cloud-init seed), root overlay, swap and scratch disks, the agent channel, S3 and S4
+enabled in ``<pm>``, user networking. Pure: no I/O, easy to unit test."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
     elif firmware.bios is not None:
         _text(os_el, "loader", str(firmware.bios), type="rom")
     if config.kernel is None:
-        raise ValueError("the libvirt backend boots guests by direct kernel boot only")
+        return os_el  # a cloud image: the firmware boots its own disk (boot order 1)
     _text(os_el, "kernel", str(config.kernel))
     if config.initrd is not None:
         _text(os_el, "initrd", str(config.initrd))
@@ -90,6 +91,15 @@ def _devices(config: QemuConfig, files: DomainFiles) -> ET.Element:
         ET.SubElement(disk, "driver", name="qemu", type="qcow2", cache="unsafe")
         ET.SubElement(disk, "source", file=str(path))
         ET.SubElement(disk, "target", dev=target, bus="virtio")
+        if target == "vda" and config.kernel is None:
+            ET.SubElement(disk, "boot", order="1")
+    if config.seed is not None:
+        # The cloud-init seed, read-only, after the harness's disks (as the direct backend).
+        seed = ET.SubElement(devices, "disk", type="file", device="disk")
+        ET.SubElement(seed, "driver", name="qemu", type="raw")
+        ET.SubElement(seed, "source", file=str(config.seed))
+        ET.SubElement(seed, "target", dev="vdd", bus="virtio")
+        ET.SubElement(seed, "readonly")
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
     serial = ET.SubElement(devices, "serial", type="unix")

@@ -20,7 +20,7 @@ from typing import Any
 import libvirt_qemu
 
 import libvirt
-from harness import disks
+from harness import cloud_ready, disks
 from harness.agent_exec import run_script
 from harness.aio import LoopThread
 from harness.errors import AgentError, BootTimeout, HarnessError, SetupError
@@ -213,6 +213,8 @@ class LibvirtMachine(GuestBase):
             self._ssh.connect(max(1.0, deadline - time.monotonic()))
         self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
         timings["ssh"] = time.monotonic() - start
+        if self.image.cloud and stage == "boot":
+            timings.update(cloud_ready.settle(self, self.image.name, deadline))
         return timings
 
     def _wait_agent(self, stage: str, deadline: float) -> None:

@@ -11,16 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import disks
+from harness import cloud_ready, disks
 from harness.aio import LoopThread
-from harness.cloud import RESUME_STATUS_COMMAND, SETTLE_COMMAND, ResumeStatus
 from harness.errors import (
     AgentError,
     BootTimeout,
     HarnessError,
     KernelPanic,
     QemuStartError,
-    SetupError,
 )
 from harness.events import EventLog, RecordedEvent
 from harness.guest_base import GuestBase
@@ -294,53 +292,8 @@ class QemuMachine(GuestBase):
         self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
         timings["ssh"] = time.monotonic() - start
         if self.image.cloud and stage == "boot":
-            # A cloud guest is configured by cloud-init (swap, agent) while it boots.
-            self._ssh.run(SETTLE_COMMAND, timeout=max(1.0, deadline - time.monotonic()))
-            timings["cloud-init"] = time.monotonic() - start
-            self._reboot_for_resume(deadline)
-            timings["resume="] = time.monotonic() - start
+            timings.update(cloud_ready.settle(self, self.image.name, deadline))
         return timings
-
-    def _reboot_for_resume(self, deadline: float) -> None:
-        """resume= takes effect at the next boot: boot once more when the seed's script put
-        it into the boot loader; a guest that still boots without it cannot resume from S4."""
-        status = ResumeStatus.parse(
-            self._ssh.run(RESUME_STATUS_COMMAND, timeout=self.timeouts.command).stdout
-        )
-        log.info("%s: resume= on the command line: %s (%s)", self.name, status.on_cmdline,
-                 status.method)  # fmt: skip
-        if status.on_cmdline:
-            return
-        if not status.needs_reboot:
-            raise SetupError(
-                f"{self.image.name}: cannot set resume= for S4 ({status.method}): give the "
-                "image resume=/dev/vdb on its kernel command line, or use one whose boot "
-                "loader is grubby, update-grub or systemd-boot"
-            )
-        # Powered off and started again rather than rebooted in place: OVMF under TCG takes
-        # about a minute after a guest reset, and a second at a fresh start.
-        mark = self.events.mark()
-        self._ssh.run(
-            "setsid -f systemctl poweroff </dev/null >/dev/null 2>&1", timeout=self.timeouts.command
-        )
-        remaining = max(1.0, deadline - time.monotonic())
-        if self.wait_signal(Signal.POWERED_OFF, mark, remaining) is None:
-            raise BootTimeout("power-off for resume=", remaining, self.serial_tail())
-        self.power_on()
-        self.wait_ready(
-            f"boot after resume= by {status.method}", max(1.0, deadline - time.monotonic())
-        )
-        self._ssh.run(SETTLE_COMMAND, timeout=max(1.0, deadline - time.monotonic()))
-        after = ResumeStatus.parse(
-            self._ssh.run(RESUME_STATUS_COMMAND, timeout=self.timeouts.command).stdout
-        )
-        if not after.on_cmdline:
-            cmdline = self._ssh.run("cat /proc/cmdline", timeout=self.timeouts.command)
-            raise SetupError(
-                f"{self.image.name}: the seed set resume= through {status.method}, but the "
-                f"guest rebooted without it on its command line ({cmdline.stdout.strip()}): "
-                "S4 could not resume; check the image's boot loader entries"
-            )
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
         return self._agent.shell(script, timeout or self.timeouts.command)

@@ -104,6 +104,29 @@ def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
     assert [p.name for p in downloads.iterdir() if not p.name.endswith(".lock")] == []
 
 
+@pytest.mark.libvirt
+def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
+    mirror: tuple[str, str], tmp_path: Path
+) -> None:
+    """The same image as a libvirt domain (OVMF loader and NVRAM, its disk booted, the seed
+    read-only): dompmsuspend to RAM and to disk."""
+    url, _ = mirror
+    options = (
+        "--cloud-image", f"{url}/{IMAGE_NAME}",
+        "-m", "libvirt", "-k", "dompmsuspend-mem or dompmsuspend-disk",
+    )  # fmt: skip
+    result = suite(tmp_path, *options)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    (run,) = (tmp_path / "reports").glob("2*/results.json")
+    data = json.loads(run.read_text())
+    verdicts = {t["test"].split("[")[-1]: t["verdicts"] for t in data["tests"]}
+    assert sorted(verdicts.values()) == [["PASS"], ["PASS"]], verdicts
+    for test in data["tests"]:
+        cycle = test["series"][0]["cycles"][0]
+        assert cycle["combination"]["backend"] == "libvirt"
+        assert " resume=/dev/vdb" in cycle["evidence"]["before"]["guest.cmdline"]
+
+
 def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
     mirror: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

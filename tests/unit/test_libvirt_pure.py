@@ -89,6 +89,22 @@ def test_a_provisioned_qemu_gets_its_data_and_module_directories() -> None:
     assert root.find("./os/initrd") is None  # a user's kernel without initrd
 
 
+def test_a_cloud_image_boots_its_own_disk_by_ovmf_with_the_seed_read_only() -> None:
+    ovmf = Firmware("ovmf", ovmf_code=Path("/fw/CODE.fd"), ovmf_vars=Path("/fw/VARS.fd"))
+    cloud = config(
+        kernel=None, initrd=None, append="", firmware=ovmf, machine="q35", seed=Path("/r/seed.iso")
+    )
+    root = ET.fromstring(build_domain_xml("g", cloud, FILES))
+    assert [e.tag for e in root.find("os")] == ["type", "loader", "nvram"]  # type: ignore[union-attr]
+    disks = root.findall("./devices/disk")
+    assert [d.find("target").get("dev") for d in disks] == ["vda", "vdb", "vdc", "vdd"]  # type: ignore[union-attr]
+    assert disks[0].find("boot").get("order") == "1"  # type: ignore[union-attr]
+    seed = disks[3]
+    assert seed.find("source").get("file") == "/r/seed.iso"  # type: ignore[union-attr]
+    assert seed.find("driver").get("type") == "raw"  # type: ignore[union-attr]
+    assert seed.find("readonly") is not None
+
+
 @pytest.mark.parametrize(
     ("event", "detail", "name", "signals"),
     [
