@@ -111,13 +111,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cell", [param], scope="session")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture scope
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The cases of the shared libvirt guest run last, together: booted once, it then does
-    not sit idle through the other cases (an idle guest still costs CPU under TCG)."""
+    """The libvirt cases run last, a module's together: the libvirt domain and a module's
+    shared guests then never sit idle through other cases (an idle guest still costs CPU
+    under TCG), and a module's guests are booted once."""
     if SETUP_ERROR_KEY in config.stash:
         # Exit 2 as collection errors have: a bisect step skips a build that is not there.
         pytest.exit(f"error: {config.stash[SETUP_ERROR_KEY]}", pytest.ExitCode.INTERRUPTED)
-    items.sort(key=lambda item: item.get_closest_marker("libvirt") is not None)
+
+    def libvirt_last(item: pytest.Item) -> tuple[bool, str]:
+        libvirt = item.get_closest_marker("libvirt") is not None
+        return libvirt, item.nodeid.split("::")[0] if libvirt else ""
+
+    items.sort(key=libvirt_last)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -147,11 +154,11 @@ def _case_label(test_name: str, cell: Cell) -> str:
     return test_name.replace(f"[{cell.id}]", "").replace(f"[{cell.id}-", "[")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def libvirt_guest(harness_session: HarnessSession, cell: Cell) -> Iterator[Machine]:
-    """The cell's guest as a libvirt domain, booted once and shared by the libvirt cases."""
-    machine = harness_session.machine("default", backend="libvirt")
-    machine.boot()
+    """The cell's guest as a libvirt domain, restored for each case from the run's libvirt
+    checkpoint (``--cold-boot``: booted), and shut off after it."""
+    machine = harness_session.libvirt_guest()
     yield machine
     machine.stop()
 

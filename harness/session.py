@@ -6,24 +6,25 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness import ready_checkpoints
 from harness.accel import resolve_accel
 from harness.aio import LoopThread
 from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
 from harness.cloud import cloud_image, write_seed
 from harness.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
-from harness.errors import HarnessError, SetupError
+from harness.errors import SetupError
 from harness.image import GuestImage, ImageCache, Progress, Recipe
 from harness.kernel import with_kernel
 from harness.libvirt.host import DEFAULT_URI, LibvirtHost
 from harness.libvirt.machine import LibvirtMachine
 from harness.machine import Machine
-from harness.probes import WARM_UP
 from harness.qemu.checkpoint import Checkpoint
 from harness.qemu.cmdline import Firmware, QemuConfig
 from harness.qemu.machine import QemuMachine
+from harness.ready_checkpoints import ReadyCheckpoints
 from harness.runtime import check_socket_room, make_run_dir
 from harness.ssh import SshKey
 from harness.timeouts import Timeouts
@@ -59,7 +60,6 @@ class Settings:
 
 
 BACKENDS = ("qemu", "libvirt")
-SETTLE_SECONDS = 60  # a freshly booted guest finishes its boot jobs before it is frozen
 LABEL_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -82,8 +82,7 @@ class HarnessSession:
         self._machines: dict[str, Machine] = {}
         self._fresh: dict[str, QemuMachine] = {}
         self._labels: set[str] = {"checkpoint", "default"}
-        self._checkpoint: Checkpoint | None = None
-        self._checkpoint_error: HarnessError | None = None
+        self._checkpoints = ReadyCheckpoints()
         self._created = 0
         self._libvirt: LibvirtHost | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
@@ -165,9 +164,10 @@ class HarnessSession:
         """A guest of one test case's own (direct QEMU), on disks of its own. Unless cold
         boots are forced, the default configuration starts from the session's ready
         checkpoint (taken on first use); a variant (``extra_args``) cold boots. Give it back
-        with ``discard``. Under the libvirt backend this is the shared libvirt guest."""
+        with ``discard``. Under the libvirt backend this is the cell's libvirt domain, which
+        starts from the libvirt checkpoint likewise."""
         if self.settings.backend != "qemu":
-            return self.machine("default" if not extra_args else label, extra_args)
+            return self._libvirt_default() if not extra_args else self.machine(label, extra_args)
         label = self._unique_label(label)
         machine = self._create(label, extra_args, "qemu")
         assert isinstance(machine, QemuMachine)
@@ -186,29 +186,35 @@ class HarnessSession:
 
     def ready_checkpoint(self) -> Checkpoint:
         """The default guest booted once, settled, and frozen (see harness.qemu.checkpoint)."""
-        if self._checkpoint_error is not None:
-            raise self._checkpoint_error  # once per run, not a boot per case
-        if self._checkpoint is None:
+
+        def make() -> Checkpoint:
             template = self._create("checkpoint", (), "qemu")
             assert isinstance(template, QemuMachine)
             self._fresh[template.name] = template
             try:
-                timings = template.cold_boot()
-                settled = template.run(
-                    f"timeout {SETTLE_SECONDS} systemctl is-system-running --wait\n{WARM_UP}"
-                )
-                log.info("checkpoint: boot %s, system %s", timings, settled.stdout.strip())
-                checkpoint = template.capture_checkpoint(self._ensure_run_dir() / "checkpoint")
-            except HarnessError as exc:
-                self._checkpoint_error = HarnessError(
-                    f"the ready checkpoint could not be taken: {exc}"
-                    + ("" if "--cold-boot" in str(exc) else " (--cold-boot boots every case)")
-                )
-                raise self._checkpoint_error from exc
+                return ready_checkpoints.take(template, self._ensure_run_dir() / "checkpoint")
             finally:
                 self.discard(template)
-            self._checkpoint = replace(checkpoint, boot_timings=timings)
-        return self._checkpoint
+
+        return self._checkpoints.get("qemu", make)
+
+    def libvirt_guest(self) -> Machine:
+        """The cell's libvirt domain, ready: restored from the run's libvirt checkpoint
+        (``virsh save`` of it once booted and settled) on fresh copies of its disks, so that
+        no case inherits what an earlier one did to it; ``--cold-boot`` boots it."""
+        machine = self._libvirt_default()
+        machine.boot()
+        return machine
+
+    def _libvirt_default(self) -> LibvirtMachine:
+        machine = self.machine("default", backend="libvirt")
+        assert isinstance(machine, LibvirtMachine)
+        if not self.settings.cold_boot and machine.ready_from is None:
+            directory = self._ensure_run_dir() / "libvirt-checkpoint"
+            machine.ready_from = self._checkpoints.get(
+                "libvirt", lambda: ready_checkpoints.take(machine, directory)
+            )
+        return machine
 
     def _unique_label(self, label: str) -> str:
         base = LABEL_CHARS.sub("_", label).strip("_") or "guest"

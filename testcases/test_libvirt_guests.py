@@ -36,13 +36,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def service_guests(
-    harness_session: HarnessSession, cell: Cell, libvirt_guest: Machine
-) -> Iterator[list[Machine]]:
-    """The shared libvirt guest and a second one: a boot costs more than any case here."""
+def service_guests(harness_session: HarnessSession, cell: Cell) -> Iterator[list[Machine]]:
+    """The cell's libvirt guest (from the checkpoint) and a second one (booted), shared by
+    this module's cases: a boot costs more than any case here."""
+    first = harness_session.libvirt_guest()
     second = harness_session.machine(SECOND_GUEST, backend="libvirt")
     second.boot()
-    yield [libvirt_guest, second]
+    yield [first, second]
+    first.stop()
     second.stop()
 
 

@@ -32,6 +32,7 @@ from harness.libvirt.domain_xml import NETDEV_ID, DomainFiles, build_domain_xml
 from harness.libvirt.errors import LibvirtError, call
 from harness.libvirt.host import LibvirtHost, domain_name, remove_domain
 from harness.machine import Signal
+from harness.qemu import checkpoint as ckpt
 from harness.qemu.cmdline import QemuConfig
 from harness.qemu.console_server import ConsoleServer
 from harness.ssh import CommandResult, SshKey
@@ -102,6 +103,8 @@ class LibvirtMachine(GuestBase):
         self._callbacks: list[int] = []
         self._forwarded_id: int | None = None
         self._platform: dict[str, Any] = {}
+        # When set, a ready guest comes from a restore of this checkpoint, not a cold boot.
+        self.ready_from: ckpt.Checkpoint | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=self.domain_name)
 
     # -- the domain --------------------------------------------------------------------------
@@ -142,6 +145,14 @@ class LibvirtMachine(GuestBase):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def boot(self) -> dict[str, float]:
+        """A ready guest on fresh disks: restored from ``ready_from`` when set, else a cold
+        boot."""
+        if self.ready_from is not None:
+            return self.start_from(self.ready_from)
+        return self.cold_boot()
+
+    def cold_boot(self) -> dict[str, float]:
+        """``virsh start`` on a fresh overlay, swap and scratch disk."""
         self.stop()
         self._define()
         disks.create_overlay(self.image.disk, self.files.root)
@@ -365,6 +376,47 @@ class LibvirtMachine(GuestBase):
         self.save_path.unlink(missing_ok=True)
         call("save", lambda: self.dom.save(str(self.save_path)))
         return self.save_path
+
+    def capture_checkpoint(self, directory: Path) -> ckpt.Checkpoint:
+        """Freeze this ready domain into ``directory`` (``virsh save``, then copies of its
+        disks at that point); the domain is shut off afterwards."""
+        started = time.monotonic()
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = directory / "state.libvirt-save"
+        self._ssh.close()  # no session of ours is frozen into the guest
+        try:
+            call("save", lambda: self.dom.save(str(state)))
+            frozen = ckpt.freeze_disks(self._disk_paths(), directory)
+        except (HarnessError, OSError) as exc:
+            self.stop()
+            error = ckpt.explain_failure(exc, directory)
+            shutil.rmtree(directory, ignore_errors=True)  # no half-written checkpoint
+            raise error from exc
+        state.chmod(0o400)
+        return ckpt.Checkpoint(
+            name=self.name, state=state, disks=frozen, capture_s=time.monotonic() - started
+        )
+
+    def start_from(self, checkpoint: ckpt.Checkpoint) -> dict[str, float]:
+        """``virsh restore`` of ``checkpoint`` on fresh copies of its disks (the domain's own
+        paths), then wait until ready; the guest's clock is set from the host's."""
+        self.stop()
+        if self.has_managed_save():
+            call("managedSaveRemove", lambda: self.dom.managedSaveRemove(0))
+        started = time.monotonic()
+        ckpt.thaw_disks(checkpoint, self._disk_paths())
+        timings = {"disks": time.monotonic() - started}
+        conn = self.host.conn
+        self._start(lambda: conn.restore(str(checkpoint.state)), "restore of the checkpoint")
+        timings["restore"] = time.monotonic() - started
+        ready = self._ready_or_timeout("checkpoint restore", self.timeouts.resume)
+        self.agent_execute("guest-set-time", {"time": time.time_ns()})
+        timings.update({f"ready_{k}": v for k, v in ready.items()})
+        timings["total"] = time.monotonic() - started
+        return timings
+
+    def _disk_paths(self) -> dict[str, Path]:
+        return {"root": self.files.root, "swap": self.files.swap, "data": self.files.data}
 
     def restore(self, path: Path | None = None) -> None:
         source = str(path or self.save_path)
