@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
+from harness.libvirt.machine import LibvirtMachine
 from harness.qemu.checkpoint import Checkpoint
 from harness.qemu.machine import QemuMachine
 from harness.session import HarnessSession
@@ -78,3 +79,25 @@ def test_damaged_checkpoint_is_a_one_line_error(
         assert not machine.running
     finally:
         harness_session.discard(machine)
+
+
+@pytest.mark.libvirt
+def test_libvirt_cases_restore_the_libvirt_checkpoint_and_share_nothing(
+    harness_session: HarnessSession,
+) -> None:
+    """Under libvirt too: each case's domain is a restore (virsh restore) of one frozen,
+    settled domain on fresh copies of its disks, which stay as they were frozen."""
+    first = harness_session.libvirt_guest()
+    assert isinstance(first, LibvirtMachine) and first.ready_from is not None
+    checkpoint = first.ready_from
+    frozen = {role: _digest(path) for role, path in checkpoint.disks.items()}
+    boot_id = first.run("cat /proc/sys/kernel/random/boot_id").stdout
+    assert first.run("echo first > /var/tmp/owner && sync && echo first > /run/owner").ok
+    second = harness_session.libvirt_guest()  # the next case's: the same domain, restored
+    assert second.run("cat /proc/sys/kernel/random/boot_id").stdout == boot_id
+    seen = second.run("cat /var/tmp/owner /run/owner 2>&1")
+    assert "first" not in seen.stdout, seen.stdout
+    clock = second.run("date +%s").stdout
+    assert abs(int(clock) - int(time.time())) <= 2, clock
+    second.stop()
+    assert {role: _digest(path) for role, path in checkpoint.disks.items()} == frozen
