@@ -5,8 +5,8 @@ firmware (UEFI: OVMF on q35), and configured through a cloud-init NoCloud seed.
 The seed (an ISO 9660 volume labelled ``cidata``, written with avocado's iso9660 utility on
 pycdlib) gives root the run's ssh key, turns the harness's swap disk into the guest's swap,
 puts ``resume=`` on the kernel command line through the image's boot loader, and makes sure
-qemu-guest-agent runs; the harness waits for cloud-init to finish, and reboots the guest once
-for ``resume=`` to take effect, before a cloud guest counts as ready.
+qemu-guest-agent runs; the harness waits for cloud-init to finish, and boots the guest a
+second time for ``resume=`` to take effect (harness.cloud_ready), before it counts as ready.
 """
 
 from __future__ import annotations
