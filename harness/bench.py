@@ -116,6 +116,19 @@ def _next_clock(
     return None
 
 
+# The steps of the checks after the wake besides the facts script, in their order.
+AFTER_WAKE_STEPS = (
+    ("agent_clock", "clock read and set through the agent"),
+    ("agent_net", "network facts through the agent"),
+    ("echo", "the TCP echo"),
+    ("stream_tail", "the stream's tail"),
+    ("clock", "clock over ssh"),
+    ("kernel_log", "kernel log"),
+    ("transfers", "1 MiB each way"),
+    ("irqs", "interrupt count after the transfers"),
+)
+
+
 def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label: str) -> None:
     marks = Marks.now(machine)
     outcome = run_cycle(machine, transition)
@@ -134,8 +147,8 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
     figures.add(f"{label}:   of which the facts script after", t.get("capture_after"))
     for key in sorted(k for k in t if k.startswith("capture_after_")):
         figures.add(f"{label}:     probe {key.removeprefix('capture_after_')}", t[key])
-    figures.add(f"{label}:   of which the stream's tail", t.get("stream_tail"))
-    figures.add(f"{label}:   of which 1 MiB each way", t.get("transfers"))
+    for key, what in AFTER_WAKE_STEPS:
+        figures.add(f"{label}:   of which {what}", t.get(key))
     figures.add(f"{label}: whole cycle, harness", harness)
     if transition.id.startswith("s4"):
         own = guest_s4_seconds(lines)

@@ -6,9 +6,11 @@ evidence. ``run_series`` repeats it on one boot and proves every cycle by its ow
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from harness import live_probes
@@ -325,13 +327,16 @@ def _capture_after(
 ) -> None:
     """Everything measured after the wake. The network is first looked at through the agent,
     so that a dead link is diagnosed as such instead of as an ssh timeout."""
+    timed = functools.partial(_timed, evidence.timings)
     try:
         if options.resync_clock:
             # The step the guest came back with is kept, then the clock is set from the host.
-            lag = live_probes.measure_clock_via_agent(machine)
-            evidence.after["clock.step_before_resync_s"] = lag
-            machine.agent_execute("guest-set-time", {"time": time.time_ns()})
-        evidence.after.update(live_probes.net_facts(machine))
+            with timed("agent_clock"):
+                lag = live_probes.measure_clock_via_agent(machine)
+                evidence.after["clock.step_before_resync_s"] = lag
+                machine.agent_execute("guest-set-time", {"time": time.time_ns()})
+        with timed("agent_net"):
+            evidence.after.update(live_probes.net_facts(machine))
         if evidence.after.get("net.operstate") != "up":
             evidence.after_error = (
                 "ssh not attempted: the guest's network link is "
@@ -340,29 +345,40 @@ def _capture_after(
             )
             return
         if echo is not None:
-            evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
+            with timed("echo"):
+                evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
         if stream is not None:
-            waited = time.monotonic()
-            evidence.after["tcp.stream"] = live_probes.judge_stream(
-                stream.result(machine.timeouts.wake)
-            )
-            evidence.timings["stream_tail"] = time.monotonic() - waited
-        evidence.after.update(live_probes.measure_clock(machine))
+            with timed("stream_tail"):
+                evidence.after["tcp.stream"] = live_probes.judge_stream(
+                    stream.result(machine.timeouts.wake)
+                )
+        with timed("clock"):
+            evidence.after.update(live_probes.measure_clock(machine))
         evidence.after.update(_capture(machine, probes, "after", evidence))
-        lines = int(evidence.before.get("guest.dmesg_lines") or 0)
-        evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
-        transfer_started = time.monotonic()
-        evidence.after.update(live_probes.transfer_both_ways(machine))
-        evidence.timings["transfers"] = time.monotonic() - transfer_started
-        evidence.after["net.irqs_after_transfer"] = live_probes.net_facts_via_ssh(machine).get(
-            "net.irqs", ""
-        )
+        with timed("kernel_log"):
+            lines = int(evidence.before.get("guest.dmesg_lines") or 0)
+            evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
+        with timed("transfers"):
+            evidence.after.update(live_probes.transfer_both_ways(machine))
+        with timed("irqs"):
+            irqs = live_probes.net_facts_via_ssh(machine).get("net.irqs", "")
+            evidence.after["net.irqs_after_transfer"] = irqs
     except HarnessError as exc:
         evidence.after_error = str(exc)
     finally:
         for channel in (echo, stream):
             if channel is not None:
                 channel.close()
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """How long the block took, into ``timings[name]`` (the benchmark reads them)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = time.monotonic() - started
 
 
 def _echo(echo: EchoChannel, token: bytes, machine: Machine) -> str:
