@@ -17,6 +17,10 @@ from harness.session import HarnessSession
 pytestmark = pytest.mark.selftest
 
 
+# A 4 KiB block of the 64 MiB scratch disk past what the checks write (0-32 MiB, 40-41 MiB).
+TOKEN_BLOCK = 12800  # 50 MiB
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -92,10 +96,19 @@ def test_libvirt_cases_restore_the_libvirt_checkpoint_and_share_nothing(
     checkpoint = first.ready_from
     frozen = {role: _digest(path) for role, path in checkpoint.disks.items()}
     boot_id = first.run("cat /proc/sys/kernel/random/boot_id").stdout
-    assert first.run("echo first > /var/tmp/owner && sync && echo first > /run/owner").ok
+    # Written by the first guest to RAM (tmpfs) and, past every cache, to its scratch disk:
+    # a restore keeps the checkpoint's page cache, so only a direct read of the disk can
+    # tell a fresh copy from the first guest's disk.
+    assert first.run(
+        "echo first > /run/owner && echo first-was-here | "
+        f"dd of=/dev/vdc bs=4k seek={TOKEN_BLOCK} oflag=direct,sync conv=sync 2>/dev/null"
+    ).ok
     second = harness_session.libvirt_guest()  # the next case's: the same domain, restored
     assert second.run("cat /proc/sys/kernel/random/boot_id").stdout == boot_id
-    seen = second.run("cat /var/tmp/owner /run/owner 2>&1")
+    seen = second.run(
+        f"cat /run/owner 2>&1; dd if=/dev/vdc bs=4k skip={TOKEN_BLOCK} count=1 iflag=direct "
+        "2>/dev/null | tr -d '\\0'"
+    )
     assert "first" not in seen.stdout, seen.stdout
     clock = second.run("date +%s").stdout
     assert abs(int(clock) - int(time.time())) <= 2, clock
