@@ -77,7 +77,7 @@ def user_data(ssh_public_line: str) -> str:
         "locale": "C.UTF-8",
         "ssh_authorized_keys": [ssh_public_line],
         "write_files": [
-            {"path": RESUME_SCRIPT, "permissions": "0755", "content": _set_resume_script()}
+            {"path": RESUME_SCRIPT, "permissions": "0755", "content": SET_RESUME_SH.read_text()}
         ],
         "runcmd": [
             SWAP_COMMAND,
@@ -87,10 +87,6 @@ def user_data(ssh_public_line: str) -> str:
         ],
     }
     return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
-
-
-def _set_resume_script() -> str:
-    return SET_RESUME_SH.read_text()
 
 
 def cloud_image(

@@ -191,7 +191,7 @@ AFTER_REBOOT_PROBES = (IDENTITY, DISK)
 _MARK = 'read -r _t _ < /proc/uptime; echo "time.{name}.{edge}=$_t"'
 
 
-def _timed(probe: Probe, part: str) -> str:
+def _with_marks(probe: Probe, part: str) -> str:
     return "\n".join(
         (
             _MARK.format(name=probe.name, edge="start"),
@@ -210,12 +210,12 @@ def script(probes: tuple[Probe, ...], phase: str) -> str:
     if not parts:
         return "\n"
     (first, first_part), *others = parts
-    lines = [_timed(first, first_part)]
+    lines = [_with_marks(first, first_part)]
     if others:
         out = f"{STATE_DIR}/facts.$$"
         lines.append(f"mkdir -p {STATE_DIR}")
         for probe, part in others:
-            lines.append(f"(\n{_timed(probe, part)}\n) > {out}.{probe.name} 2>&1 &")
+            lines.append(f"(\n{_with_marks(probe, part)}\n) > {out}.{probe.name} 2>&1 &")
         lines.append("wait")
         names = " ".join(f"{out}.{probe.name}" for probe, _ in others)
         lines.append(f"cat {names}; rm -f {names}")
