@@ -263,9 +263,10 @@ def clock_in_step(ev: CycleEvidence) -> CheckResult:
     )
 
 
-# Kernel log classes; the first five are failures when they appear during a cycle.
+# Kernel log classes; those in FAILING_CLASSES fail a cycle when they appear during it.
 KERNEL_LOG_CLASSES: dict[str, re.Pattern[str]] = {
-    "bug": re.compile(r"\bBUG[: ]|kernel BUG at|Oops"),
+    "cpu_stall": re.compile(r"rcu: INFO: .*stall|BUG: soft lockup|Possible timer handling issue"),
+    "bug": re.compile(r"\bBUG(?!: soft lockup)[: ]|kernel BUG at|Oops"),
     "warning": re.compile(r"WARNING: CPU: \d+|------------\[ cut here \]"),
     "call_trace": re.compile(r"Call Trace:"),
     "io_error": re.compile(
@@ -275,7 +276,7 @@ KERNEL_LOG_CLASSES: dict[str, re.Pattern[str]] = {
     "pm_failure": PM_FAILURE,
     "firmware_bug": re.compile(r"\[Firmware Bug\]|ACPI BIOS Error|ACPI Error"),
 }
-FAILING_CLASSES = ("bug", "warning", "call_trace", "io_error", "pm_failure")
+FAILING_CLASSES = ("cpu_stall", "bug", "warning", "call_trace", "io_error", "pm_failure")
 
 
 def classify_kernel_log(lines: list[str]) -> dict[str, list[str]]:

@@ -40,16 +40,46 @@ CRASH_LINES = tuple(
     )
 )
 
+# A stalled CPU is not a crash: the kernel reports it (with a backtrace) and carries on, or
+# the CPU never comes back. Under TCG a vCPU that stops taking its local APIC timer
+# interrupts shows as RCU's "timer wakeup didn't happen ... Possible timer handling issue".
+STALL_LINE = re.compile(r"rcu: INFO: .*stall|watchdog: BUG: soft lockup")
+TIMER_ISSUE_LINE = re.compile(r"Possible timer handling issue on cpu=\d+")
+
 
 def console_crash(lines: Sequence[str]) -> str:
     """The worst kernel crash line on the console and where it happened (the RIP line after
     it), so that a guest that never comes back is diagnosed, not only timed out."""
+    crash_lines = [ln for ln in lines if not STALL_LINE.search(ln)]
+    stall_at = next((i for i, ln in enumerate(lines) if STALL_LINE.search(ln)), None)
     for pattern in CRASH_LINES:
-        at = next((i for i, ln in enumerate(lines) if pattern.search(ln)), None)
-        if at is not None:
-            where = next((ln.strip() for ln in lines[at:] if "RIP: " in ln), "")
-            where = where or next((ln.strip() for ln in lines if "RIP: " in ln), "")
-            return " | ".join(part for part in (lines[at].strip(), where) if part)
+        at = next((i for i, ln in enumerate(crash_lines) if pattern.search(ln)), None)
+        if at is None:
+            continue
+        if pattern.pattern == "Call Trace" and stall_at is not None:
+            break  # the backtrace of the stall report, not of a crash
+        where = next((ln.strip() for ln in crash_lines[at:] if "RIP: " in ln), "")
+        where = where or next((ln.strip() for ln in crash_lines if "RIP: " in ln), "")
+        return " | ".join(part for part in (crash_lines[at].strip(), where) if part)
+    return ""
+
+
+def console_stall(lines: Sequence[str]) -> str:
+    """The first CPU stall the kernel reported, with its timer-handling hint if it gave one."""
+    stall = next((ln.strip() for ln in lines if STALL_LINE.search(ln)), "")
+    if not stall:
+        return ""
+    hint = next((m.group(0) for ln in lines if (m := TIMER_ISSUE_LINE.search(ln))), "")
+    return " | ".join(part for part in (stall, hint) if part)
+
+
+def console_diagnosis(lines: Sequence[str]) -> str:
+    """What the console says about a guest that did not do what it was asked: a crash, else
+    a CPU stall; empty when it says neither."""
+    if crash := console_crash(lines):
+        return f"the guest kernel crashed: {crash}"
+    if stall := console_stall(lines):
+        return f"a guest CPU stalled (no progress for 21 s or more): {stall}"
     return ""
 
 
@@ -254,13 +284,10 @@ def _ended_early(
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
     reason = str(exc)
-    crash = console_crash(machine.console.lines_since(marks.console))
-    if crash:
-        reason += f"; the guest kernel crashed: {crash}"
+    if diagnosis := console_diagnosis(machine.console.lines_since(marks.console)):
+        reason += f"; {diagnosis}"
     outcome = _finish(machine, evidence, marks, verdict, reason)
-    shot = machine.screendump(f"screen-cycle{evidence.cycle}.png")
-    if shot is not None:
-        outcome.artifacts["screendump"] = str(shot)
+    outcome.artifacts.update(machine.hang_evidence(f"cycle{evidence.cycle}"))
     machine.stop()
     return outcome
 

@@ -103,6 +103,26 @@ def kernel_call_trace() -> Fault:
     )
 
 
+# A real-time busy loop owns CPU 1 for 25 s (bash's own clock: no process to wake, which the
+# loop would starve), RCU's grace-period kthread bound there: after 21 s the kernel reports
+# the stall, as it does for a vCPU that stops taking its timer interrupts.
+CPU_STALL_SCRIPT = (
+    "sysctl -qw kernel.sched_rt_runtime_us=-1 && "
+    "taskset -pc 1 $(pgrep -x rcu_preempt) >/dev/null && "
+    "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 25 ]; do :; done'; "
+    "sysctl -qw kernel.sched_rt_runtime_us=950000"
+)
+
+
+def cpu_stall() -> Fault:
+    """A guest CPU stalled long enough for the kernel's RCU stall report, after the wake."""
+    return Fault(
+        "CPU 1 held 25 s by a SCHED_FIFO loop, RCU's kthread bound to it, after the wake",
+        lambda m: _run_or_fail(m, CPU_STALL_SCRIPT, timeout=60),
+        AFTER_WAKE,
+    )
+
+
 def freeze_agent() -> Fault:
     """The guest agent is stopped (SIGSTOP) just before the request: its channel stays open but
     nothing answers, so every agent call must end on the harness's own bound."""
@@ -113,7 +133,7 @@ def freeze_agent() -> Fault:
     )
 
 
-def _run_or_fail(machine: Machine, command: str) -> None:
-    result = machine.run(command)
+def _run_or_fail(machine: Machine, command: str, timeout: float | None = None) -> None:
+    result = machine.run(command, timeout=timeout)
     if not result.ok:
         raise SetupError(f"fault injection '{command}' failed: {result.stderr.strip()}")

@@ -80,6 +80,37 @@ class GuestBase:
             return None
         return path if path.is_file() else None
 
+    def cpu_dump(self, name: str) -> Path | None:
+        """Each vCPU's local APIC and registers (HMP ``info lapic``, ``info registers -a``),
+        for a guest that hangs: whether a CPU's timer is armed, masked or held behind an
+        interrupt in service, and where each CPU is. The APIC ID is taken to be the CPU
+        index, as it is for the harness's topologies (one socket, or one core per socket)."""
+        path = self.evidence_dir / name
+        if not self.running:
+            return None
+        try:
+            cpus = self.qmp("query-cpus-fast") or []
+            commands = [f"info lapic {cpu['cpu-index']}" for cpu in cpus]
+            commands.append("info registers -a")
+            parts = [
+                f"(qemu) {command}\n"
+                + str(self.qmp("human-monitor-command", {"command-line": command}))
+                for command in commands
+            ]
+        except HarnessError as exc:
+            log.info("%s: no CPU dump: %s", self.name, exc)
+            return None
+        path.write_text("\n".join(parts))
+        return path
+
+    def hang_evidence(self, suffix: str) -> dict[str, str]:
+        """What a hung guest leaves behind: its screen and its CPUs' state, by file."""
+        found = {
+            "screendump": self.screendump(f"screen-{suffix}.png"),
+            "cpu_dump": self.cpu_dump(f"cpus-{suffix}.txt"),
+        }
+        return {key: str(path) for key, path in found.items() if path is not None}
+
     def serial_tail(self, lines: int = 3) -> str:
         """The last non-empty console lines, for one-line diagnoses."""
         return self.console.tail(lines)
@@ -123,9 +154,7 @@ class GuestBase:
             raise  # judged or explained already: not a guest that never answered
         except HarnessError as exc:
             evidence = {"serial_log": str(self.serial_log)}
-            shot = self.screendump(f"screen-{stage.replace(' ', '-')}.png")
-            if shot is not None:
-                evidence["screendump"] = str(shot)
+            evidence.update(self.hang_evidence(stage.replace(" ", "-")))
             raise BootTimeout(
                 stage, timeout, f"{exc}; serial: {self.serial_tail()}", evidence=evidence
             ) from exc

@@ -119,6 +119,11 @@ class Machine(Protocol):
         VM is not running or QEMU could not take it."""
         ...
 
+    def hang_evidence(self, suffix: str) -> dict[str, str]:
+        """For a guest that hangs: its screen and its vCPUs' local APICs and registers, saved
+        beside the serial log; artifact name -> path (only those that could be taken)."""
+        ...
+
     def stop(self) -> None: ...
 
 

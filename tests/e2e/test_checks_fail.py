@@ -3,7 +3,14 @@ named; and the same checks passing on a clean cycle."""
 
 import pytest
 
-from harness.faults import clock_step, disk_io_errors, kernel_call_trace, kill_sentinel, link_down
+from harness.faults import (
+    clock_step,
+    cpu_stall,
+    disk_io_errors,
+    kernel_call_trace,
+    kill_sentinel,
+    link_down,
+)
 from harness.plugin import PowerCycle
 from harness.transitions import S3_AGENT
 from harness.verdict import Verdict
@@ -55,6 +62,12 @@ def test_kernel_call_trace_fails_kernel_log(power_cycle: PowerCycle) -> None:
     failed = failed_checks(power_cycle, faults=[kernel_call_trace()])
     assert set(failed) == {"kernel_log_clean"}, failed
     assert "call_trace" in failed["kernel_log_clean"]
+
+
+def test_cpu_stall_fails_kernel_log_named_as_a_stall(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[cpu_stall()])
+    assert "kernel_log_clean" in failed, failed
+    assert failed["kernel_log_clean"].startswith("cpu_stall: "), failed
 
 
 def test_disk_io_errors_after_wake_fail_virtio_blk(power_cycle: PowerCycle) -> None:

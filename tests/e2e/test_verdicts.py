@@ -55,6 +55,11 @@ def test_missing_suspend_event_fails_the_cycle_even_after_passing_cycles(
     # The guest that never slept is pictured for the diagnosis, the picture attached.
     assert "screendump" in series.outcomes[2].artifacts, series.outcomes[2].artifacts
     assert (guest.evidence_dir / "screen-cycle3.png").read_bytes().startswith(b"\x89PNG")
+    # And each vCPU's local APIC (is its timer armed?) and registers, for QEMU's developers.
+    dump = (guest.evidence_dir / "cpus-cycle3.txt").read_text()
+    assert series.outcomes[2].artifacts["cpu_dump"].endswith("cpus-cycle3.txt")
+    assert dump.count("dumping local APIC state for CPU") == 2, dump[:400]
+    assert "LVTT" in dump and "CPU#1" in dump, dump[:400]
     for outcome in series.outcomes[:2]:  # each passing cycle proven by its own events
         power_events = [e["event"] for e in outcome.evidence.events if e["signals"]]
         assert power_events == ["SUSPEND", "WAKEUP"], outcome.evidence.events

@@ -188,6 +188,9 @@ class FakeMachine:
     def screendump(self, name: str) -> Path | None:
         return None
 
+    def hang_evidence(self, suffix: str) -> dict[str, str]:
+        return {}
+
     def replace_swap_disk(self) -> None:
         pass
 

@@ -4,6 +4,7 @@ from harness.checks import (
     booted_afresh,
     disk_roundtrip,
     events_seen,
+    kernel_log_clean,
     resumed_not_rebooted,
     sentinel_carried_on,
     ssh_after_resume,
@@ -96,6 +97,21 @@ def test_disk_corruption_and_failed_write_are_caught() -> None:
     assert not disk_roundtrip(evidence(**{"disk.reread_sha": "zz"})).passed
     assert not disk_roundtrip(evidence(**{"disk.fresh_reread_sha": ""})).passed
     assert not disk_roundtrip(evidence(**{"disk.fresh_write_status": "1"})).passed
+
+
+def test_a_cpu_stall_in_the_kernel_log_fails_it_named_first() -> None:
+    ev = evidence()
+    ev.kernel_log = [
+        "kern  :err   : rcu: INFO: rcu_preempt self-detected stall on CPU",
+        "kern  :warn  : Call Trace:",
+        "kern  :err   : watchdog: BUG: soft lockup - CPU#1 stuck for 48s! [resume:135]",
+    ]
+    result = kernel_log_clean(ev)
+    assert not result.passed
+    assert result.detail.startswith("cpu_stall: kern  :err   : rcu: INFO: rcu_preempt self-")
+    assert "bug:" not in result.detail  # a soft lockup is a stall, not a BUG
+    ev.kernel_log = ["kern  :info  : PM: suspend exit"]
+    assert kernel_log_clean(ev).passed
 
 
 def test_no_ssh_after_resume_fails() -> None:

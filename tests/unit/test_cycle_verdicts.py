@@ -10,6 +10,7 @@ from harness.cycle import (
     CycleOptions,
     clock_tolerance,
     console_crash,
+    console_diagnosis,
     run_cycle,
     run_group_cycle,
     run_series,
@@ -132,6 +133,31 @@ def test_the_worst_crash_line_is_named_not_the_first_backtrace() -> None:
         == "[45.88] Call Trace: | [45.86] RIP: 0010:exc_debug_kernel+0xca/0x160"
     )
     assert console_crash(["all well"]) == ""
+
+
+def test_a_stalled_cpu_is_named_as_a_stall_not_as_a_crash() -> None:
+    # As the CI run of 2026-11-24 saw it (s2idle entry never came): RCU's stall report, whose
+    # backtrace is not a crash, and its hint that one vCPU's timer stopped.
+    lines = [
+        "[   45.32] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+        "[   45.32] rcu: \t0-...!: (0 ticks this GP) idle=b698/0/0x0 softirq=5228/5228 fqs=0",
+        "[   45.33] Call Trace:",
+        "[   45.33] rcu: rcu_preempt kthread timer wakeup didn't happen for 5252 jiffies!",
+        "[   45.33] rcu: \tPossible timer handling issue on cpu=0 timer-softirq=1408",
+        "[  108.35] RIP: 0010:recalc_sigpending+0x47/0x80",
+    ]
+    assert console_crash(lines) == ""
+    assert console_diagnosis(lines) == (
+        "a guest CPU stalled (no progress for 21 s or more): "
+        "[   45.32] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks: | "
+        "Possible timer handling issue on cpu=0"
+    )
+    soft = ["[68.65] watchdog: BUG: soft lockup - CPU#1 stuck for 48s! [resume:135]"]
+    assert console_diagnosis(soft).startswith("a guest CPU stalled")
+    # A real crash after a stall is still the crash.
+    panic = [*lines, "[120.0] Kernel panic - not syncing: hung_task: blocked tasks"]
+    assert console_diagnosis(panic).startswith("the guest kernel crashed: [120.0] Kernel panic")
+    assert console_diagnosis(["all well"]) == ""
 
 
 def test_a_guest_that_crashes_while_waking_is_diagnosed_by_its_console(tmp_path: Path) -> None:
