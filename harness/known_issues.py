@@ -1,5 +1,5 @@
-"""Understood failures (testcases/known_issues.toml), by transition, guest kernel, QEMU version
-and reason."""
+"""Understood failures (testcases/known_issues.toml), by transition, guest kernel, QEMU version,
+accelerator and reason."""
 
 from __future__ import annotations
 
@@ -21,13 +21,17 @@ class KnownIssue:
     reason: str
     summary: str
     qemu: str = ""  # a regular expression over QEMU's version; empty: any
+    accel: str = ""  # a regular expression over the accelerator (tcg, kvm); empty: any
 
-    def matches(self, transition: str, kernel: str, reason: str, qemu: str = "") -> bool:
+    def matches(
+        self, transition: str, kernel: str, reason: str, qemu: str = "", accel: str = ""
+    ) -> bool:
         return (
             fnmatch.fnmatchcase(transition, self.transition)
             and re.search(self.kernel, kernel) is not None
             and re.search(self.reason, reason) is not None
             and re.search(self.qemu, qemu) is not None
+            and re.search(self.accel, accel) is not None
         )
 
 
@@ -43,6 +47,7 @@ def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
                 e["reason"],
                 " ".join(e["summary"].split()),
                 e.get("qemu", ""),
+                e.get("accel", ""),
             )
             for e in entries
         ]
@@ -51,6 +56,11 @@ def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
 
 
 def find(
-    issues: list[KnownIssue], transition: str, kernel: str, reason: str, qemu: str = ""
+    issues: list[KnownIssue],
+    transition: str,
+    kernel: str,
+    reason: str,
+    qemu: str = "",
+    accel: str = "",
 ) -> KnownIssue | None:
-    return next((i for i in issues if i.matches(transition, kernel, reason, qemu)), None)
+    return next((i for i in issues if i.matches(transition, kernel, reason, qemu, accel)), None)

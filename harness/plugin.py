@@ -289,6 +289,7 @@ def expect_pass(series: CycleSeries) -> None:
             str(combination.get("kernel") or ""),
             series.reason,
             str(combination.get("qemu_version") or ""),
+            str(combination.get("accel") or ""),
         )
         if issue is not None:
             series.known_issue = issue.summary

@@ -66,6 +66,22 @@ def test_known_issue_scoped_to_a_qemu_version() -> None:
     )
 
 
+def test_known_issue_scoped_to_an_accelerator() -> None:
+    from harness import known_issues
+
+    issues = known_issues.load()
+    reason = (
+        "suspend-entry: ... never printed 'PM: suspend-to-idle' within 90s; a guest CPU "
+        "stalled (no progress for 21 s or more): rcu: INFO: rcu_preempt detected stalls"
+    )
+    hit = known_issues.find(issues, "s2idle", "6.1.0-56-amd64", reason, "7.2.22", "tcg")
+    assert hit is not None and "TCG" in hit.summary
+    assert known_issues.find(issues, "s2idle", "6.1.0-56-amd64", reason, "7.2.22", "kvm") is None
+    assert known_issues.find(issues, "s2idle", "6.1.0-56-amd64", reason, "10.0.2", "tcg") is None
+    crash = "suspend-entry: ...; the guest kernel crashed: Kernel panic"
+    assert known_issues.find(issues, "s2idle", "6.1.0-56-amd64", crash, "7.2.22", "tcg") is None
+
+
 def test_a_kernel_from_another_suite_adds_that_suite() -> None:
     assert mirror_lines("bookworm", "linux-image-amd64") == []
     assert mirror_lines("bookworm", "linux-image-amd64/bookworm") == []
