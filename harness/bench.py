@@ -116,16 +116,15 @@ def _next_clock(
     return None
 
 
-# The steps of the checks after the wake besides the facts script, in their order.
+# The steps of the checks after the wake besides the facts script, in their order; the
+# stream's tail and the transfers run beside the facts script.
 AFTER_WAKE_STEPS = (
     ("agent_clock", "clock read and set through the agent"),
     ("agent_net", "network facts through the agent"),
     ("echo", "the TCP echo"),
-    ("stream_tail", "the stream's tail"),
-    ("clock", "clock over ssh"),
-    ("kernel_log", "kernel log"),
-    ("transfers", "1 MiB each way"),
-    ("irqs", "interrupt count after the transfers"),
+    ("stream_tail", "the stream's tail (beside the facts script)"),
+    ("transfers", "1 MiB each way (beside the facts script)"),
+    ("closing", "clock, interrupt count and kernel log, one round trip"),
 )
 
 

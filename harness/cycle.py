@@ -6,11 +6,12 @@ evidence. ``run_series`` repeats it on one boot and proves every cycle by its ow
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from harness import live_probes
@@ -374,28 +375,40 @@ def _capture_after(
         if echo is not None:
             with timed("echo"):
                 evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
-        if stream is not None:
-            with timed("stream_tail"):
-                evidence.after["tcp.stream"] = live_probes.judge_stream(
-                    stream.result(machine.timeouts.wake)
-                )
-        with timed("clock"):
-            evidence.after.update(live_probes.measure_clock(machine))
-        evidence.after.update(_capture(machine, probes, "after", evidence))
-        with timed("kernel_log"):
+        # The network's part (the stream's tail, 1 MiB each way) runs on its own ssh channel
+        # beside the facts script: one works the guest's disks and processes, the other its
+        # NIC. The closing look comes after both, so its kernel log has what they provoked.
+        with concurrent.futures.ThreadPoolExecutor(1, "network-checks") as pool:
+            network = pool.submit(_network_checks, machine, stream, evidence, timed)
+            evidence.after.update(_capture(machine, probes, "after", evidence))
+            network.result()
+        with timed("closing"):
             lines = int(evidence.before.get("guest.dmesg_lines") or 0)
-            evidence.kernel_log = live_probes.kernel_log_since(machine, lines)
-        with timed("transfers"):
-            evidence.after.update(live_probes.transfer_both_ways(machine))
-        with timed("irqs"):
-            irqs = live_probes.net_facts_via_ssh(machine).get("net.irqs", "")
-            evidence.after["net.irqs_after_transfer"] = irqs
+            facts, evidence.kernel_log = live_probes.closing_facts(machine, lines)
+            evidence.after["net.irqs_after_transfer"] = facts.pop("net.irqs", "")
+            evidence.after.update({k: v for k, v in facts.items() if k.startswith("clock.")})
     except HarnessError as exc:
         evidence.after_error = str(exc)
     finally:
         for channel in (echo, stream):
             if channel is not None:
                 channel.close()
+
+
+def _network_checks(
+    machine: Machine,
+    stream: StreamDownload | None,
+    evidence: CycleEvidence,
+    timed: Callable[[str], contextlib.AbstractContextManager[None]],
+) -> None:
+    """The stream's tail, then a checksummed MiB each way over ssh (virtio-net)."""
+    if stream is not None:
+        with timed("stream_tail"):
+            evidence.after["tcp.stream"] = live_probes.judge_stream(
+                stream.result(machine.timeouts.wake)
+            )
+    with timed("transfers"):
+        evidence.after.update(live_probes.transfer_both_ways(machine))
 
 
 @contextlib.contextmanager

@@ -10,21 +10,37 @@ import time
 
 from harness.machine import Machine
 from harness.probes import NET_SCRIPT, STATE_DIR, STREAM_BYTES, STREAM_COMMAND, parse_facts
+from harness.ssh import CommandResult
 
 TRANSFER_BYTES = 1 << 20
 
 
-def measure_clock(machine: Machine) -> dict[str, str]:
-    """Guest wall clock minus host wall clock, with the uncertainty of one round trip."""
-    sent = time.time()
-    result = machine.run("date +%s.%N")
-    received = time.time()
+def _clock_step(guest_seconds: str, sent: float, received: float) -> dict[str, str]:
     try:
-        guest = float(result.stdout.strip())
+        guest = float(guest_seconds.strip())
     except ValueError:
-        return {"clock.error": result.stdout.strip()[:100]}
+        return {"clock.error": guest_seconds.strip()[:100]}
     step = guest - (sent + received) / 2
     return {"clock.step_s": f"{step:.3f}", "clock.uncertainty_s": f"{(received - sent) / 2:.3f}"}
+
+
+LOG_MARK = "--- kernel log ---"
+
+
+def closing_facts(machine: Machine, line_count: int) -> tuple[dict[str, str], list[str]]:
+    """The last look after the wake, in one round trip: the guest's clock against the host's
+    (read first; its uncertainty is half the whole round trip), the NIC's facts (its interrupt
+    count after the transfers), and the kernel log after its first ``line_count`` lines,
+    which therefore has whatever the checks provoked."""
+    sent = time.time()
+    log = f"echo '{LOG_MARK}'; dmesg -x --notime | tail -n +{line_count + 1}"
+    result = machine.run(f"date +%s.%N; {NET_SCRIPT}\n{log}")
+    received = time.time()
+    head, _, kernel_log = result.stdout.partition(LOG_MARK + "\n")
+    first, _, net = head.partition("\n")
+    facts = _clock_step(first, sent, received)
+    facts.update(parse_facts(CommandResult(result.command, result.exit_status, net, "")))
+    return facts, kernel_log.splitlines()[-1000:]
 
 
 def measure_clock_via_agent(machine: Machine) -> str:
@@ -35,20 +51,9 @@ def measure_clock_via_agent(machine: Machine) -> str:
     return f"{int(guest_ns) / 1e9 - (sent + received) / 2:.3f}"
 
 
-def kernel_log_since(machine: Machine, line_count: int) -> list[str]:
-    """Kernel log lines after the first ``line_count`` ones, with facility and level."""
-    result = machine.run(f"dmesg -x --notime | tail -n +{line_count + 1}")
-    return result.stdout.splitlines()[-1000:]
-
-
 def net_facts(machine: Machine) -> dict[str, str]:
-    """Driver, link and interrupt facts of the default-route NIC, read through the agent."""
+    """Driver, link and interrupt facts of the virtio NIC, read through the agent."""
     return parse_facts(machine.agent_shell(NET_SCRIPT))
-
-
-def net_facts_via_ssh(machine: Machine) -> dict[str, str]:
-    """The same facts over ssh: a tenth of the agent's cost, where ssh is known to work."""
-    return parse_facts(machine.run(NET_SCRIPT))
 
 
 def transfer_both_ways(machine: Machine) -> dict[str, str]:

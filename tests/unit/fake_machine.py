@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
-from harness.live_probes import STREAM_BYTES
+from harness.live_probes import LOG_MARK, STREAM_BYTES
 from harness.machine import Signal
 from harness.probes import NET_SCRIPT
 from harness.qemu.signals import qmp_signals
@@ -104,18 +104,17 @@ class FakeMachine:
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
-        if command == "date +%s.%N":
-            return CommandResult(command, 0, f"{time.time() + self.clock_offset:.6f}\n", "")
-        if command.startswith("dmesg -x"):
-            return CommandResult(command, 0, self.kernel_log, "")
+        if command.startswith("date +%s.%N;"):  # the closing look: clock, NIC, kernel log
+            clock = f"{time.time() + self.clock_offset:.6f}\n"
+            net = self.agent_shell(NET_SCRIPT).stdout
+            out = f"{clock}{net}{LOG_MARK}\n{self.kernel_log}"
+            return CommandResult(command, 0, out, "")
         if stdin is not None:
             return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "\n", "")
         if "base64 -w0" in command:
             data = b"guest data"
             out = hashlib.sha256(data).hexdigest() + "\n" + base64.b64encode(data).decode()
             return CommandResult(command, 0, out + "\n", "")
-        if command == NET_SCRIPT:  # the network facts alone, read over ssh
-            return self.agent_shell(command)
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:
