@@ -17,11 +17,17 @@ from dataclasses import dataclass, replace
 from harness import live_probes
 from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
-from harness.errors import GuestFault, HarnessError, SetupError, StateUnsupported
+from harness.errors import (
+    GuestFault,
+    HarnessError,
+    SetupError,
+    StateUnsupported,
+    SuspendNotEntered,
+)
 from harness.faults import AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.machine import Machine
 from harness.ssh import EchoChannel, StreamDownload
-from harness.transitions import Marks, Rewake, Transition
+from harness.transitions import GUEST_SAYS_RESUMED, Marks, Rewake, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
 
 KERNEL_PM_LINE = re.compile(
@@ -74,13 +80,25 @@ def console_stall(lines: Sequence[str]) -> str:
     return " | ".join(part for part in (stall, hint) if part)
 
 
-def console_diagnosis(lines: Sequence[str]) -> str:
+def console_stopped_at(lines: Sequence[str]) -> str:
+    """The guest's last power-management line when it began a transition and never finished
+    it (no suspend or hibernation exit after it): where in the kernel's sequence it stopped."""
+    steps = [ln.strip() for ln in lines if KERNEL_PM_LINE.search(ln)]
+    if not steps or GUEST_SAYS_RESUMED.search(steps[-1]):
+        return ""
+    return steps[-1]
+
+
+def console_diagnosis(lines: Sequence[str], *, entering: bool = False) -> str:
     """What the console says about a guest that did not do what it was asked: a crash, else
-    a CPU stall; empty when it says neither."""
+    a CPU stall, else (when it was asked to go to sleep) the step of the kernel's sleep
+    sequence it stopped at; empty when it says none of these."""
     if crash := console_crash(lines):
         return f"the guest kernel crashed: {crash}"
     if stall := console_stall(lines):
         return f"a guest CPU stalled (no progress for 21 s or more): {stall}"
+    if entering and (step := console_stopped_at(lines)):
+        return f"the guest's sleep sequence stopped at '{step}'"
     return ""
 
 
@@ -285,7 +303,11 @@ def _ended_early(
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
     reason = str(exc)
-    if diagnosis := console_diagnosis(machine.console.lines_since(marks.console)):
+    entering = isinstance(exc, SuspendNotEntered) or (
+        isinstance(exc, GuestFault) and exc.stage == "request"
+    )
+    lines = machine.console.lines_since(marks.console)
+    if diagnosis := console_diagnosis(lines, entering=entering):
         reason += f"; {diagnosis}"
     outcome = _finish(machine, evidence, marks, verdict, reason)
     outcome.artifacts.update(machine.hang_evidence(f"cycle{evidence.cycle}"))

@@ -61,6 +61,34 @@ def test_other_agent_errors_are_a_fail(tmp_path: Path) -> None:
     assert outcome.verdict is Verdict.FAIL and outcome.reason.startswith("request:")
 
 
+def test_a_guest_hung_half_way_into_sleep_is_named_by_the_step_it_stopped_at(
+    tmp_path: Path,
+) -> None:
+    """Seen under libvirt: dompmsuspend timed out (libvirt error 86) while the guest's
+    console had stopped at 'Freezing user space processes'."""
+    timeout = GuestFault("agent", "Guest agent not available for now (libvirt error 86)")
+    machine = FakeMachine(tmp_path, agent_answer=timeout, sleeps=False)
+    machine.console.feed(b"login: ")  # before the cycle's mark: not part of the diagnosis
+    original_fire = machine.agent_fire
+
+    def fire_then_hang(command: str, arguments: dict[str, object] | None = None) -> object:
+        machine.console.feed(
+            b"[   19.29] PM: suspend entry (deep)\n[   19.33] Freezing user space processes\n"
+        )
+        return original_fire(command, arguments)
+
+    machine.agent_fire = fire_then_hang  # type: ignore[method-assign,assignment]
+    outcome = run_cycle(machine, S3_AGENT)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.endswith(
+        "the guest's sleep sequence stopped at '[   19.33] Freezing user space processes'"
+    ), outcome.reason
+    # Only a guest asked to sleep is said to have stopped in its sleep sequence.
+    said = ["[ 20.1] PM: suspend entry (deep)", "[ 20.9] PM: suspend exit"]
+    assert console_diagnosis(said, entering=True) == ""
+    assert console_diagnosis(said[:1], entering=False) == ""
+
+
 def test_hibernate_without_swap_is_an_error_naming_the_fix(tmp_path: Path) -> None:
     outcome = run_cycle(FakeMachine(tmp_path, swap=""), S4_SYSTEMCTL)
     assert outcome.verdict is Verdict.ERROR
