@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from dataclasses import dataclass, replace
 from harness import live_probes
 from harness import probes as probe_lib
 from harness.checks import DEFAULT_CHECKS, Check
+from harness.console_diagnosis import KERNEL_PM_LINE, console_diagnosis
 from harness.errors import (
     GuestFault,
     HarnessError,
@@ -27,79 +27,8 @@ from harness.errors import (
 from harness.faults import AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.machine import Machine
 from harness.ssh import EchoChannel, StreamDownload
-from harness.transitions import GUEST_SAYS_RESUMED, Marks, Rewake, Transition
+from harness.transitions import Marks, Rewake, Transition
 from harness.verdict import CycleEvidence, CycleOutcome, Verdict
-
-KERNEL_PM_LINE = re.compile(
-    r"PM: |ACPI: PM|ACPI: Waking|hibernation|Freezing|Restarting tasks|Image loading|"
-    r"suspend-to-idle|Syncing filesystems|Swap|swsusp"
-)
-
-
-# Worst first: a WARN's backtrace often comes before the fault that kills the guest.
-CRASH_LINES = tuple(
-    re.compile(pattern)
-    for pattern in (
-        r"Kernel panic",
-        r"PANIC: |double fault",
-        r"Oops|BUG: |general protection fault",
-        r"Call Trace",
-    )
-)
-
-# A stalled CPU is not a crash: the kernel reports it (with a backtrace) and carries on, or
-# the CPU never comes back. Under TCG a vCPU that stops taking its local APIC timer
-# interrupts shows as RCU's "timer wakeup didn't happen ... Possible timer handling issue".
-STALL_LINE = re.compile(r"rcu: INFO: .*stall|watchdog: BUG: soft lockup")
-TIMER_ISSUE_LINE = re.compile(r"Possible timer handling issue on cpu=\d+")
-
-
-def console_crash(lines: Sequence[str]) -> str:
-    """The worst kernel crash line on the console and where it happened (the RIP line after
-    it), so that a guest that never comes back is diagnosed, not only timed out."""
-    crash_lines = [ln for ln in lines if not STALL_LINE.search(ln)]
-    stall_at = next((i for i, ln in enumerate(lines) if STALL_LINE.search(ln)), None)
-    for pattern in CRASH_LINES:
-        at = next((i for i, ln in enumerate(crash_lines) if pattern.search(ln)), None)
-        if at is None:
-            continue
-        if pattern.pattern == "Call Trace" and stall_at is not None:
-            break  # the backtrace of the stall report, not of a crash
-        where = next((ln.strip() for ln in crash_lines[at:] if "RIP: " in ln), "")
-        where = where or next((ln.strip() for ln in crash_lines if "RIP: " in ln), "")
-        return " | ".join(part for part in (crash_lines[at].strip(), where) if part)
-    return ""
-
-
-def console_stall(lines: Sequence[str]) -> str:
-    """The first CPU stall the kernel reported, with its timer-handling hint if it gave one."""
-    stall = next((ln.strip() for ln in lines if STALL_LINE.search(ln)), "")
-    if not stall:
-        return ""
-    hint = next((m.group(0) for ln in lines if (m := TIMER_ISSUE_LINE.search(ln))), "")
-    return " | ".join(part for part in (stall, hint) if part)
-
-
-def console_stopped_at(lines: Sequence[str]) -> str:
-    """The guest's last power-management line when it began a transition and never finished
-    it (no suspend or hibernation exit after it): where in the kernel's sequence it stopped."""
-    steps = [ln.strip() for ln in lines if KERNEL_PM_LINE.search(ln)]
-    if not steps or GUEST_SAYS_RESUMED.search(steps[-1]):
-        return ""
-    return steps[-1]
-
-
-def console_diagnosis(lines: Sequence[str], *, entering: bool = False) -> str:
-    """What the console says about a guest that did not do what it was asked: a crash, else
-    a CPU stall, else (when it was asked to go to sleep) the step of the kernel's sleep
-    sequence it stopped at; empty when it says none of these."""
-    if crash := console_crash(lines):
-        return f"the guest kernel crashed: {crash}"
-    if stall := console_stall(lines):
-        return f"a guest CPU stalled (no progress for 21 s or more): {stall}"
-    if entering and (step := console_stopped_at(lines)):
-        return f"the guest's sleep sequence stopped at '{step}'"
-    return ""
 
 
 @dataclass(frozen=True)
@@ -307,7 +236,8 @@ def _ended_early(
         isinstance(exc, GuestFault) and exc.stage == "request"
     )
     lines = machine.console.lines_since(marks.console)
-    if diagnosis := console_diagnosis(lines, entering=entering):
+    diagnosis = console_diagnosis(lines, entering=entering)
+    if diagnosis and diagnosis not in reason:  # a stalled wait names its stall already
         reason += f"; {diagnosis}"
     outcome = _finish(machine, evidence, marks, verdict, reason)
     outcome.artifacts.update(machine.hang_evidence(f"cycle{evidence.cycle}"))

@@ -85,5 +85,10 @@ class WakeTimeout(GuestFault):
     """The guest was woken (or relaunched) but never came back."""
 
 
+class GuestStalled(GuestFault):
+    """A guest CPU stalled while the harness waited for the guest to come back (the kernel's
+    own stall report on the console): the wait ends there instead of at its limit."""
+
+
 class StateUnsupported(HarnessError):
     """This combination does not offer the requested sleep state (verdict UNSUPPORTED)."""

@@ -123,6 +123,35 @@ def cpu_stall() -> Fault:
     )
 
 
+# The guest wakes with its agent silent (SIGSTOP before the request) and a CPU that stalls:
+# a systemd-sleep hook starts the stall after the resume (as a unit of its own: what a hook
+# leaves behind dies with systemd-suspend.service). The harness must give up on the guest
+# when RCU's report comes out (21 s), not at the end of its wait; after 25 s the stall ends
+# and the agent is let go, so that the guest is usable again.
+STALL_ON_WAKE_HOOK = "/usr/lib/systemd/system-sleep/zz-s3s4-stall-on-wake"
+STALL_ON_WAKE_SCRIPT = f"""cat > /usr/local/sbin/s3s4-cpu-stall <<'EOF'
+{CPU_STALL_SCRIPT}; pkill -CONT -x qemu-ga
+EOF
+cat > {STALL_ON_WAKE_HOOK} <<'EOF'
+#!/bin/sh
+[ "$1" = post ] || exit 0
+rm -f "$0"
+systemd-run --no-block --collect --unit s3s4-cpu-stall sh /usr/local/sbin/s3s4-cpu-stall
+EOF
+chmod +x {STALL_ON_WAKE_HOOK} && pkill -STOP -x qemu-ga"""
+
+
+def cpu_stall_on_wake() -> Fault:
+    """The guest wakes with a stalled CPU and a silent agent (use an in-guest request: the
+    agent is stopped before it): the wait for the woken guest must end on the kernel's stall
+    report."""
+    return Fault(
+        "qemu-ga stopped before the request; a systemd-sleep hook stalls CPU 1 after the resume",
+        lambda m: _run_or_fail(m, STALL_ON_WAKE_SCRIPT),
+        BEFORE_REQUEST,
+    )
+
+
 def freeze_agent() -> Fault:
     """The guest agent is stopped (SIGSTOP) just before the request: its channel stays open but
     nothing answers, so every agent call must end on the harness's own bound."""

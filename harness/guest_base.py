@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.console import ConsoleLog
-from harness.errors import BootTimeout, GuestFault, HarnessError, SetupError
+from harness.console_diagnosis import stall_diagnosis
+from harness.errors import BootTimeout, GuestFault, GuestStalled, HarnessError, SetupError
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
@@ -122,6 +123,17 @@ class GuestBase:
 
     def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
         raise NotImplementedError
+
+    def _stall_since(self, stage: str, since: int) -> str:
+        """After a wake, a CPU stall reported on the console since ``since`` ends the wait for
+        the guest: the cycle fails whatever comes next (its kernel log has the stall), and
+        under TCG such a guest was seen not to answer within the whole wait. Boots are not cut
+        short: a stall report at boot under TCG was seen followed by a normal boot."""
+        return stall_diagnosis(self.console.lines_since(since)) if stage == "resume" else ""
+
+    def _check_not_stalled(self, stage: str, since: int) -> None:
+        if stall := self._stall_since(stage, since):
+            raise GuestStalled(stage, stall, evidence={"serial_log": str(self.serial_log)})
 
     def _looks_up(self) -> bool:
         """The VM runs (not asleep, not stopped) and ssh is connected."""

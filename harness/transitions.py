@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from harness.console_diagnosis import GUEST_SAYS_RESUMED
 from harness.errors import (
     AgentCommandError,
     AgentError,
@@ -150,11 +151,6 @@ class AgentCommand:
 # -- proof of entry ------------------------------------------------------------------------
 
 WAIT_SLICE = 0.5  # a wait for entry also looks at the request's answer this often
-
-GUEST_SAYS_RESUMED = re.compile(
-    r"PM: suspend exit|hibernation: hibernation exit|"
-    r"PM: hibernation exit"
-)
 
 
 class Entry(Protocol):
@@ -313,6 +309,8 @@ def _require_console(
 def wait_guest_ready(machine: Machine, timeout: float, timings: dict[str, float]) -> None:
     try:
         ready = machine.wait_ready("resume", timeout)
+    except GuestFault:
+        raise  # named already (a panic, a stalled CPU): not a timeout
     except HarnessError as exc:
         raise WakeTimeout("resume", str(exc)) from exc
     timings.update({f"resume_{k}": v for k, v in ready.items()})

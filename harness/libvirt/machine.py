@@ -232,8 +232,10 @@ class LibvirtMachine(GuestBase):
         """Ping until the agent answers; while libvirt says it is not connected, wait for its
         AGENT/CONNECTED event instead of asking again."""
         limit = deadline - time.monotonic()
+        console_mark = self.console.mark()
         while True:
             mark = self.events.mark()
+            self._check_not_stalled(stage, console_mark)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BootTimeout(

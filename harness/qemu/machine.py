@@ -269,11 +269,15 @@ class QemuMachine(GuestBase):
         deadline = time.monotonic() + timeout
         timings: dict[str, float] = {}
         start = time.monotonic()
+        mark = self.console.mark()
         try:
-            self._agent.sync(timeout, self._booting)
+            self._agent.sync(
+                timeout, lambda: self._booting() and not self._stall_since(stage, mark)
+            )
         except TimeoutError as exc:
             raise BootTimeout(f"{stage}: guest agent", timeout, str(exc)) from exc
         except AgentError as exc:
+            self._check_not_stalled(stage, mark)
             panic = self._panic_line()
             if panic:
                 raise KernelPanic(

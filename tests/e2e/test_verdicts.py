@@ -7,7 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.faults import FRESH_SWAP_WHILE_HIBERNATED, guest_only_pretends_to_suspend
+from harness.faults import (
+    FRESH_SWAP_WHILE_HIBERNATED,
+    cpu_stall_on_wake,
+    guest_only_pretends_to_suspend,
+)
 from harness.localise import LEVELS, localise
 from harness.platform_args import disable_sleep_state
 from harness.plugin import PowerCycle
@@ -39,6 +43,18 @@ def test_cold_boot_instead_of_resume_is_fail(power_cycle: PowerCycle) -> None:
     failed = {check.name for check in outcome.failed_checks}
     assert {"resumed_not_rebooted", "sentinel_carried_on"} <= failed, failed
     assert outcome.evidence.before["guest.boot_id"] != outcome.evidence.after["guest.boot_id"]
+
+
+def test_a_cpu_stall_while_waking_ends_the_wait_with_the_stall_named(
+    power_cycle: PowerCycle,
+) -> None:
+    """The guest wakes with a silent agent and a CPU that stalls: the wait for the woken guest
+    ends on the kernel's stall report (about 21 s), not at its 120 s limit, and names it."""
+    outcome = power_cycle(S3_SYSTEMCTL, faults=[cpu_stall_on_wake()]).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert outcome.reason.startswith("resume: a guest CPU stalled"), outcome.reason
+    assert "rcu: INFO: rcu_preempt detected stalls" in outcome.reason, outcome.reason
+    assert "cpu_dump" in outcome.artifacts, outcome.artifacts
 
 
 def test_missing_suspend_event_fails_the_cycle_even_after_passing_cycles(

@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.console_diagnosis import console_crash, console_diagnosis
 from harness.cycle import (
     RTC_RESTORED_TOLERANCE_S,
     CycleOptions,
     clock_tolerance,
-    console_crash,
-    console_diagnosis,
     run_cycle,
     run_group_cycle,
     run_series,
 )
-from harness.errors import AgentCommandError, GuestFault
+from harness.errors import AgentCommandError, GuestFault, GuestStalled
 from harness.machine import Signal
 from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
 from harness.verdict import Verdict
@@ -87,6 +86,22 @@ def test_a_guest_hung_half_way_into_sleep_is_named_by_the_step_it_stopped_at(
     said = ["[ 20.1] PM: suspend entry (deep)", "[ 20.9] PM: suspend exit"]
     assert console_diagnosis(said, entering=True) == ""
     assert console_diagnosis(said[:1], entering=False) == ""
+
+
+def test_a_wait_for_a_woken_guest_ended_by_a_stall_is_not_called_a_timeout(
+    tmp_path: Path,
+) -> None:
+    machine = FakeMachine(tmp_path)
+    stall = "a guest CPU stalled (no progress for 21 s or more): rcu: INFO: detected stalls"
+
+    def stalled(stage: str, timeout: float) -> dict[str, float]:
+        machine.console.feed(b"rcu: INFO: detected stalls\n")  # what the wait ended on
+        raise GuestStalled(stage, stall)
+
+    machine.wait_ready = stalled  # type: ignore[method-assign]
+    outcome = run_cycle(machine, S3_AGENT)
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason == f"resume: {stall}", outcome.reason
 
 
 def test_hibernate_without_swap_is_an_error_naming_the_fix(tmp_path: Path) -> None:
