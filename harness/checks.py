@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from harness.console_diagnosis import STALL_LINE, TIMER_ISSUE_LINE
 from harness.verdict import CheckResult, CycleEvidence
 
 Check = Callable[[CycleEvidence], CheckResult]
@@ -265,7 +266,7 @@ def clock_in_step(ev: CycleEvidence) -> CheckResult:
 
 # Kernel log classes; those in FAILING_CLASSES fail a cycle when they appear during it.
 KERNEL_LOG_CLASSES: dict[str, re.Pattern[str]] = {
-    "cpu_stall": re.compile(r"rcu: INFO: .*stall|BUG: soft lockup|Possible timer handling issue"),
+    "cpu_stall": re.compile(f"{STALL_LINE.pattern}|{TIMER_ISSUE_LINE.pattern}"),
     "bug": re.compile(r"\bBUG(?!: soft lockup)[: ]|kernel BUG at|Oops"),
     "warning": re.compile(r"WARNING: CPU: \d+|------------\[ cut here \]"),
     "call_trace": re.compile(r"Call Trace:"),
