@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from harness.console_diagnosis import STALL_LINE, TIMER_ISSUE_LINE
+from harness.probes import INFLIGHT_STEPS
 from harness.verdict import CheckResult, CycleEvidence
 
 Check = Callable[[CycleEvidence], CheckResult]
@@ -164,7 +165,11 @@ def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
     if requests[1] <= requests[0] and not ev.after_error and requests[0] >= 0:
         problems.append(f"request counter stuck at {requests[1]}")
     evidence = {"written": written, "reread": reread, "fresh": fresh, "fresh_reread": fresh_reread}
-    detail = "4 MiB before and after read back intact" if not problems else "; ".join(problems)
+    detail = (
+        "1 MiB written before and 1 MiB after read back intact (direct reads)"
+        if not problems
+        else "; ".join(problems)
+    )
     return CheckResult("disk_roundtrip", not problems, detail, evidence)
 
 
@@ -205,14 +210,15 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
         problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
     detail = (
-        "32 MiB in flight across the transition and 4 MiB after read back intact; "
-        f"requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
+        f"32 MiB written across the transition ({_inflight_steps(a)}) and 1 MiB after read "
+        f"back intact; requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
         if not problems
         else "; ".join(problems)
     )
     keys = (
         "blk.pattern_sha",
         "blk.inflight_status",
+        "blk.inflight_steps",
         "blk.inflight_sha",
         "blk.fresh_status",
         "blk.fresh_sha",
@@ -222,6 +228,13 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     return CheckResult(
         "virtio_blk_healthy", not problems, detail, {k: [b.get(k), a.get(k)] for k in keys}
     )
+
+
+def _inflight_steps(after: dict[str, str]) -> str:
+    steps = _int(after.get("blk.inflight_steps"))
+    if 0 <= steps < INFLIGHT_STEPS:
+        return f"{steps} of {INFLIGHT_STEPS} paced steps done when the suspend counter moved"
+    return f"in {INFLIGHT_STEPS} paced steps"
 
 
 def suspend_counted(ev: CycleEvidence) -> CheckResult:

@@ -51,45 +51,54 @@ fact guest.ram_marker @STATE@/marker
 """)
 IDENTITY = Probe(name="guest", before=_IDENTITY_SCRIPT, after=_IDENTITY_SCRIPT)
 
+# The sentinel uses shell builtins only (bash's ``read -t`` on a FIFO nobody writes as its
+# sleep, the counter overwritten in place): under TCG a loop that starts ``mv`` and ``sleep``
+# every tick kept half of a vCPU busy for the whole cycle and slowed everything the guest did.
 SENTINEL = Probe(
     name="sentinel",
     before=_fill("""
 if [ -f @STATE@/sentinel.pid ]; then kill "$(cat @STATE@/sentinel.pid)" 2>/dev/null; fi
-rm -f @STATE@/sentinel.pid @STATE@/count
-setsid sh -c 'echo $$ > @STATE@/pid.new; mv @STATE@/pid.new @STATE@/sentinel.pid
-  i=0; while :; do i=$((i+1)); echo $i > @STATE@/count.new; mv @STATE@/count.new @STATE@/count
-  sleep 0.1; done' </dev/null >/dev/null 2>&1 &
-timeout 10 sh -c 'until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ]; do sleep .05; done'
-echo "sentinel.pid=$(cat @STATE@/sentinel.pid)"
-echo "sentinel.count=$(cat @STATE@/count)"
+rm -f @STATE@/sentinel.pid @STATE@/count @STATE@/tick
+mkfifo @STATE@/tick
+setsid bash -c 'exec 3<>@STATE@/tick; echo $$ > @STATE@/pid.new
+  mv @STATE@/pid.new @STATE@/sentinel.pid; i=0
+  while :; do i=$((i+1)); printf "%s\\n" $i 1<> @STATE@/count; read -r -t 0.1 -u 3; done' \\
+  </dev/null >/dev/null 2>&1 &
+timeout 10 bash -c 'exec 3<>@STATE@/tick
+  until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ]; do read -r -t 0.02 -u 3; done'
+v=; read -r v < @STATE@/sentinel.pid; echo "sentinel.pid=$v"
+v=; read -r v < @STATE@/count; echo "sentinel.count=$v"
 """),
     after=_fill("""
-pid=$(cat @STATE@/sentinel.pid 2>/dev/null)
+pid=; read -r pid 2>/dev/null < @STATE@/sentinel.pid
 echo "sentinel.pid=$pid"
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "sentinel.alive=yes"; \
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "sentinel.alive=yes"; \\
   else echo "sentinel.alive=no"; fi
-c1=$(cat @STATE@/count 2>/dev/null)
+c1=; read -r c1 2>/dev/null < @STATE@/count
 echo "sentinel.count=$c1"
-timeout 10 sh -c 'while [ "$(cat @STATE@/count 2>/dev/null)" = "$0" ]; do sleep 0.05; done' "$c1"
-echo "sentinel.count_later=$(cat @STATE@/count 2>/dev/null)"
+timeout 10 bash -c 'exec 3<>@STATE@/tick
+  while read -r c < @STATE@/count && [ "$c" = "$0" ]; do read -r -t 0.05 -u 3; done' "$c1"
+v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
 """),
 )
 
+# Read back with O_DIRECT rather than after dropping every cache: the other probes running
+# beside this one would then read their programs from disk again.
 DISK = Probe(
     name="disk",
     before=_fill("""
 head -c 1048576 /dev/urandom > @FILE@ && sync @FILE@
-echo "disk.written_sha=$(sha256sum < @FILE@ | cut -d' ' -f1)"
+sha=$(sha256sum < @FILE@); echo "disk.written_sha=${sha%% *}"
 """),
     after=_fill("""
-sync; echo 3 > /proc/sys/vm/drop_caches
-echo "disk.reread_sha=$(sha256sum < @FILE@ 2>/dev/null | cut -d' ' -f1)"
-fresh=$(head -c 1048576 /dev/urandom | tee @FILE@.new | sha256sum | cut -d' ' -f1)
-sync @FILE@.new; echo "disk.fresh_write_status=$?"
-echo 3 > /proc/sys/vm/drop_caches
-echo "disk.fresh_sha=$fresh"
-echo "disk.fresh_reread_sha=$(sha256sum < @FILE@.new 2>/dev/null | cut -d' ' -f1)"
-rm -f @FILE@.new
+sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum); echo "disk.reread_sha=${sha%% *}"
+head -c 1048576 /dev/urandom > @STATE@/disk.fresh
+sha=$(sha256sum < @STATE@/disk.fresh); echo "disk.fresh_sha=${sha%% *}"
+dd if=@STATE@/disk.fresh of=@FILE@.new bs=1M oflag=direct conv=fsync 2>/dev/null
+echo "disk.fresh_write_status=$?"
+sha=$(dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null | sha256sum)
+echo "disk.fresh_reread_sha=${sha%% *}"
+rm -f @FILE@.new @STATE@/disk.fresh
 """),
 )
 
@@ -143,35 +152,56 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
   for (i = 2; i <= n + 1; i++) s += $i} END {print "net.irqs=" s + 0}' /proc/interrupts
 """
 
-# The scratch disk /dev/vdc: a direct write started just before the sleep request is still in
-# flight when the guest freezes; after resume it must complete and read back intact. Then a
-# fresh write, fsync, and direct read back at another offset.
+# The scratch disk /dev/vdc: the pattern is written in direct 2 MiB steps paced by the guest's
+# own clock until the guest's suspend counter moves, so that the write is still going on when
+# the guest freezes (written in one go it took 0.2 s and was over long before the request);
+# once the guest has slept and woken the rest goes in one direct write with fsync. After the
+# resume it must have completed and read back intact. Then a fresh write, fsync, and direct
+# read back at another offset. ``blk.inflight_steps`` counts the steps written before the
+# counter moved (all of them when it never does: hibernation, a host save).
+INFLIGHT_STEP_MIB = 2
+INFLIGHT_STEPS = 16  # 32 MiB, the pattern's size; paced 0.1 s apart
 BLOCK = Probe(
     name="blk",
     before=PATTERN_READY
-    + _fill("""
-echo "blk.pattern_sha=$(cat @STATE@/pattern.sha)"
-rm -f @STATE@/inflight.status
-echo "blk.vdc_requests=$(awk '{print $1 + $5}' /sys/block/vdc/stat 2>/dev/null)"
-setsid sh -c 'dd if=@STATE@/pattern of=/dev/vdc bs=64k oflag=direct conv=fsync 2>/dev/null
-  echo $? > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
+    + _fill(f"""
+v=; read -r v < @STATE@/pattern.sha; echo "blk.pattern_sha=$v"
+rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick
+mkfifo @STATE@/blk.tick
+read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
+setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_stats/success
+  i=0; rc=0
+  while [ $i -lt {INFLIGHT_STEPS} ]; do
+    read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || break
+    dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i count=1 \\
+      oflag=direct 2>/dev/null || {{ rc=$?; break; }}
+    i=$((i + 1)); read -r -t 0.1 -u 3
+  done
+  echo $i > @STATE@/inflight.steps
+  if [ $rc = 0 ]; then
+    dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i oflag=direct \\
+      conv=fsync 2>/dev/null; rc=$?
+  fi
+  echo $rc > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
 """),
     after=_fill("""
-timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
-echo "blk.inflight_status=$(cat @STATE@/inflight.status 2>/dev/null || echo unfinished)"
+[ -s @STATE@/inflight.status ] || \\
+  timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
+v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"
+v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
 # Compared byte for byte (cmp costs half of a second sha256 under TCG): data equal to the
 # pattern has the pattern's checksum; anything else is named as such.
 if dd if=/dev/vdc bs=4M count=8 iflag=direct 2>/dev/null | cmp -s - @STATE@/pattern; then
-  echo "blk.inflight_sha=$(cat @STATE@/pattern.sha)"
+  read -r v < @STATE@/pattern.sha; echo "blk.inflight_sha=$v"
 else echo "blk.inflight_sha=differs from the pattern"; fi
 head -c 1048576 /dev/urandom > @STATE@/fresh
-echo "blk.fresh_sha=$(sha256sum < @STATE@/fresh | cut -d' ' -f1)"
+sha=$(sha256sum < @STATE@/fresh); echo "blk.fresh_sha=${sha%% *}"
 dd if=@STATE@/fresh of=/dev/vdc bs=1M seek=40 oflag=direct conv=fsync 2>/dev/null
 echo "blk.fresh_status=$?"
-echo "blk.fresh_reread_sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | \
-  sha256sum | cut -d' ' -f1)"
-echo "blk.vdc_requests=$(awk '{print $1 + $5}' /sys/block/vdc/stat 2>/dev/null)"
-rm -f @STATE@/fresh
+sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | sha256sum)
+echo "blk.fresh_reread_sha=${sha%% *}"
+read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
+rm -f @STATE@/fresh @STATE@/blk.tick
 """),
 )
 
