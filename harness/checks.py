@@ -233,7 +233,7 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
 def _inflight_steps(after: dict[str, str]) -> str:
     steps = _int(after.get("blk.inflight_steps"))
     if 0 <= steps < INFLIGHT_STEPS:
-        return f"{steps} of {INFLIGHT_STEPS} paced steps done when the suspend counter moved"
+        return f"{steps} of {INFLIGHT_STEPS} paced steps done before the guest slept"
     return f"in {INFLIGHT_STEPS} paced steps"
 
 

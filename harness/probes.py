@@ -153,12 +153,13 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 """
 
 # The scratch disk /dev/vdc: the pattern is written in direct 2 MiB steps paced by the guest's
-# own clock until the guest's suspend counter moves, so that the write is still going on when
-# the guest freezes (written in one go it took 0.2 s and was over long before the request);
-# once the guest has slept and woken the rest goes in one direct write with fsync. After the
-# resume it must have completed and read back intact. Then a fresh write, fsync, and direct
-# read back at another offset. ``blk.inflight_steps`` counts the steps written before the
-# counter moved (all of them when it never does: hibernation, a host save).
+# own clock until the guest is seen to have slept, so that the write is still going on when the
+# guest freezes (written in one go it took 0.2 s and was over long before the request); then
+# the rest goes in one direct write with fsync. Slept: its suspend counter moved, or its boot
+# clock (/proc/uptime, which counts time asleep, also in hibernation) jumped by over a second
+# between two steps. After the resume it must have completed and read back intact. Then a
+# fresh write, fsync, and direct read back at another offset. ``blk.inflight_steps`` counts
+# the steps written before the guest slept (all of them when it was not seen to: a host save).
 INFLIGHT_STEP_MIB = 2
 INFLIGHT_STEPS = 16  # 32 MiB, the pattern's size; paced 0.1 s apart
 BLOCK = Probe(
@@ -170,9 +171,11 @@ rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick
 mkfifo @STATE@/blk.tick
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
 setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_stats/success
-  i=0; rc=0
+  i=0; rc=0; last=
   while [ $i -lt {INFLIGHT_STEPS} ]; do
     read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || break
+    read -r up _ < /proc/uptime; up=$((10#${{up%.*}}${{up#*.}}))
+    [ -n "$last" ] && [ $((up - last)) -gt 100 ] && break; last=$up
     dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i count=1 \\
       oflag=direct 2>/dev/null || {{ rc=$?; break; }}
     i=$((i + 1)); read -r -t 0.1 -u 3

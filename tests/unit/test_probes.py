@@ -1,9 +1,22 @@
+import os
 import subprocess
 import time
 from pathlib import Path
 
-from harness.probes import DEFAULT_PROBES, STATE_DIR, Probe, parse_facts, probe_seconds, script
+from harness.probes import (
+    BLOCK,
+    DEFAULT_PROBES,
+    INFLIGHT_STEP_MIB,
+    INFLIGHT_STEPS,
+    STATE_DIR,
+    Probe,
+    parse_facts,
+    probe_seconds,
+    script,
+)
 from harness.ssh import CommandResult
+
+BLOCK_PATTERN_BYTES = INFLIGHT_STEP_MIB * INFLIGHT_STEPS * 1048576
 
 
 def test_facts_are_name_dot_key_lines_only() -> None:
@@ -58,3 +71,69 @@ def test_probes_after_the_first_run_side_by_side_and_print_in_order(tmp_path: Pa
 
 def test_a_phase_without_fragments_has_no_marks() -> None:
     assert script((Probe("net", "echo net.x=1", ""),), "after").strip() == ""
+
+
+def _paced_writer(tmp_path: Path) -> tuple[str, Path, Path]:
+    """The block probe's before-fragment with the guest's paths pointed into ``tmp_path``:
+    its suspend counter a file the test moves, /dev/vdc a file."""
+    counter, disk = tmp_path / "success", tmp_path / "vdc"
+    counter.write_text("0\n")
+    disk.write_bytes(b"")
+    (tmp_path / "pattern").write_bytes(os.urandom(BLOCK_PATTERN_BYTES))
+    (tmp_path / "pattern.sha").write_text("x\n")
+    text = (
+        BLOCK.before.replace("/sys/power/suspend_stats/success", str(counter))
+        .replace("/sys/block/vdc/stat", "/dev/null")
+        .replace("/dev/vdc", str(disk))
+        .replace("oflag=direct", "")
+        .replace(STATE_DIR, str(tmp_path))
+    )
+    return text, counter, disk
+
+
+def _wait_for(path: Path, limit: float = 20.0) -> str:
+    deadline = time.monotonic() + limit
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path.name} never written"
+        time.sleep(0.05)
+    return path.read_text().strip()
+
+
+def test_the_in_flight_write_is_paced_until_the_suspend_counter_moves(tmp_path: Path) -> None:
+    text, counter, disk = _paced_writer(tmp_path)
+    subprocess.run(["bash", "-c", text], check=True, capture_output=True)
+    time.sleep(0.45)  # a few paced steps, as while the guest goes to sleep
+    assert not (tmp_path / "inflight.status").exists()  # still going on
+    counter.write_text("1\n")  # the guest slept and woke
+    assert _wait_for(tmp_path / "inflight.status") == "0"
+    steps = int(_wait_for(tmp_path / "inflight.steps"))
+    assert 1 <= steps < INFLIGHT_STEPS, steps
+    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()  # the rest in one go
+
+
+def test_the_in_flight_write_paces_every_step_when_the_guest_never_sleeps(
+    tmp_path: Path,
+) -> None:
+    text, _, disk = _paced_writer(tmp_path)
+    started = time.monotonic()
+    subprocess.run(["bash", "-c", text], check=True, capture_output=True)
+    assert _wait_for(tmp_path / "inflight.status") == "0"
+    assert time.monotonic() - started >= 0.1 * (INFLIGHT_STEPS - 1)
+    assert int(_wait_for(tmp_path / "inflight.steps")) == INFLIGHT_STEPS
+    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()
+
+
+def test_the_in_flight_write_ends_its_pacing_when_the_boot_clock_jumps(tmp_path: Path) -> None:
+    """Hibernation leaves the suspend counter alone; the boot clock counts the time away."""
+    text, _, disk = _paced_writer(tmp_path)
+    uptime = tmp_path / "uptime"
+    uptime.write_text("100.00 50.00\n")
+    subprocess.run(
+        ["bash", "-c", text.replace("/proc/uptime", str(uptime))], check=True, capture_output=True
+    )
+    time.sleep(0.45)
+    assert not (tmp_path / "inflight.status").exists()
+    uptime.write_text("115.07 51.00\n")  # 15 s away
+    assert _wait_for(tmp_path / "inflight.status") == "0"
+    assert 1 <= int(_wait_for(tmp_path / "inflight.steps")) < INFLIGHT_STEPS
+    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()
