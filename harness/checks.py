@@ -210,8 +210,8 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
         problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
     detail = (
-        f"32 MiB written across the transition ({_inflight_steps(a)}) and 1 MiB after read "
-        f"back intact; requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
+        f"32 MiB written from just before the request ({_inflight_steps(a)}) and 1 MiB after "
+        f"read back intact; requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
         if not problems
         else "; ".join(problems)
     )
@@ -231,10 +231,16 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
 
 
 def _inflight_steps(after: dict[str, str]) -> str:
-    steps = _int(after.get("blk.inflight_steps"))
-    if 0 <= steps < INFLIGHT_STEPS:
-        return f"{steps} of {INFLIGHT_STEPS} paced steps done before the guest slept"
-    return f"in {INFLIGHT_STEPS} paced steps"
+    """How the in-flight write's pacing ended ("<steps> <why>", see probes.BLOCK)."""
+    steps, _, why = (after.get("blk.inflight_steps") or "").partition(" ")
+    of = f"{steps} of {INFLIGHT_STEPS} paced steps"
+    if why == "slept":
+        return f"{of} written before the guest slept"
+    if why == "after":
+        return f"{of} written before the transition ended; the guest saw no sleep"
+    if why == "paced":
+        return f"all {INFLIGHT_STEPS} paced steps written before any sleep was seen"
+    return f"pacing ended: {after.get('blk.inflight_steps') or 'unknown'}"
 
 
 def suspend_counted(ev: CycleEvidence) -> CheckResult:

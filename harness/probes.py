@@ -153,15 +153,19 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 """
 
 # The scratch disk /dev/vdc: the pattern is written in direct 2 MiB steps paced by the guest's
-# own clock until the guest is seen to have slept, so that the write is still going on when the
-# guest freezes (written in one go it took 0.2 s and was over long before the request); then
-# the rest goes in one direct write with fsync. Slept: its suspend counter moved, or its boot
-# clock (/proc/uptime, which counts time asleep, also in hibernation) jumped by over a second
-# between two steps. After the resume it must have completed and read back intact. Then a
-# fresh write, fsync, and direct read back at another offset. ``blk.inflight_steps`` counts
-# the steps written before the guest slept (all of them when it was not seen to: a host save).
+# own clock, so that the write is still going on when the guest freezes (written in one go it
+# took 0.2 s, over long before the request), until one of: the guest is seen to have slept
+# (its suspend counter moved, or its boot clock, which counts time asleep also in hibernation,
+# jumped by over a second between two steps), the probe after the transition says it is over
+# (a word on the writer's FIFO: a host save is invisible to the guest), or the steps run out.
+# Then the rest goes in one direct write with fsync; after the resume all of it must read back
+# intact. Then a fresh write, fsync, and direct read back at another offset.
+# ``blk.inflight_steps`` is "<steps written before> <why the pacing ended>": slept, after or
+# paced. Each step starts a dd (50-100 ms of guest CPU under TCG, taken from the guest's own
+# way to sleep), hence a slow pace.
 INFLIGHT_STEP_MIB = 2
-INFLIGHT_STEPS = 16  # 32 MiB, the pattern's size; paced 0.1 s apart
+INFLIGHT_STEPS = 16  # 32 MiB, the pattern's size
+INFLIGHT_PACE_S = 0.4  # 6.4 s in all: under TCG a request can take 6 s to freeze the guest
 BLOCK = Probe(
     name="blk",
     before=PATTERN_READY
@@ -171,16 +175,17 @@ rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick
 mkfifo @STATE@/blk.tick
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
 setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_stats/success
-  i=0; rc=0; last=
+  i=0; rc=0; last=; over=; why=paced
   while [ $i -lt {INFLIGHT_STEPS} ]; do
-    read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || break
+    read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || {{ why=slept; break; }}
     read -r up _ < /proc/uptime; up=$((10#${{up%.*}}${{up#*.}}))
-    [ -n "$last" ] && [ $((up - last)) -gt 100 ] && break; last=$up
+    [ -n "$last" ] && [ $((up - last)) -gt 100 ] && {{ why=slept; break; }}; last=$up
+    [ -n "$over" ] && {{ why=after; break; }}
     dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i count=1 \\
-      oflag=direct 2>/dev/null || {{ rc=$?; break; }}
-    i=$((i + 1)); read -r -t 0.1 -u 3
+      oflag=direct 2>/dev/null || {{ rc=$?; why=failed; break; }}
+    i=$((i + 1)); read -r -t {INFLIGHT_PACE_S} -u 3 over
   done
-  echo $i > @STATE@/inflight.steps
+  echo "$i $why" > @STATE@/inflight.steps
   if [ $rc = 0 ]; then
     dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i oflag=direct \\
       conv=fsync 2>/dev/null; rc=$?
@@ -188,6 +193,8 @@ setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_sta
   echo $rc > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
 """),
     after=_fill("""
+# Opened read-write: never blocks, also when the writer has gone.
+[ -p @STATE@/blk.tick ] && { echo over >&4; } 4<>@STATE@/blk.tick
 [ -s @STATE@/inflight.status ] || \\
   timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
 v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"

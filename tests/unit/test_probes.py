@@ -6,6 +6,7 @@ from pathlib import Path
 from harness.probes import (
     BLOCK,
     DEFAULT_PROBES,
+    INFLIGHT_PACE_S,
     INFLIGHT_STEP_MIB,
     INFLIGHT_STEPS,
     STATE_DIR,
@@ -99,28 +100,26 @@ def _wait_for(path: Path, limit: float = 20.0) -> str:
     return path.read_text().strip()
 
 
+def _start(text: str) -> None:
+    subprocess.run(["bash", "-c", text], check=True, capture_output=True)
+
+
+def _ended(tmp_path: Path, disk: Path) -> tuple[int, str]:
+    """The writer's status, then its steps and why its pacing ended; all of it on the disk."""
+    assert _wait_for(tmp_path / "inflight.status") == "0"
+    steps, why = _wait_for(tmp_path / "inflight.steps").split()
+    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()  # the rest in one go
+    return int(steps), why
+
+
 def test_the_in_flight_write_is_paced_until_the_suspend_counter_moves(tmp_path: Path) -> None:
     text, counter, disk = _paced_writer(tmp_path)
-    subprocess.run(["bash", "-c", text], check=True, capture_output=True)
-    time.sleep(0.45)  # a few paced steps, as while the guest goes to sleep
+    _start(text)
+    time.sleep(1.0)  # a few paced steps, as while the guest goes to sleep
     assert not (tmp_path / "inflight.status").exists()  # still going on
     counter.write_text("1\n")  # the guest slept and woke
-    assert _wait_for(tmp_path / "inflight.status") == "0"
-    steps = int(_wait_for(tmp_path / "inflight.steps"))
-    assert 1 <= steps < INFLIGHT_STEPS, steps
-    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()  # the rest in one go
-
-
-def test_the_in_flight_write_paces_every_step_when_the_guest_never_sleeps(
-    tmp_path: Path,
-) -> None:
-    text, _, disk = _paced_writer(tmp_path)
-    started = time.monotonic()
-    subprocess.run(["bash", "-c", text], check=True, capture_output=True)
-    assert _wait_for(tmp_path / "inflight.status") == "0"
-    assert time.monotonic() - started >= 0.1 * (INFLIGHT_STEPS - 1)
-    assert int(_wait_for(tmp_path / "inflight.steps")) == INFLIGHT_STEPS
-    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()
+    steps, why = _ended(tmp_path, disk)
+    assert why == "slept" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
 
 
 def test_the_in_flight_write_ends_its_pacing_when_the_boot_clock_jumps(tmp_path: Path) -> None:
@@ -128,12 +127,30 @@ def test_the_in_flight_write_ends_its_pacing_when_the_boot_clock_jumps(tmp_path:
     text, _, disk = _paced_writer(tmp_path)
     uptime = tmp_path / "uptime"
     uptime.write_text("100.00 50.00\n")
-    subprocess.run(
-        ["bash", "-c", text.replace("/proc/uptime", str(uptime))], check=True, capture_output=True
-    )
-    time.sleep(0.45)
+    _start(text.replace("/proc/uptime", str(uptime)))
+    time.sleep(1.0)
     assert not (tmp_path / "inflight.status").exists()
     uptime.write_text("115.07 51.00\n")  # 15 s away
-    assert _wait_for(tmp_path / "inflight.status") == "0"
-    assert 1 <= int(_wait_for(tmp_path / "inflight.steps")) < INFLIGHT_STEPS
-    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()
+    steps, why = _ended(tmp_path, disk)
+    assert why == "slept" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
+
+
+def test_the_probe_after_the_transition_ends_the_pacing_of_a_guest_that_saw_no_sleep(
+    tmp_path: Path,
+) -> None:
+    """A host save pauses the guest without its knowing: the probe after says it is over."""
+    text, _, disk = _paced_writer(tmp_path)
+    _start(text)
+    time.sleep(1.0)
+    after = BLOCK.after.replace(STATE_DIR, str(tmp_path)).split("\n")
+    notify = next(line for line in after if "echo over" in line)
+    subprocess.run(["sh", "-c", notify], check=True, timeout=5)
+    steps, why = _ended(tmp_path, disk)
+    assert why == "after" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
+    subprocess.run(["sh", "-c", notify], check=True, timeout=5)  # the writer gone: no block
+
+
+def test_the_in_flight_write_paces_every_step_when_nothing_ends_it(tmp_path: Path) -> None:
+    text, _, disk = _paced_writer(tmp_path)
+    _start(text.replace(f"-t {INFLIGHT_PACE_S} ", "-t 0.02 "))
+    assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
