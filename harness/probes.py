@@ -91,12 +91,13 @@ head -c 1048576 /dev/urandom > @FILE@ && sync @FILE@
 sha=$(sha256sum < @FILE@); echo "disk.written_sha=${sha%% *}"
 """),
     after=_fill("""
-sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum); echo "disk.reread_sha=${sha%% *}"
+sha=; [ -f @FILE@ ] && sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum)
+echo "disk.reread_sha=${sha%% *}"
 head -c 1048576 /dev/urandom > @STATE@/disk.fresh
 sha=$(sha256sum < @STATE@/disk.fresh); echo "disk.fresh_sha=${sha%% *}"
 dd if=@STATE@/disk.fresh of=@FILE@.new bs=1M oflag=direct conv=fsync 2>/dev/null
 echo "disk.fresh_write_status=$?"
-sha=$(dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null | sha256sum)
+sha=; [ -f @FILE@.new ] && sha=$(dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null | sha256sum)
 echo "disk.fresh_reread_sha=${sha%% *}"
 rm -f @FILE@.new @STATE@/disk.fresh
 """),
