@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 from harness.console_diagnosis import STALL_LINE, TIMER_ISSUE_LINE
-from harness.probes import INFLIGHT_STEPS
+from harness.probes import INFLIGHT_MIB, INFLIGHT_STEPS
 from harness.verdict import CheckResult, CycleEvidence
 
 Check = Callable[[CycleEvidence], CheckResult]
@@ -210,8 +210,9 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
         problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
     detail = (
-        f"32 MiB written from just before the request ({_inflight_steps(a)}) and 1 MiB after "
-        f"read back intact; requests {b.get('blk.vdc_requests')} -> {a.get('blk.vdc_requests')}"
+        f"{INFLIGHT_MIB} MiB written from just before the request ({_inflight_steps(a)}) and "
+        f"1 MiB after read back intact; requests {b.get('blk.vdc_requests')} -> "
+        f"{a.get('blk.vdc_requests')}"
         if not problems
         else "; ".join(problems)
     )

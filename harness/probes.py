@@ -103,12 +103,19 @@ rm -f @FILE@.new @STATE@/disk.fresh
 """),
 )
 
+# The block probe's in-flight write (see BLOCK): the pattern it writes, in paced steps.
+INFLIGHT_STEP_MIB = 1
+INFLIGHT_STEPS = 16
+INFLIGHT_MIB = INFLIGHT_STEP_MIB * INFLIGHT_STEPS
+INFLIGHT_PACE_S = 0.4  # 6.4 s in all: under TCG a request can take 6 s to freeze the guest
+
 # Random data the checks move around, made once per guest (the ready checkpoint already holds
-# it) and kept in tmpfs with its checksum: urandom and sha256 of 40 MiB cost ~3 s under TCG.
-PATTERN_READY = _fill("""
+# it) and kept in tmpfs with its checksum: urandom and sha256 of tens of MiB cost seconds
+# under TCG.
+PATTERN_READY = _fill(f"""
 mkdir -p @STATE@
 if [ ! -s @STATE@/pattern.sha ]; then
-  head -c 33554432 /dev/urandom > @STATE@/pattern
+  head -c {INFLIGHT_MIB * 1048576} /dev/urandom > @STATE@/pattern
   sha256sum < @STATE@/pattern | cut -d' ' -f1 > @STATE@/pattern.sha
 fi
 """)
@@ -153,7 +160,7 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
   for (i = 2; i <= n + 1; i++) s += $i} END {print "net.irqs=" s + 0}' /proc/interrupts
 """
 
-# The scratch disk /dev/vdc: the pattern is written in direct 2 MiB steps paced by the guest's
+# The scratch disk /dev/vdc: the pattern is written in direct 1 MiB steps paced by the guest's
 # own clock, so that the write is still going on when the guest freezes (written in one go it
 # took 0.2 s, over long before the request), until one of: the guest is seen to have slept
 # (its suspend counter moved, or its boot clock, which counts time asleep also in hibernation,
@@ -164,9 +171,6 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 # ``blk.inflight_steps`` is "<steps written before> <why the pacing ended>": slept, after or
 # paced. Each step starts a dd (50-100 ms of guest CPU under TCG, taken from the guest's own
 # way to sleep), hence a slow pace.
-INFLIGHT_STEP_MIB = 2
-INFLIGHT_STEPS = 16  # 32 MiB, the pattern's size
-INFLIGHT_PACE_S = 0.4  # 6.4 s in all: under TCG a request can take 6 s to freeze the guest
 BLOCK = Probe(
     name="blk",
     before=PATTERN_READY
@@ -193,24 +197,25 @@ setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_sta
   fi
   echo $rc > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
 """),
-    after=_fill("""
+    after=_fill(f"""
 # Opened read-write: never blocks, also when the writer has gone.
-[ -p @STATE@/blk.tick ] && { echo over >&4; } 4<>@STATE@/blk.tick
+[ -p @STATE@/blk.tick ] && {{ echo over >&4; }} 4<>@STATE@/blk.tick
 [ -s @STATE@/inflight.status ] || \\
   timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
 v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"
 v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
 # Compared byte for byte (cmp costs half of a second sha256 under TCG): data equal to the
 # pattern has the pattern's checksum; anything else is named as such.
-if dd if=/dev/vdc bs=4M count=8 iflag=direct 2>/dev/null | cmp -s - @STATE@/pattern; then
+if dd if=/dev/vdc bs=1M count={INFLIGHT_MIB} iflag=direct 2>/dev/null | cmp -s - @STATE@/pattern
+then
   read -r v < @STATE@/pattern.sha; echo "blk.inflight_sha=$v"
 else echo "blk.inflight_sha=differs from the pattern"; fi
 head -c 1048576 /dev/urandom > @STATE@/fresh
-sha=$(sha256sum < @STATE@/fresh); echo "blk.fresh_sha=${sha%% *}"
+sha=$(sha256sum < @STATE@/fresh); echo "blk.fresh_sha=${{sha%% *}}"
 dd if=@STATE@/fresh of=/dev/vdc bs=1M seek=40 oflag=direct conv=fsync 2>/dev/null
 echo "blk.fresh_status=$?"
 sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | sha256sum)
-echo "blk.fresh_reread_sha=${sha%% *}"
+echo "blk.fresh_reread_sha=${{sha%% *}}"
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
 rm -f @STATE@/fresh @STATE@/blk.tick
 """),

@@ -17,7 +17,7 @@ from harness.session import HarnessSession
 pytestmark = pytest.mark.selftest
 
 
-# A 4 KiB block of the 64 MiB scratch disk past what the checks write (0-32 MiB, 40-41 MiB).
+# A 4 KiB block of the 64 MiB scratch disk past what the checks write (0-16 MiB, 40-41 MiB).
 TOKEN_BLOCK = 12800  # 50 MiB
 
 
