@@ -6,8 +6,8 @@ from pathlib import Path
 from harness.probes import (
     BLOCK,
     DEFAULT_PROBES,
+    INFLIGHT_MIB,
     INFLIGHT_PACE_S,
-    INFLIGHT_STEP_MIB,
     INFLIGHT_STEPS,
     STATE_DIR,
     Probe,
@@ -16,8 +16,6 @@ from harness.probes import (
     script,
 )
 from harness.ssh import CommandResult
-
-BLOCK_PATTERN_BYTES = INFLIGHT_STEP_MIB * INFLIGHT_STEPS * 1048576
 
 
 def test_facts_are_name_dot_key_lines_only() -> None:
@@ -80,7 +78,7 @@ def _paced_writer(tmp_path: Path) -> tuple[str, Path, Path]:
     counter, disk = tmp_path / "success", tmp_path / "vdc"
     counter.write_text("0\n")
     disk.write_bytes(b"")
-    (tmp_path / "pattern").write_bytes(os.urandom(BLOCK_PATTERN_BYTES))
+    (tmp_path / "pattern").write_bytes(os.urandom(INFLIGHT_MIB * 1048576))
     (tmp_path / "pattern.sha").write_text("x\n")
     text = (
         BLOCK.before.replace("/sys/power/suspend_stats/success", str(counter))
