@@ -72,11 +72,12 @@ v=; read -r v < @STATE@/count; echo "sentinel.count=$v"
     after=_fill("""
 pid=; read -r pid 2>/dev/null < @STATE@/sentinel.pid
 echo "sentinel.pid=$pid"
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "sentinel.alive=yes"; \\
-  else echo "sentinel.alive=no"; fi
+alive=no; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=yes
+echo "sentinel.alive=$alive"
 c1=; read -r c1 2>/dev/null < @STATE@/count
 echo "sentinel.count=$c1"
-timeout 10 bash -c 'exec 3<>@STATE@/tick
+# A sentinel that is gone never counts on: no wait for it.
+[ $alive = yes ] && timeout 10 bash -c 'exec 3<>@STATE@/tick
   while read -r c < @STATE@/count && [ "$c" = "$0" ]; do read -r -t 0.05 -u 3; done' "$c1"
 v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
 """),
@@ -176,10 +177,11 @@ BLOCK = Probe(
     before=PATTERN_READY
     + _fill(f"""
 v=; read -r v < @STATE@/pattern.sha; echo "blk.pattern_sha=$v"
-rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick
+rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick @STATE@/blk.pid
 mkfifo @STATE@/blk.tick
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_stats/success
+setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick
+  read -r slept < /sys/power/suspend_stats/success
   i=0; rc=0; last=; over=; why=paced
   while [ $i -lt {INFLIGHT_STEPS} ]; do
     read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || {{ why=slept; break; }}
@@ -200,8 +202,10 @@ setsid bash -c 'exec 3<>@STATE@/blk.tick; read -r slept < /sys/power/suspend_sta
     after=_fill(f"""
 # Opened read-write: never blocks, also when the writer has gone.
 [ -p @STATE@/blk.tick ] && {{ echo over >&4; }} 4<>@STATE@/blk.tick
-[ -s @STATE@/inflight.status ] || \\
-  timeout 60 sh -c 'until [ -s @STATE@/inflight.status ]; do sleep 0.1; done'
+# Waits for the writer only while it lives: after a reboot it is gone, and so is its pid file.
+p=; read -r p 2>/dev/null < @STATE@/blk.pid
+[ -s @STATE@/inflight.status ] || [ -z "$p" ] || timeout 60 sh -c \\
+  "while [ ! -s @STATE@/inflight.status ] && kill -0 $p 2>/dev/null; do sleep 0.1; done"
 v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"
 v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
 # Compared byte for byte (cmp costs half of a second sha256 under TCG): data equal to the
@@ -217,7 +221,7 @@ echo "blk.fresh_status=$?"
 sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | sha256sum)
 echo "blk.fresh_reread_sha=${{sha%% *}}"
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-rm -f @STATE@/fresh @STATE@/blk.tick
+rm -f @STATE@/fresh @STATE@/blk.tick @STATE@/blk.pid
 """),
 )
 

@@ -152,3 +152,32 @@ def test_the_in_flight_write_paces_every_step_when_nothing_ends_it(tmp_path: Pat
     text, _, disk = _paced_writer(tmp_path)
     _start(text.replace(f"-t {INFLIGHT_PACE_S} ", "-t 0.02 "))
     assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
+
+
+def _after_wait(tmp_path: Path) -> tuple[str, float]:
+    """The block probe's after-fragment up to the writer's status: (status, seconds taken)."""
+    lines = BLOCK.after.replace(STATE_DIR, str(tmp_path)).split("\n")
+    end = next(i for i, line in enumerate(lines) if "blk.inflight_status=" in line)
+    facts, elapsed = run_script("\n".join(lines[: end + 1]), tmp_path)
+    return facts["blk.inflight_status"], elapsed
+
+
+def test_the_probe_after_waits_for_a_writer_that_lives_and_not_for_one_that_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A guest that rebooted has no writer and no pid file (tmpfs); one whose writer died has
+    a pid that no longer runs: neither may cost the 60 s bound."""
+    status, elapsed = _after_wait(tmp_path)
+    assert status == "unfinished" and elapsed < 2, (status, elapsed)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "blk.pid").write_text(f"{gone.pid}\n")
+    status, elapsed = _after_wait(tmp_path)
+    assert status == "unfinished" and elapsed < 2, (status, elapsed)
+    writer = subprocess.Popen(
+        ["sh", "-c", f"sleep 1; echo 0 > {tmp_path}/inflight.status"], start_new_session=True
+    )
+    (tmp_path / "blk.pid").write_text(f"{writer.pid}\n")
+    status, elapsed = _after_wait(tmp_path)
+    writer.wait()
+    assert status == "0" and elapsed >= 0.8, (status, elapsed)
