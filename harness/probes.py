@@ -132,13 +132,17 @@ fi
 """)
 # Paced while the guest is awake before the sleep, so that the stream is in flight when it
 # freezes; once a suspend has been counted (the guest slept and woke) the rest goes unpaced.
+# The pause is bash's ``read -t`` on a FIFO nobody writes to, not a ``sleep`` program: the
+# pacing runs while the guest goes to sleep, and every program started then slows that.
 STREAM_COMMAND = STREAM_READY + _fill(f"""
-cat @STATE@/stream.sha; i=0; read -r slept < /sys/power/suspend_stats/success
+[ -p @STATE@/stream.tick ] || mkfifo @STATE@/stream.tick
+cat @STATE@/stream.sha
+exec bash -c 'exec 3<>@STATE@/stream.tick; i=0; read -r slept < /sys/power/suspend_stats/success
 while [ $i -lt {STREAM_CHUNKS} ]; do
   dd if=@STATE@/stream.bin bs={STREAM_CHUNK} skip=$i count=1 2>/dev/null; i=$((i + 1))
   read -r now < /sys/power/suspend_stats/success
-  if [ "$now" = "$slept" ]; then sleep 0.15; fi
-done
+  [ "$now" = "$slept" ] && read -r -t 0.15 -u 3
+done; exit 0'
 """)
 WARM_UP = PATTERN_READY + STREAM_READY
 

@@ -3,6 +3,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.live_probes import judge_stream
 from harness.probes import (
     BLOCK,
     DEFAULT_PROBES,
@@ -10,6 +11,8 @@ from harness.probes import (
     INFLIGHT_PACE_S,
     INFLIGHT_STEPS,
     STATE_DIR,
+    STREAM_CHUNKS,
+    STREAM_COMMAND,
     Probe,
     parse_facts,
     probe_seconds,
@@ -181,3 +184,25 @@ def test_the_probe_after_waits_for_a_writer_that_lives_and_not_for_one_that_is_g
     status, elapsed = _after_wait(tmp_path)
     writer.wait()
     assert status == "0" and elapsed >= 0.8, (status, elapsed)
+
+
+def test_the_stream_is_whole_and_paced_until_the_guest_has_slept(tmp_path: Path) -> None:
+    """What the host receives is the announced checksum, then the bytes; paced by the guest's
+    clock (0.15 s a chunk) while no suspend has been counted, the rest unpaced once one is."""
+    counter = tmp_path / "success"
+    text = STREAM_COMMAND.replace("/sys/power/suspend_stats/success", str(counter)).replace(
+        STATE_DIR, str(tmp_path)
+    )
+    timings = []
+    for sleeps_after in (None, 0.3):
+        counter.write_text("0\n")
+        started = time.monotonic()
+        stream = subprocess.Popen(["sh", "-c", text], stdout=subprocess.PIPE)
+        if sleeps_after is not None:
+            time.sleep(sleeps_after)  # the guest slept and woke meanwhile
+            counter.write_text("1\n")
+        out, _ = stream.communicate(timeout=30)
+        timings.append(time.monotonic() - started)
+        assert judge_stream(out) == "ok"
+    assert timings[0] >= STREAM_CHUNKS * 0.15 * 0.9, timings
+    assert timings[1] < timings[0] * 0.75, timings
