@@ -105,12 +105,16 @@ def kernel_call_trace() -> Fault:
 
 # A real-time busy loop owns CPU 1 for 25 s (bash's own clock: no process to wake, which the
 # loop would starve), RCU's grace-period kthread bound there: after 21 s the kernel reports
-# the stall, as it does for a vCPU that stops taking its timer interrupts.
+# the stall, as it does for a vCPU that stops taking its timer interrupts. Only a grace period
+# already started when the loop takes the CPU can stall (the starved kthread starts no new
+# one): programs exiting on CPU 0 meanwhile queue RCU callbacks, so that grace periods follow
+# each other and one is in progress then (without them a quiet guest had none, now and then).
 CPU_STALL_SCRIPT = (
     "sysctl -qw kernel.sched_rt_runtime_us=-1 && "
     "taskset -pc 1 $(pgrep -x rcu_preempt) >/dev/null && "
+    "{ taskset -c 0 bash -c 'while [ $SECONDS -lt 3 ]; do /bin/true; done' & } && "
     "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 25 ]; do :; done'; "
-    "sysctl -qw kernel.sched_rt_runtime_us=950000"
+    "wait; sysctl -qw kernel.sched_rt_runtime_us=950000"
 )
 
 
