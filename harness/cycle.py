@@ -233,7 +233,7 @@ def _ended_early(
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
     reason = str(exc)
     entering = isinstance(exc, SuspendNotEntered) or (
-        isinstance(exc, GuestFault) and exc.stage == "request"
+        isinstance(exc, GuestFault) and exc.stage in ("request", "suspend-entry")
     )
     lines = machine.console.lines_since(marks.console)
     diagnosis = console_diagnosis(lines, entering=entering)

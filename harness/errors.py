@@ -90,5 +90,10 @@ class GuestStalled(GuestFault):
     own stall report on the console): the wait ends there instead of at its limit."""
 
 
+class GuestLockedUp(GuestFault):
+    """A guest CPU ran with interrupts disabled and its timer interrupt pending for longer
+    than any kernel section should (seen in QEMU's vCPU state): the wait ends there."""
+
+
 class StateUnsupported(HarnessError):
     """This combination does not offer the requested sleep state (verdict UNSUPPORTED)."""

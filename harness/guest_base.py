@@ -11,12 +11,20 @@ from typing import Any
 
 from harness.console import ConsoleLog
 from harness.console_diagnosis import stall_diagnosis
-from harness.errors import BootTimeout, GuestFault, GuestStalled, HarnessError, SetupError
+from harness.errors import (
+    BootTimeout,
+    GuestFault,
+    GuestLockedUp,
+    GuestStalled,
+    HarnessError,
+    SetupError,
+)
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
 from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
 from harness.timeouts import Timeouts
+from harness.vcpu_lockup import LockupWatch, VcpuState, vcpu_states
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,34 @@ class GuestBase:
         path.write_text("\n".join(parts))
         return path
 
+    def vcpu_states(self) -> list[VcpuState]:
+        """Each vCPU's interrupt flag, halt state and pending timer interrupt; none while the
+        guest does not run (asleep, paused, stopped), when nothing can lock up."""
+        if not self.running:
+            return []
+        try:
+            if (self.qmp("query-status") or {}).get("status") != "running":
+                return []
+            indexes = [cpu["cpu-index"] for cpu in self.qmp("query-cpus-fast") or []]
+            lapics = {i: self.hmp(f"info lapic {i}") for i in indexes}
+            registers = self.hmp("info registers -a")
+        except HarnessError as exc:
+            log.debug("%s: no vCPU state: %s", self.name, exc)
+            return []
+        return vcpu_states(registers, lapics)
+
+    def hmp(self, command: str) -> str:
+        """An HMP command through QMP (human-monitor-command); its output."""
+        return str(self.qmp("human-monitor-command", {"command-line": command}))
+
+    def lockup_watch(self) -> LockupWatch:
+        """A watch for one wait on this guest (see harness.vcpu_lockup)."""
+        return LockupWatch(self.vcpu_states)
+
+    def check_not_locked_up(self, stage: str, watch: LockupWatch) -> None:
+        if lockup := watch.check():
+            raise GuestLockedUp(stage, lockup, evidence={"serial_log": str(self.serial_log)})
+
     def hang_evidence(self, suffix: str) -> dict[str, str]:
         """What a hung guest leaves behind: its screen and its CPUs' state, by file."""
         found = {
@@ -131,9 +167,12 @@ class GuestBase:
         short: a stall report at boot under TCG was seen followed by a normal boot."""
         return stall_diagnosis(self.console.lines_since(since)) if stage == "resume" else ""
 
-    def _check_not_stalled(self, stage: str, since: int) -> None:
+    def _check_not_stalled(self, stage: str, since: int, watch: LockupWatch | None = None) -> None:
+        """A stall the console reported, or (with ``watch``) a lockup QEMU shows, ends the wait."""
         if stall := self._stall_since(stage, since):
             raise GuestStalled(stage, stall, evidence={"serial_log": str(self.serial_log)})
+        if watch is not None:
+            self.check_not_locked_up(stage, watch)
 
     def _looks_up(self) -> bool:
         """The VM runs (not asleep, not stopped) and ssh is connected."""

@@ -11,6 +11,7 @@ from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
 from harness.ssh import CommandResult, EchoChannel, StreamDownload
 from harness.timeouts import Timeouts
+from harness.vcpu_lockup import LockupWatch
 
 
 class Signal(enum.Enum):
@@ -117,6 +118,10 @@ class Machine(Protocol):
     def screendump(self, name: str) -> Path | None:
         """A PNG of the display now, saved beside the serial log as ``name``; None when the
         VM is not running or QEMU could not take it."""
+        ...
+
+    def lockup_watch(self) -> LockupWatch:
+        """A watch, for one wait, on the vCPUs locking up with interrupts disabled."""
         ...
 
     def hang_evidence(self, suffix: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from harness.errors import (
     AgentCommandError,
     AgentError,
     GuestFault,
+    GuestLockedUp,
     HarnessError,
     SetupError,
     StateUnsupported,
@@ -26,6 +27,7 @@ from harness.errors import (
     WakeTimeout,
 )
 from harness.machine import Machine, Signal
+from harness.vcpu_lockup import LockupWatch
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,10 @@ class PlatformEntry:
         limit = getattr(machine.timeouts, self.limit)
         deadline = time.monotonic() + limit
         first, *rest = self.signals
+        watch = machine.lockup_watch()
         while machine.wait_signal(first, marks.events, WAIT_SLICE) is None:
             check_answer(answer, description)
+            check_not_locked_up(watch, description)
             said = machine.console.lines_since(marks.console)
             resumed = [line for line in said if GUEST_SAYS_RESUMED.search(line)]
             if resumed:
@@ -240,14 +244,22 @@ class ConsoleEntry:
         limit = getattr(machine.timeouts, self.limit)
         deadline = time.monotonic() + limit
         pattern = re.compile(self.pattern)
+        watch = machine.lockup_watch()
         while machine.console.wait_for(pattern, marks.console, WAIT_SLICE) is None:
             check_answer(answer, description)
+            check_not_locked_up(watch, description)
             if time.monotonic() > deadline:
                 raise SuspendNotEntered(
                     "suspend-entry",
                     f"{description} was sent but the guest never printed "
                     f"'{self.pattern}' within {limit:.0f}s; console: {machine.serial_tail()}",
                 )
+
+
+def check_not_locked_up(watch: LockupWatch, description: str) -> None:
+    """A guest that locked up on its way to sleep will not get there: say so now."""
+    if lockup := watch.check():
+        raise GuestLockedUp("suspend-entry", f"{description} was sent, then {lockup}")
 
 
 def check_answer(answer: concurrent.futures.Future[object] | None, description: str) -> None:

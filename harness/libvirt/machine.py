@@ -233,9 +233,10 @@ class LibvirtMachine(GuestBase):
         AGENT/CONNECTED event instead of asking again."""
         limit = deadline - time.monotonic()
         console_mark = self.console.mark()
+        watch = self.lockup_watch()
         while True:
             mark = self.events.mark()
-            self._check_not_stalled(stage, console_mark)
+            self._check_not_stalled(stage, console_mark, watch)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BootTimeout(

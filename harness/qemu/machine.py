@@ -270,14 +270,18 @@ class QemuMachine(GuestBase):
         timings: dict[str, float] = {}
         start = time.monotonic()
         mark = self.console.mark()
+        watch = self.lockup_watch()
         try:
             self._agent.sync(
-                timeout, lambda: self._booting() and not self._stall_since(stage, mark)
+                timeout,
+                lambda: (
+                    self._booting() and not self._stall_since(stage, mark) and not watch.check()
+                ),
             )
         except TimeoutError as exc:
             raise BootTimeout(f"{stage}: guest agent", timeout, str(exc)) from exc
         except AgentError as exc:
-            self._check_not_stalled(stage, mark)
+            self._check_not_stalled(stage, mark, watch)
             panic = self._panic_line()
             if panic:
                 raise KernelPanic(

@@ -17,6 +17,7 @@ from harness.probes import NET_SCRIPT
 from harness.qemu.signals import qmp_signals
 from harness.ssh import CommandResult
 from harness.timeouts import Timeouts
+from harness.vcpu_lockup import SAMPLE_SECONDS, LockupWatch, VcpuState
 
 FACTS = (
     "guest.boot_id=b1\nguest.ram_marker=m1\nguest.power_state=freeze mem disk\n"
@@ -78,12 +79,24 @@ class FakeMachine:
         self.timeouts = Timeouts(suspend_entry=0.3, wake=0.3, hibernate=0.3, resume=0.3)
         self.facts, self.sleeps, self.agent_answer, self.swap = facts, sleeps, agent_answer, swap
         self.after_facts = progressed(facts if after_facts is None else after_facts)
+        self.vcpus: list[VcpuState] = []  # what QEMU would show of the guest's vCPUs
+        self._clock = 0.0
+        self.stuck_at = b""  # console lines of a guest that does not get to sleep
         self.captures = 0
         self.clock_offset = 0.0
         self.kernel_log = ""
         self.link = "up"
         self.irqs = 0
         self.stopped = False
+
+    def lockup_watch(self) -> LockupWatch:
+        """Each sample is taken one sampling period after the last (no real waiting)."""
+
+        def clock() -> float:
+            self._clock += SAMPLE_SECONDS
+            return self._clock
+
+        return LockupWatch(lambda: self.vcpus, clock)
 
     @property
     def running(self) -> bool:
@@ -159,6 +172,7 @@ class FakeMachine:
 
     def _sleep(self, to_disk: bool) -> None:
         if not self.sleeps:
+            self.console.feed(self.stuck_at)
             return
         if to_disk:
             self.console.feed(b"PM: hibernation: hibernation entry\n")
