@@ -200,8 +200,11 @@ class SshConnection:
         assert self._client is not None
         transport = self._client.get_transport()
         assert transport is not None
-        channel = transport.open_session(timeout=timeout)
-        channel.exec_command(command)
+        try:
+            channel = transport.open_session(timeout=timeout)
+            channel.exec_command(command)
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
+            raise SshError(f"ssh channel for {command.splitlines()[0][:60]!r}: {exc}") from exc
         return channel
 
     def close(self) -> None:
