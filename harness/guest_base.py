@@ -98,19 +98,20 @@ class GuestBase:
         if not self.running:
             return None
         try:
-            cpus = self.qmp("query-cpus-fast") or []
-            commands = [f"info lapic {cpu['cpu-index']}" for cpu in cpus]
-            commands.append("info registers -a")
-            parts = [
-                f"(qemu) {command}\n"
-                + str(self.qmp("human-monitor-command", {"command-line": command}))
-                for command in commands
-            ]
+            lapics, registers = self._vcpu_monitor_output()
         except HarnessError as exc:
             log.info("%s: no CPU dump: %s", self.name, exc)
             return None
+        parts = [f"(qemu) info lapic {i}\n{text}" for i, text in lapics.items()]
+        parts.append(f"(qemu) info registers -a\n{registers}")
         path.write_text("\n".join(parts))
         return path
+
+    def _vcpu_monitor_output(self) -> tuple[dict[int, str], str]:
+        """HMP ``info lapic N`` of each vCPU by index, and ``info registers -a``."""
+        indexes = [cpu["cpu-index"] for cpu in self.qmp("query-cpus-fast") or []]
+        lapics = {i: self.hmp(f"info lapic {i}") for i in indexes}
+        return lapics, self.hmp("info registers -a")
 
     def vcpu_states(self) -> list[VcpuState]:
         """Each vCPU's interrupt flag, halt state and pending timer interrupt; none while the
@@ -120,9 +121,7 @@ class GuestBase:
         try:
             if (self.qmp("query-status") or {}).get("status") != "running":
                 return []
-            indexes = [cpu["cpu-index"] for cpu in self.qmp("query-cpus-fast") or []]
-            lapics = {i: self.hmp(f"info lapic {i}") for i in indexes}
-            registers = self.hmp("info registers -a")
+            lapics, registers = self._vcpu_monitor_output()
         except HarnessError as exc:
             log.debug("%s: no vCPU state: %s", self.name, exc)
             return []
@@ -135,10 +134,6 @@ class GuestBase:
     def lockup_watch(self) -> LockupWatch:
         """A watch for one wait on this guest (see harness.vcpu_lockup)."""
         return LockupWatch(self.vcpu_states)
-
-    def check_not_locked_up(self, stage: str, watch: LockupWatch) -> None:
-        if lockup := watch.check():
-            raise GuestLockedUp(stage, lockup, evidence={"serial_log": str(self.serial_log)})
 
     def hang_evidence(self, suffix: str) -> dict[str, str]:
         """What a hung guest leaves behind: its screen and its CPUs' state, by file."""
@@ -171,8 +166,8 @@ class GuestBase:
         """A stall the console reported, or (with ``watch``) a lockup QEMU shows, ends the wait."""
         if stall := self._stall_since(stage, since):
             raise GuestStalled(stage, stall, evidence={"serial_log": str(self.serial_log)})
-        if watch is not None:
-            self.check_not_locked_up(stage, watch)
+        if watch is not None and (lockup := watch.check()):
+            raise GuestLockedUp(stage, lockup, evidence={"serial_log": str(self.serial_log)})
 
     def _looks_up(self) -> bool:
         """The VM runs (not asleep, not stopped) and ssh is connected."""
