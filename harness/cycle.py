@@ -24,7 +24,7 @@ from harness.errors import (
     StateUnsupported,
     SuspendNotEntered,
 )
-from harness.faults import AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
+from harness.faults import AFTER_REQUEST, AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.machine import Machine
 from harness.ssh import EchoChannel, StreamDownload
 from harness.transitions import Marks, Rewake, Transition
@@ -92,6 +92,7 @@ def run_cycle(
         request_started = time.monotonic()
         evidence.timings["checks_before"] = request_started - checks_started
         answer = transition.request.send(machine)
+        _apply_faults(machine, faults, AFTER_REQUEST, cycle)
         transition.entry.wait(machine, marks, answer, transition.request.description)
         if answer is not None:
             answer.cancel()

@@ -1,19 +1,26 @@
 """Faults injected on purpose into a cycle, to show that a stage or a check can fail.
 
-A fault acts at a point of the cycle: before the sleep request, while the guest sleeps, or
-right after the wake (before anything is measured).
+A fault acts at a point of the cycle: before the sleep request, right after it (while the
+guest goes to sleep), while the guest sleeps, or right after the wake (before anything is
+measured).
 """
 
 from __future__ import annotations
 
+import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness import probes as probe_lib
 from harness.errors import SetupError
 from harness.machine import Machine
+from harness.ports import free_local_port
+from harness.qemu.gdbstub import clear_interrupt_flag_in_user_space
+from harness.vcpu_lockup import parse_registers
 
 BEFORE_REQUEST = "before-request"
+AFTER_REQUEST = "after-request"
 ASLEEP = "asleep"
 AFTER_WAKE = "after-wake"
 
@@ -22,8 +29,8 @@ AFTER_WAKE = "after-wake"
 class Fault:
     """Something done to a guest on purpose, to prove that a check or a stage can fail.
 
-    ``point`` is when (before the request, asleep, or after the wake); ``cycles`` limits it to
-    some cycles of a series (1-based), or every cycle when empty.
+    ``point`` is when (before the request, right after it, asleep, or after the wake);
+    ``cycles`` limits it to some cycles of a series (1-based), or every cycle when empty.
     """
 
     name: str
@@ -163,6 +170,108 @@ def freeze_agent() -> Fault:
         "qemu-ga frozen with SIGSTOP before the request",
         lambda m: _run_or_fail(m, "pkill -STOP -x qemu-ga"),
         BEFORE_REQUEST,
+    )
+
+
+# A loop in user space that never enters the kernel: a 122-byte static ELF whose one
+# instruction jumps to itself (an interpreter's loop was seen making system calls, where the
+# kernel enables interrupts again). Run on CPU 1 only, ahead of everything else there
+# (SCHED_FIFO, no RT throttling), so that the user code the gdbstub catches there is this.
+SPIN_ADDRESS = 0x400000
+SPIN_ENTRY_OFFSET = 64 + 56  # after the ELF header and its one program header
+SPIN_RIP = f"{SPIN_ADDRESS + SPIN_ENTRY_OFFSET:016x}"
+SPIN_PATH = "/var/tmp/s3s4-harness-spin"  # not in /run: mounted noexec
+
+
+def spin_executable() -> bytes:
+    code = b"\xeb\xfe"  # jmp .
+    size = SPIN_ENTRY_OFFSET + len(code)
+    ident = b"\x7fELF\x02\x01\x01" + bytes(9)
+    header = struct.pack(
+        "<16sHHIQQQIHHHHHH",
+        ident,
+        2,
+        0x3E,
+        1,
+        SPIN_ADDRESS + SPIN_ENTRY_OFFSET,
+        64,
+        0,
+        0,
+        64,
+        56,
+        1,
+        0,
+        0,
+        0,
+    )
+    program = struct.pack("<IIQQQQQQ", 1, 5, 0, SPIN_ADDRESS, SPIN_ADDRESS, size, size, 0x1000)
+    return header + program + code
+
+
+# The freezer gives up on a task after pm_freeze_timeout (20 s) and the kernel then logs that
+# it left the sleep sequence, which would end the entry wait before the lockup watch has had
+# its 20 s: the freezer is given longer than any entry limit.
+SPIN_ON_CPU1 = (
+    f"cat > {SPIN_PATH} && chmod +x {SPIN_PATH} && "
+    "sysctl -qw kernel.sched_rt_runtime_us=-1 && "
+    "echo 600000 > /sys/power/pm_freeze_timeout && "
+    f"{{ setsid chrt -f 99 taskset -c 1 {SPIN_PATH} </dev/null >/dev/null 2>&1 & }}"
+)
+LOCKUP_INJECTION_ATTEMPTS = 5
+LOCKUP_CONFIRMING_LOOKS = 3
+SPIN_START_S = 30.0
+
+
+def _start_spin_on_cpu1(machine: Machine) -> None:
+    """Start the loop and wait until vCPU 1 is seen at its one instruction (it takes a while
+    to be exec'ed under TCG; caught in ``chrt`` or ``taskset`` instead, the flag would not
+    last)."""
+    result = machine.run(SPIN_ON_CPU1, stdin=spin_executable())
+    if not result.ok:
+        raise SetupError(f"fault injection: the spinning program did not start: {result.stderr}")
+    deadline = time.monotonic() + SPIN_START_S
+    while parse_registers(machine.hmp("info registers -a")).get(1, ("",))[0] != SPIN_RIP:
+        if time.monotonic() > deadline:
+            raise SetupError(
+                f"fault injection: {SPIN_PATH} not seen running on vCPU 1 in {SPIN_START_S:.0f}s"
+            )
+
+
+def _clear_cpu1_interrupt_flag(machine: Machine) -> None:
+    """Clear vCPU 1's interrupt flag while it runs the loop; confirmed by looking at it again
+    through HMP (caught in other user code, which then blocks in the kernel, it would not
+    stay locked), else tried again."""
+    looks: list[tuple[str, bool, bool] | None] = []
+    for _ in range(LOCKUP_INJECTION_ATTEMPTS):
+        port = free_local_port()
+        machine.hmp(f"gdbserver tcp:127.0.0.1:{port}")
+        try:
+            clear_interrupt_flag_in_user_space(port, cpu=1)
+        finally:
+            machine.hmp("gdbserver none")
+        looks = [
+            parse_registers(machine.hmp("info registers -a")).get(1)
+            for _ in range(LOCKUP_CONFIRMING_LOOKS)
+        ]
+        if all(look == (SPIN_RIP, False, False) for look in looks):
+            return
+    raise SetupError(f"fault injection: vCPU 1 did not stay with interrupts disabled: {looks}")
+
+
+def vcpu_lockup_while_entering() -> tuple[Fault, Fault]:
+    """vCPU 1 runs on with interrupts disabled once the guest has been asked to sleep, and
+    never takes an interrupt again, as a CPU spinning in the kernel with interrupts off does
+    (no such spin is to be had from user space): a loop runs on CPU 1 before the request,
+    and right after it the loop's interrupt flag is cleared through QEMU's gdbstub. The
+    freezer can then never stop that task (its wake-up IPI is never taken). Locked before the
+    request instead, the guest cannot be asked: the agent's and sshd's work stalls behind it."""
+    return (
+        Fault("a loop on vCPU 1 (SCHED_FIFO, user space)", _start_spin_on_cpu1, BEFORE_REQUEST),
+        Fault(
+            "vCPU 1's interrupt flag cleared (gdbstub) while it loops",
+            _clear_cpu1_interrupt_flag,
+            AFTER_REQUEST,
+        ),
     )
 
 

@@ -120,6 +120,10 @@ class Machine(Protocol):
         VM is not running or QEMU could not take it."""
         ...
 
+    def hmp(self, command: str) -> str:
+        """A human monitor command (fault injection); its output."""
+        ...
+
     def lockup_watch(self) -> LockupWatch:
         """A watch, for one wait, on the vCPUs locking up with interrupts disabled."""
         ...

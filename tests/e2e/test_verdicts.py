@@ -11,13 +11,14 @@ from harness.faults import (
     FRESH_SWAP_WHILE_HIBERNATED,
     cpu_stall_on_wake,
     guest_only_pretends_to_suspend,
+    vcpu_lockup_while_entering,
 )
 from harness.localise import LEVELS, localise
 from harness.platform_args import disable_sleep_state
 from harness.plugin import PowerCycle
 from harness.qemu.machine import QemuMachine
 from harness.session import HarnessSession
-from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL
+from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_AGENT, S4_SYSTEMCTL
 from harness.verdict import Verdict
 
 pytestmark = pytest.mark.selftest
@@ -54,6 +55,21 @@ def test_a_cpu_stall_while_waking_ends_the_wait_with_the_stall_named(
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     assert outcome.reason.startswith("resume: a guest CPU stalled"), outcome.reason
     assert "rcu: INFO: rcu_preempt detected stalls" in outcome.reason, outcome.reason
+    assert "cpu_dump" in outcome.artifacts, outcome.artifacts
+
+
+def test_a_vcpu_locked_up_on_the_way_to_sleep_ends_the_wait_with_the_lockup_named(
+    power_cycle: PowerCycle,
+) -> None:
+    """vCPU 1 runs on with interrupts disabled once the guest is asked to hibernate: the guest
+    never gets there, and says nothing of it (no timer interrupt, no lockup report). The wait
+    ends once QEMU has shown that vCPU locked for 20 s, not at the entry limit (300 s), and
+    names the vCPU and where it is."""
+    outcome = power_cycle(S4_AGENT, faults=list(vcpu_lockup_while_entering())).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert outcome.reason.startswith("suspend-entry: guest agent guest-suspend-disk was sent, then")
+    assert "then the guest locked up: 1 of 2 vCPUs" in outcome.reason, outcome.reason
+    assert "(vCPU 1 at RIP 0000" in outcome.reason, outcome.reason  # in user space: the loop
     assert "cpu_dump" in outcome.artifacts, outcome.artifacts
 
 

@@ -89,6 +89,9 @@ class FakeMachine:
         self.irqs = 0
         self.stopped = False
 
+    def hmp(self, command: str) -> str:
+        return ""
+
     def lockup_watch(self) -> LockupWatch:
         """Each sample is taken one sampling period after the last (no real waiting)."""
 

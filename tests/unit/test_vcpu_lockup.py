@@ -4,6 +4,8 @@ freezing tasks for hybrid sleep, 2026-11-24) and on variations of it."""
 from pathlib import Path
 
 from harness.cycle import run_cycle
+from harness.faults import AFTER_REQUEST, Fault
+from harness.machine import Machine
 from harness.timeouts import Timeouts
 from harness.transitions import S3_SYSTEMCTL
 from harness.vcpu_lockup import (
@@ -114,3 +116,21 @@ def test_a_guest_locked_on_its_way_to_sleep_fails_before_the_entry_limit(tmp_pat
     assert "the guest locked up: 2 of 2 vCPUs" in outcome.reason
     assert "stopped at 'Freezing user space processes'" in outcome.reason
     assert machine.stopped
+
+
+def test_a_fault_after_the_request_acts_while_the_guest_goes_to_sleep(tmp_path: Path) -> None:
+    """The point the lockup fault clears the flag at: the request has been sent (the guest
+    is on its way) and the entry wait has not started (its watch sees the lockup)."""
+    machine = FakeMachine(tmp_path, sleeps=False)
+    machine.timeouts = Timeouts(suspend_entry=30, wake=0.3, hibernate=0.3, resume=0.3)
+    machine.stuck_at = b"PM: suspend entry (deep)\n"
+    seen_at_fault: list[str] = []
+
+    def lock(fake: Machine) -> None:
+        seen_at_fault.append(machine.console.path.read_text())
+        machine.vcpus = vcpu_states(REGISTERS, LAPICS)
+
+    outcome = run_cycle(machine, S3_SYSTEMCTL, faults=[Fault("lock", lock, AFTER_REQUEST)])
+    assert seen_at_fault == ["PM: suspend entry (deep)\n"]
+    assert outcome.verdict is Verdict.FAIL
+    assert "the guest locked up: 2 of 2 vCPUs" in outcome.reason
