@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.cycle import run_cycle
 from harness.errors import HarnessError
+from harness.events import RecordedEvent
 from harness.image import Progress
 from harness.qemu.machine import QemuMachine
 from harness.session import HarnessSession, Settings
@@ -128,6 +129,34 @@ AFTER_WAKE_STEPS = (
 )
 
 
+def s3_host_clock_split(
+    console: Sequence[tuple[float, str]],
+    events: Sequence[RecordedEvent],
+    timings: dict[str, float],
+) -> dict[str, float] | None:
+    """An S3 cycle's waits split on the host's clock by when the guest kernel's console lines
+    and QEMU's events arrived: the guest's user space on the way down (request until the
+    kernel's ``suspend entry``), the kernel's way down (until ``SUSPEND``), firmware and
+    kernel coming back (``WAKEUP`` until ``suspend exit``) and user space coming back (until
+    the agent answers); the kernel's own clock counts neither user space part."""
+    entry = next((t for t, line in console if "PM: suspend entry" in line), None)
+    leave = next((t for t, line in console if "PM: suspend exit" in line), None)
+    slept = next((e.received for e in events if e.name == "SUSPEND"), None)
+    woke = next((e.received for e in events if e.name == "WAKEUP"), None)
+    needed = ("request_to_entry", "resume_agent", "resume_ssh")
+    if None in (entry, leave, slept, woke) or any(k not in timings for k in needed):
+        return None
+    assert entry is not None and leave is not None and slept is not None and woke is not None
+    down, up = slept - entry, leave - woke
+    return {
+        "user space down": timings["request_to_entry"] - down,
+        "kernel down": down,
+        "firmware and kernel up": up,
+        "user space up to the agent": timings["resume_agent"] - up,
+        "agent to ssh": timings["resume_ssh"] - timings["resume_agent"],
+    }
+
+
 def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label: str) -> None:
     marks = Marks.now(machine)
     outcome = run_cycle(machine, transition)
@@ -159,6 +188,12 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
             figures.add(f"{label}: guest own total", total)
             figures.add(f"{label}: ratio harness / guest", harness / total)
     else:
+        if label == "S3":
+            split = s3_host_clock_split(
+                machine.console.seen_since(marks.console), machine.events.since(marks.events), t
+            )
+            for part, seconds in (split or {}).items():
+                figures.add(f"{label}:   host clock: {part}", seconds)
         s3 = guest_sleep_seconds(lines, hybrid=transition.id.startswith("hybrid"))
         figures.add(f"{label}: guest own (suspend entry -> exit)", s3)
         if s3:

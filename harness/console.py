@@ -22,6 +22,7 @@ class ConsoleLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
         self._lines: list[str] = []
+        self._seen: list[float] = []  # host monotonic time each line was complete
         self._partial = b""
         self._cond = threading.Condition()
 
@@ -31,9 +32,11 @@ class ConsoleLog:
                 out.write(data)
             chunks = (self._partial + data).split(b"\n")
             self._partial = chunks.pop()
+            now = time.monotonic()
             for chunk in chunks:
                 text = ANSI_ESCAPE.sub(b"", chunk).decode(errors="replace").strip("\r")
                 self._lines.append(text)
+                self._seen.append(now)
             self._cond.notify_all()
 
     def mark(self) -> int:
@@ -43,6 +46,12 @@ class ConsoleLog:
     def lines_since(self, mark: int) -> list[str]:
         with self._cond:
             return list(self._lines[mark:])
+
+    def seen_since(self, mark: int) -> list[tuple[float, str]]:
+        """(host monotonic time the line arrived, line) from ``mark`` on: what the guest's
+        kernel did when, on the host's clock (the guest's own clock stands still in S3)."""
+        with self._cond:
+            return list(zip(self._seen[mark:], self._lines[mark:], strict=True))
 
     def wait_for(self, pattern: re.Pattern[str], since: int, timeout: float) -> str | None:
         """The first line at or after ``since`` matching ``pattern``; None on timeout."""

@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.bench import Figures, guest_s4_seconds, guest_sleep_seconds
+from harness.bench import Figures, guest_s4_seconds, guest_sleep_seconds, s3_host_clock_split
+from harness.events import RecordedEvent
 
 S3_CONSOLE = """\
 guest login: [   36.817921] PM: suspend entry (deep)
@@ -53,3 +54,20 @@ def test_figures_summarise_median_min_max() -> None:
         figures.add("x", value)
     figures.add("x", None)
     assert figures.summary()["x"] == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+
+
+def test_s3_waits_split_on_the_host_clock_by_when_lines_and_events_arrived() -> None:
+    """Request at 100.0 (SUSPEND seen 0.7 s later), wake at 200.0 (agent 1.4 s later)."""
+    console = [(100.5, "[ 36.8] PM: suspend entry (deep)"), (200.6, "[ 37.6] PM: suspend exit")]
+    events = [RecordedEvent("SUSPEND", received=100.7), RecordedEvent("WAKEUP", received=200.0)]
+    timings = {"request_to_entry": 0.7, "resume_agent": 1.4, "resume_ssh": 1.6}
+    assert s3_host_clock_split(console, events, timings) == pytest.approx(
+        {
+            "user space down": 0.5,
+            "kernel down": 0.2,
+            "firmware and kernel up": 0.6,
+            "user space up to the agent": 0.8,
+            "agent to ssh": 0.2,
+        }
+    )
+    assert s3_host_clock_split(console[:1], events, timings) is None
