@@ -291,11 +291,11 @@ class QemuMachine(GuestBase):
                 ) from exc
             raise
         timings["agent"] = time.monotonic() - start
-        self._agent.execute(
-            "guest-ssh-add-authorized-keys",
-            {"username": "root", "keys": [self._ssh_key.public_line]},
-        )
-        if not self._ssh.connected:
+        if not self._ssh.connected:  # a live connection (an S3 wake) is authenticated already
+            self._agent.execute(
+                "guest-ssh-add-authorized-keys",
+                {"username": "root", "keys": [self._ssh_key.public_line]},
+            )
             self._ssh.connect(max(1.0, deadline - time.monotonic()))
         self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
         timings["ssh"] = time.monotonic() - start
