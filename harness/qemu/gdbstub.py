@@ -72,9 +72,6 @@ class GdbStub:
         self.request("D")
         self._sock.close()
 
-    def close(self) -> None:
-        self._sock.close()
-
     def _send(self, payload: str) -> None:
         checksum = sum(payload.encode()) % 256
         self._sock.sendall(f"${payload}#{checksum:02x}".encode())
