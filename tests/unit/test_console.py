@@ -1,5 +1,6 @@
 import re
 import threading
+import time
 from pathlib import Path
 
 from harness.console import ConsoleLog
@@ -24,3 +25,14 @@ def test_wait_for_ends_when_the_line_arrives_and_respects_the_mark(tmp_path: Pat
     line = log.wait_for(re.compile("suspend exit"), mark, timeout=10)
     timer.join()
     assert line == "[ 9.1] PM: suspend exit"
+
+
+def test_each_line_is_stamped_when_its_end_arrives_not_its_start(tmp_path: Path) -> None:
+    log = ConsoleLog(tmp_path / "serial.log")
+    log.feed(b"first\nsec")
+    between = time.monotonic()
+    log.feed(b"ond\n")
+    (first_seen, first), (second_seen, second) = log.seen_since(0)
+    assert (first, second) == ("first", "second")
+    assert first_seen <= between <= second_seen
+    assert log.seen_since(1) == [(second_seen, "second")]
