@@ -51,6 +51,10 @@ class SshError(HarnessError):
     """ssh into the guest failed."""
 
 
+class SshKeyRefused(SshError):
+    """The guest's sshd answered and refused the harness's key (not installed there yet)."""
+
+
 class StageTimeout(HarnessError):
     """A bounded wait ran out; ``stage`` names what never happened."""
 

@@ -18,6 +18,7 @@ from harness.errors import (
     GuestStalled,
     HarnessError,
     SetupError,
+    SshKeyRefused,
 )
 from harness.image import GuestImage
 from harness.ports import free_local_port
@@ -154,6 +155,41 @@ class GuestBase:
 
     def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
         raise NotImplementedError
+
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        raise NotImplementedError
+
+    def _ssh_ready(self, stage: str, deadline: float) -> None:
+        """The tail of ``wait_ready``, once the agent answers: ssh connected with the per-run
+        key, and a command run. A live connection (an S3 wake) is reused. The key goes in
+        through the agent before a boot's first connection; after a resume or a restore the
+        guest holds it already (it was installed before it slept or was saved), so it is
+        installed only if sshd refuses it: one agent call less on every relaunch and restore."""
+
+        def remaining() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        def install_key() -> None:
+            self.agent_execute(
+                "guest-ssh-add-authorized-keys",
+                {"username": "root", "keys": [self._ssh_key.public_line]},
+                timeout=remaining(),
+            )
+
+        if not self._ssh.connected:
+            if stage == "boot":
+                install_key()
+                self._ssh.connect(remaining())
+            else:
+                try:
+                    self._ssh.connect(remaining())
+                except SshKeyRefused:
+                    log.info("%s: %s: key refused; installing it", self.name, stage)
+                    install_key()
+                    self._ssh.connect(remaining())
+        self._ssh.run("true", timeout=remaining())
 
     def _stall_since(self, stage: str, since: int) -> str:
         """After a wake, a CPU stall reported on the console since ``since`` ends the wait for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import paramiko
 
-from harness.errors import SshError
+from harness.errors import SshError, SshKeyRefused
 
 CONNECT_ATTEMPT_SECONDS = 10.0
 
@@ -134,7 +134,8 @@ class SshConnection:
         return transport is not None and transport.is_active()
 
     def connect(self, timeout: float) -> float:
-        """Connect, retrying while sshd is not up yet; seconds taken."""
+        """Connect, retrying while sshd is not up yet; seconds taken. A refused key ends the
+        attempts at once (SshKeyRefused): retrying cannot change the guest's mind."""
         start = time.monotonic()
         deadline = start + timeout
         last_error: Exception | None = None
@@ -154,6 +155,11 @@ class SshConnection:
                     allow_agent=False,
                     look_for_keys=False,
                 )
+            except paramiko.AuthenticationException as exc:
+                client.close()
+                raise SshKeyRefused(
+                    f"the guest's sshd on 127.0.0.1:{self.port} refused the harness's key: {exc}"
+                ) from exc
             except (OSError, paramiko.SSHException) as exc:
                 client.close()
                 last_error = exc

@@ -216,13 +216,7 @@ class LibvirtMachine(GuestBase):
         self._wait_agent(stage, deadline)
         timings = {"agent": time.monotonic() - start}
         self._forward_ssh()
-        if not self._ssh.connected:  # a live connection (an S3 wake) is authenticated already
-            self.agent_execute(
-                "guest-ssh-add-authorized-keys",
-                {"username": "root", "keys": [self._ssh_key.public_line]},
-            )
-            self._ssh.connect(max(1.0, deadline - time.monotonic()))
-        self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
+        self._ssh_ready(stage, deadline)
         timings["ssh"] = time.monotonic() - start
         if self.image.cloud and stage == "boot":
             timings.update(cloud_ready.settle(self, self.image.name, deadline))

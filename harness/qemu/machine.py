@@ -265,7 +265,7 @@ class QemuMachine(GuestBase):
     # -- readiness and commands --------------------------------------------------------------
 
     def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
-        """Agent answers, the per-run ssh key is installed, ssh answers."""
+        """Agent answers, then ssh answers with the per-run key (see _ssh_ready)."""
         deadline = time.monotonic() + timeout
         timings: dict[str, float] = {}
         start = time.monotonic()
@@ -291,13 +291,7 @@ class QemuMachine(GuestBase):
                 ) from exc
             raise
         timings["agent"] = time.monotonic() - start
-        if not self._ssh.connected:  # a live connection (an S3 wake) is authenticated already
-            self._agent.execute(
-                "guest-ssh-add-authorized-keys",
-                {"username": "root", "keys": [self._ssh_key.public_line]},
-            )
-            self._ssh.connect(max(1.0, deadline - time.monotonic()))
-        self._ssh.run("true", timeout=max(1.0, deadline - time.monotonic()))
+        self._ssh_ready(stage, deadline)
         timings["ssh"] = time.monotonic() - start
         if self.image.cloud and stage == "boot":
             timings.update(cloud_ready.settle(self, self.image.name, deadline))
