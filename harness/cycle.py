@@ -408,8 +408,8 @@ def _preflight(machine: Machine, transition: Transition, facts: dict[str, str]) 
     reason = transition.needs.unmet(facts)
     if reason:
         raise StateUnsupported(reason)
-    if not transition.needs.swap:
-        return
+    if not transition.needs.swap or facts.get("guest.swaps", "").strip():
+        return  # the facts just read show swap active: no round trip to ask again
     # Swap is activated late in boot; hibernating before it is active keeps the guest up.
     swap = machine.run("timeout 120 systemctl start swap.target; swapon --show=NAME --noheadings")
     if not swap.stdout.strip():

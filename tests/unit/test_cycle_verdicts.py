@@ -110,6 +110,13 @@ def test_hibernate_without_swap_is_an_error_naming_the_fix(tmp_path: Path) -> No
     assert "no active swap" in outcome.reason
 
 
+def test_swap_shown_active_by_the_facts_is_not_asked_for_again(tmp_path: Path) -> None:
+    # The machine would answer the swap round trip with "no swap": only the facts can pass it.
+    swapping = FACTS + "guest.swaps=/dev/vdb \n"
+    outcome = run_cycle(FakeMachine(tmp_path, facts=swapping, swap=""), S4_SYSTEMCTL)
+    assert "no active swap" not in outcome.reason, outcome.reason
+
+
 def test_failed_check_turns_the_verdict_to_fail(tmp_path: Path) -> None:
     rebooted = FACTS.replace("guest.boot_id=b1", "guest.boot_id=b2")
     outcome = run_cycle(FakeMachine(tmp_path, after_facts=rebooted), S3_SYSTEMCTL)
