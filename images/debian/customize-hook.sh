@@ -21,12 +21,16 @@ for unit in systemd-networkd-wait-online.service e2scrub_reap.service \
             apt-daily.timer apt-daily-upgrade.timer fstrim.timer; do
     chroot "$root" systemctl mask "$unit"
 done
-# Key-only root login; the harness installs a per-run key through the guest agent.
+# Key-only root login; the harness installs a per-run key through the guest agent. No PAM
+# session and no lastlog: under TCG they cost 0.3-0.4 s of every new connection's first
+# command (pam_motd runs update-motd.d), and every restore and S4 resume opens one.
 mkdir -p "$root/etc/ssh/sshd_config.d"
 cat > "$root/etc/ssh/sshd_config.d/harness.conf" <<'SSHD'
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
+UsePAM no
+PrintLastLog no
 SSHD
 install -d -m 0700 "$root/root/.ssh"
