@@ -87,6 +87,7 @@ class FakeMachine:
         self.kernel_log = ""
         self.link = "up"
         self.irqs = 0
+        self.received = b""
         self.stopped = False
 
     def hmp(self, command: str) -> str:
@@ -125,12 +126,11 @@ class FakeMachine:
             net = self.agent_shell(NET_SCRIPT).stdout
             out = f"{clock}{net}{LOG_MARK}\n{self.kernel_log}"
             return CommandResult(command, 0, out, "")
-        if stdin is not None:
-            return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "\n", "")
+        if stdin is not None:  # the MiB sent to the guest, kept there and sent back
+            self.received = stdin
+            return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "  -\n", "")
         if "base64 -w0" in command:
-            data = b"guest data"
-            out = hashlib.sha256(data).hexdigest() + "\n" + base64.b64encode(data).decode()
-            return CommandResult(command, 0, out + "\n", "")
+            return CommandResult(command, 0, base64.b64encode(self.received).decode() + "\n", "")
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:

@@ -1,0 +1,43 @@
+"""The MiB sent each way over ssh: each direction judged on its own."""
+
+import base64
+import hashlib
+
+import pytest
+
+from harness.live_probes import transfer_both_ways
+from harness.ssh import CommandResult
+
+
+class Guest:
+    """Keeps what arrives (optionally damaged on the way in) and sends it back (optionally
+    damaged on the way out)."""
+
+    def __init__(self, damage_in: bool = False, damage_out: bool = False) -> None:
+        self.damage_in, self.damage_out = damage_in, damage_out
+        self.kept = b""
+
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        if stdin is not None:
+            self.kept = (b"x" + stdin[1:]) if self.damage_in else stdin
+            return CommandResult(command, 0, hashlib.sha256(self.kept).hexdigest() + "  -\n", "")
+        sent = (self.kept[:-1] + b"y") if self.damage_out else self.kept
+        return CommandResult(command, 0, base64.b64encode(sent).decode() + "\n", "")
+
+
+@pytest.mark.parametrize(
+    ("damage_in", "damage_out", "inbound", "outbound"),
+    [
+        (False, False, "ok", "ok"),
+        (True, False, "corrupt", "ok"),
+        (False, True, "ok", "corrupt"),
+    ],
+)
+def test_each_direction_is_judged_on_its_own(
+    damage_in: bool, damage_out: bool, inbound: str, outbound: str
+) -> None:
+    facts = transfer_both_ways(Guest(damage_in, damage_out))  # type: ignore[arg-type]
+    assert facts["net.host_to_guest"].startswith(inbound), facts
+    assert facts["net.guest_to_host"].startswith(outbound), facts
