@@ -16,7 +16,11 @@ PROBE_FILE = "/var/tmp/s3s4-harness-probe.bin"  # on the root virtio disk
 
 
 def _fill(script: str) -> str:
-    return script.replace("@STATE@", STATE_DIR).replace("@FILE@", PROBE_FILE)
+    return (
+        script.replace("@ROUND@", f"{STATE_DIR}/round")
+        .replace("@STATE@", STATE_DIR)
+        .replace("@FILE@", PROBE_FILE)
+    )
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,40 @@ class Probe:
     after: str
 
 
+# The block probe's in-flight write (see BLOCK): the pattern it writes, in paced steps.
+INFLIGHT_STEP_MIB = 1
+INFLIGHT_STEPS = 16
+INFLIGHT_MIB = INFLIGHT_STEP_MIB * INFLIGHT_STEPS
+INFLIGHT_PACE_S = 0.4  # 6.4 s in all: under TCG a request can take 6 s to freeze the guest
+
+# Random data the checks move around, made once per guest (the ready checkpoint already holds
+# it) and kept in tmpfs with its checksum and each MiB's: urandom and sha256 of tens of MiB
+# cost seconds under TCG, so writes after a wake take a MiB of it (a different one each time,
+# see SLICE_SUM) instead of fresh random data, and its checksum is looked up, not computed again.
+PATTERN_READY = _fill(f"""
+[ -d @STATE@ ] || mkdir -p @STATE@
+if [ ! -s @STATE@/slices.sha ]; then
+  head -c {INFLIGHT_MIB * 1048576} /dev/urandom > @STATE@/pattern
+  sha256sum < @STATE@/pattern | cut -d' ' -f1 > @STATE@/pattern.sha
+  split -b 1048576 -d -a 2 @STATE@/pattern @STATE@/slice.
+  sha256sum @STATE@/slice.?? | cut -d' ' -f1 > @STATE@/slices.sha.new
+  rm -f @STATE@/slice.??; mv @STATE@/slices.sha.new @STATE@/slices.sha
+fi
+""")
+# ``slice_sum N``: the checksum of the pattern's MiB number N (modulo the MiBs); ``round``:
+# how many fact captures the identity probe counted (it moves the count first, alone), from
+# which each write picks its MiB: one that never reached the disk reads back as an earlier
+# capture's MiB, never as the one expected.
+SLICE_SUM = _fill(f"""
+slices={INFLIGHT_MIB}
+slice_sum() {{ n=$(($1 % slices)); i=0; while read -r s; do
+  [ $i = $n ] && {{ echo "$s"; return; }}; i=$((i + 1)); done < @STATE@/slices.sha; }}
+round=0; read -r round 2>/dev/null < @ROUND@
+""")
 # Facts are read with shell builtins where one will do: under TCG every program started in the
 # guest costs 50-100 ms, and the script runs twice per cycle.
-_IDENTITY_SCRIPT = _fill(r"""
+_IDENTITY_SCRIPT = PATTERN_READY + _fill(r"""
+r=0; read -r r 2>/dev/null < @ROUND@; echo $((r + 1)) > @ROUND@
 fact() { v=; read -r v 2>/dev/null < "$2"; echo "$1=$v"; }
 fact guest.boot_id /proc/sys/kernel/random/boot_id
 read -r up _ < /proc/uptime; echo "guest.uptime=$up"
@@ -45,7 +80,6 @@ fact guest.taint /proc/sys/kernel/tainted
 dmesg | awk '/ACPI: PM: \(supports / && a == "" {a = $0; sub(/.*ACPI: PM: \(supports /, "", a)
   sub(/\)$/, "", a)} END {print "guest.dmesg_lines=" NR; print "guest.acpi_states=" a}'
 read -r r _ _ _ w _ < /sys/block/vda/stat; echo "blk.vda_requests=$((r + w))"
-[ -d @STATE@ ] || mkdir -p @STATE@
 [ -s @STATE@/marker ] || head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n' > @STATE@/marker
 fact guest.ram_marker @STATE@/marker
 """)
@@ -84,44 +118,35 @@ v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
 )
 
 # Read back with O_DIRECT rather than after dropping every cache: the other probes running
-# beside this one would then read their programs from disk again.
+# beside this one would then read their programs from disk again. The file written before the
+# sleep is one MiB of the pattern; the write after is another, to a new file.
 DISK = Probe(
     name="disk",
-    before=_fill("""
-head -c 1048576 /dev/urandom > @FILE@ && sync @FILE@
-sha=$(sha256sum < @FILE@); echo "disk.written_sha=${sha%% *}"
+    before=SLICE_SUM
+    + _fill("""
+dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((round % slices)) count=1 conv=fsync 2>/dev/null \\
+  && echo "disk.written_sha=$(slice_sum $round)"
 """),
-    after=_fill("""
+    after=SLICE_SUM
+    + _fill("""
 sha=; [ -f @FILE@ ] && sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum)
 echo "disk.reread_sha=${sha%% *}"
-head -c 1048576 /dev/urandom > @STATE@/disk.fresh
-sha=$(sha256sum < @STATE@/disk.fresh); echo "disk.fresh_sha=${sha%% *}"
-dd if=@STATE@/disk.fresh of=@FILE@.new bs=1M oflag=direct conv=fsync 2>/dev/null
+fresh=$((round + 5)); echo "disk.fresh_sha=$(slice_sum $fresh)"
+dd if=@STATE@/pattern of=@FILE@.new bs=1M skip=$((fresh % slices)) count=1 oflag=direct \\
+  conv=fsync 2>/dev/null
 echo "disk.fresh_write_status=$?"
 sha=; [ -f @FILE@.new ] && sha=$(dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null | sha256sum)
 echo "disk.fresh_reread_sha=${sha%% *}"
-rm -f @FILE@.new @STATE@/disk.fresh
+rm -f @FILE@.new
 """),
 )
 
-# The block probe's in-flight write (see BLOCK): the pattern it writes, in paced steps.
-INFLIGHT_STEP_MIB = 1
-INFLIGHT_STEPS = 16
-INFLIGHT_MIB = INFLIGHT_STEP_MIB * INFLIGHT_STEPS
-INFLIGHT_PACE_S = 0.4  # 6.4 s in all: under TCG a request can take 6 s to freeze the guest
-
-# Random data the checks move around, made once per guest (the ready checkpoint already holds
-# it) and kept in tmpfs with its checksum: urandom and sha256 of tens of MiB cost seconds
-# under TCG.
-PATTERN_READY = _fill(f"""
-mkdir -p @STATE@
-if [ ! -s @STATE@/pattern.sha ]; then
-  head -c {INFLIGHT_MIB * 1048576} /dev/urandom > @STATE@/pattern
-  sha256sum < @STATE@/pattern | cut -d' ' -f1 > @STATE@/pattern.sha
-fi
-""")
-STREAM_CHUNK = 1048576
-STREAM_CHUNKS = 8  # 8 MiB, paced by the guest's own clock so that it spans the sleep request
+# 2 MiB in 256 KiB chunks, paced by the guest's own clock so that it spans the sleep request.
+# A chunk still outgrows virtio-net's ring several times over; 8 MiB in 1 MiB chunks cost the
+# guest's sshd (its cipher and MAC in software under TCG) the largest share of its CPU while
+# it went to sleep and while the checks ran after the wake.
+STREAM_CHUNK = 262144
+STREAM_CHUNKS = 8
 STREAM_BYTES = STREAM_CHUNK * STREAM_CHUNKS
 STREAM_READY = _fill(f"""
 mkdir -p @STATE@
@@ -178,8 +203,7 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 # way to sleep), hence a slow pace.
 BLOCK = Probe(
     name="blk",
-    before=PATTERN_READY
-    + _fill(f"""
+    before=_fill(f"""
 v=; read -r v < @STATE@/pattern.sha; echo "blk.pattern_sha=$v"
 rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick @STATE@/blk.pid
 mkfifo @STATE@/blk.tick
@@ -203,13 +227,20 @@ setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick
   fi
   echo $rc > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
 """),
-    after=_fill(f"""
+    after=SLICE_SUM
+    + _fill(f"""
 # Opened read-write: never blocks, also when the writer has gone.
 [ -p @STATE@/blk.tick ] && {{ echo over >&4; }} 4<>@STATE@/blk.tick
-# Waits for the writer only while it lives: after a reboot it is gone, and so is its pid file.
+# Waits for the writer only while it lives (after a reboot it is gone, and so is its pid
+# file), for at most 60 s, pausing with bash's ``read -t`` on a FIFO of its own that nobody
+# writes to: one program in all while the writer finishes, not a ``sleep`` every tenth.
 p=; read -r p 2>/dev/null < @STATE@/blk.pid
-[ -s @STATE@/inflight.status ] || [ -z "$p" ] || timeout 60 sh -c \\
-  "while [ ! -s @STATE@/inflight.status ] && kill -0 $p 2>/dev/null; do sleep 0.1; done"
+[ -s @STATE@/inflight.status ] || [ -z "$p" ] || {{
+  [ -p @STATE@/blk.wait ] || mkfifo @STATE@/blk.wait
+  bash -c 'exec 5<>@STATE@/blk.wait
+    while [ ! -s @STATE@/inflight.status ] && kill -0 "$0" 2>/dev/null && [ $SECONDS -lt 60 ]
+    do read -r -t 0.05 -u 5; done' "$p"
+}}
 v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"
 v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
 # Compared byte for byte (cmp costs half of a second sha256 under TCG): data equal to the
@@ -218,14 +249,14 @@ if dd if=/dev/vdc bs=1M count={INFLIGHT_MIB} iflag=direct 2>/dev/null | cmp -s -
 then
   read -r v < @STATE@/pattern.sha; echo "blk.inflight_sha=$v"
 else echo "blk.inflight_sha=differs from the pattern"; fi
-head -c 1048576 /dev/urandom > @STATE@/fresh
-sha=$(sha256sum < @STATE@/fresh); echo "blk.fresh_sha=${{sha%% *}}"
-dd if=@STATE@/fresh of=/dev/vdc bs=1M seek=40 oflag=direct conv=fsync 2>/dev/null
+fresh=$((round + 10)); echo "blk.fresh_sha=$(slice_sum $fresh)"
+dd if=@STATE@/pattern of=/dev/vdc bs=1M skip=$((fresh % slices)) seek=40 count=1 oflag=direct \\
+  conv=fsync 2>/dev/null
 echo "blk.fresh_status=$?"
 sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | sha256sum)
 echo "blk.fresh_reread_sha=${{sha%% *}}"
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-rm -f @STATE@/fresh @STATE@/blk.tick @STATE@/blk.pid
+rm -f @STATE@/blk.tick @STATE@/blk.pid
 """),
 )
 

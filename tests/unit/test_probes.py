@@ -1,3 +1,4 @@
+import hashlib
 import os
 import subprocess
 import time
@@ -7,9 +8,13 @@ from harness.live_probes import judge_stream
 from harness.probes import (
     BLOCK,
     DEFAULT_PROBES,
+    DISK,
+    IDENTITY,
     INFLIGHT_MIB,
     INFLIGHT_PACE_S,
     INFLIGHT_STEPS,
+    PATTERN_READY,
+    PROBE_FILE,
     STATE_DIR,
     STREAM_CHUNKS,
     STREAM_COMMAND,
@@ -206,3 +211,61 @@ def test_the_stream_is_whole_and_paced_until_the_guest_has_slept(tmp_path: Path)
         assert judge_stream(out) == "ok"
     assert timings[0] >= STREAM_CHUNKS * 0.15 * 0.9, timings
     assert timings[1] < timings[0] * 0.75, timings
+
+
+def _local(text: str, tmp_path: Path) -> str:
+    """A guest fragment pointed into ``tmp_path`` (no O_DIRECT there: tmpfs refuses it)."""
+    return (
+        text.replace(PROBE_FILE, str(tmp_path / "probe.bin"))
+        .replace(STATE_DIR, str(tmp_path))
+        .replace("iflag=direct", "")
+        .replace("oflag=direct", "")
+    )
+
+
+def _round(tmp_path: Path) -> str:
+    """The identity probe's count of captures, moved as it does, without its other facts."""
+    lines = IDENTITY.before.replace(STATE_DIR, str(tmp_path)).split("\n")
+    return next(line for line in lines if "round" in line)
+
+
+def test_the_pattern_is_made_once_with_each_mibs_checksum(tmp_path: Path) -> None:
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    pattern = (tmp_path / "pattern").read_bytes()
+    sums = (tmp_path / "slices.sha").read_text().split()
+    assert len(pattern) == INFLIGHT_MIB << 20
+    assert sums == [
+        hashlib.sha256(pattern[i << 20 : (i + 1) << 20]).hexdigest() for i in range(INFLIGHT_MIB)
+    ]
+    assert (tmp_path / "pattern.sha").read_text().strip() == hashlib.sha256(pattern).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pattern", "pattern.sha", "slices.sha"]
+    made = (tmp_path / "pattern").stat().st_mtime_ns
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    assert (tmp_path / "pattern").stat().st_mtime_ns == made  # kept: the checkpoint holds it
+
+
+def test_the_disk_probe_writes_a_different_mib_each_capture_and_names_a_lost_write(
+    tmp_path: Path,
+) -> None:
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    captures = []
+    for _ in range(2):
+        run_script(_round(tmp_path), tmp_path)
+        before, _ = run_script(_local(DISK.before, tmp_path), tmp_path)
+        run_script(_round(tmp_path), tmp_path)
+        after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
+        assert before["disk.written_sha"] == after["disk.reread_sha"], (before, after)
+        assert after["disk.fresh_sha"] == after["disk.fresh_reread_sha"], after
+        assert after["disk.fresh_write_status"] == "0"
+        captures.append((before, after))
+    (first_before, first_after), (second_before, _) = captures
+    assert second_before["disk.written_sha"] != first_before["disk.written_sha"]
+    assert first_after["disk.fresh_sha"] not in (first_before["disk.written_sha"], "")
+    # The file written before a third sleep never reached the disk: the second one's is there.
+    kept = (tmp_path / "probe.bin").read_bytes()
+    run_script(_round(tmp_path), tmp_path)
+    before, _ = run_script(_local(DISK.before, tmp_path), tmp_path)
+    (tmp_path / "probe.bin").write_bytes(kept)
+    run_script(_round(tmp_path), tmp_path)
+    after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
+    assert after["disk.reread_sha"] != before["disk.written_sha"]
