@@ -369,7 +369,7 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
 
 
 def tcp_connection_survived(ev: CycleEvidence) -> CheckResult:
-    """A TCP connection (ssh) opened before sleeping still carries data after, and an 8 MiB
+    """A TCP connection (ssh) opened before sleeping still carries data after, and a 2 MiB
     transfer from the guest that was under way when it went to sleep arrives complete and
     intact."""
     if not ev.tcp_expected:
