@@ -173,18 +173,20 @@ WARM_UP = PATTERN_READY + STREAM_READY
 
 # Run through the guest agent, not ssh: the network is what this probe judges.
 NET_SCRIPT = """
-# The first NIC bound to virtio_net (not the default route: it goes away with the link).
-if=; drv=
+# The first NIC bound to virtio_net (not the default route: it goes away with the link). Links
+# are resolved with ``cd -P`` (a builtin), not readlink: this runs three times a cycle, and
+# under TCG each program started costs the guest 50-100 ms.
+if=; drv=; dev=
 for d in /sys/class/net/*; do
-  [ -e "$d/device/driver" ] || continue
-  drv=$(readlink "$d/device/driver")
-  case "$drv" in *virtio_net) if=${d##*/}; break;; esac
+  cd -P "$d/device/driver" 2>/dev/null || continue
+  drv=${PWD##*/}
+  case "$drv" in virtio_net) if=${d##*/}; cd -P "$d/device" && dev=${PWD##*/}; break;; esac
 done
+cd /
 echo "net.iface=$if"
-echo "net.driver=${drv##*/}"
+echo "net.driver=$drv"
 v=; read -r v 2>/dev/null < "/sys/class/net/$if/operstate"; echo "net.operstate=$v"
 v=; read -r v 2>/dev/null < "/sys/class/net/$if/carrier"; echo "net.carrier=$v"
-dev=$(readlink "/sys/class/net/$if/device"); dev=${dev##*/}
 echo "net.device=$dev"
 awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
   for (i = 2; i <= n + 1; i++) s += $i} END {print "net.irqs=" s + 0}' /proc/interrupts

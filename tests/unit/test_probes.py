@@ -13,6 +13,7 @@ from harness.probes import (
     INFLIGHT_MIB,
     INFLIGHT_PACE_S,
     INFLIGHT_STEPS,
+    NET_SCRIPT,
     PATTERN_READY,
     PROBE_FILE,
     STATE_DIR,
@@ -269,3 +270,57 @@ def test_the_disk_probe_writes_a_different_mib_each_capture_and_names_a_lost_wri
     run_script(_round(tmp_path), tmp_path)
     after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
     assert after["disk.reread_sha"] != before["disk.written_sha"]
+
+
+def _sysfs(tmp_path: Path, virtio: bool = True) -> Path:
+    """/sys/class/net as the guest has it: lo (no device), a virtio NIC, an e1000 NIC."""
+    root = tmp_path / "sys"
+    for name, device, driver in (
+        ("eth1", "devices/pci0000:00/0000:00:04.0", "bus/pci/drivers/e1000"),
+        ("ens3", "devices/pci0000:00/0000:00:03.0/virtio0", "bus/virtio/drivers/virtio_net"),
+    ):
+        if name == "ens3" and not virtio:
+            continue
+        (root / device).mkdir(parents=True)
+        (root / driver).mkdir(parents=True, exist_ok=True)
+        (root / device / "driver").symlink_to(root / driver)
+        nic = root / "class/net" / name
+        nic.mkdir(parents=True)
+        (nic / "device").symlink_to(root / device)
+        (nic / "operstate").write_text("up\n")
+        (nic / "carrier").write_text("1\n")
+    (root / "class/net/lo").mkdir(parents=True)
+    (tmp_path / "interrupts").write_text(
+        "           CPU0       CPU1\n"
+        " 24:         10          5   PCI-MSI 49152-edge      virtio0-config\n"
+        " 25:        100         50   PCI-MSI 49153-edge      virtio0-input.0\n"
+        " 26:         70         30   PCI-MSI 49154-edge      virtio0-output.0\n"
+        " 27:          3          4   PCI-MSI 65536-edge      virtio1-req.0\n"
+    )
+    return root
+
+
+def _net_facts(tmp_path: Path, root: Path) -> dict[str, str]:
+    text = NET_SCRIPT.replace("/sys/", f"{root}/").replace(
+        "/proc/interrupts", str(tmp_path / "interrupts")
+    )
+    return run_script(text, tmp_path)[0]
+
+
+def test_the_network_facts_find_the_virtio_nic_without_starting_readlink(tmp_path: Path) -> None:
+    facts = _net_facts(tmp_path, _sysfs(tmp_path))
+    assert facts == {
+        "net.iface": "ens3",
+        "net.driver": "virtio_net",
+        "net.operstate": "up",
+        "net.carrier": "1",
+        "net.device": "virtio0",
+        "net.irqs": "265",  # virtio0's interrupts on both CPUs, not virtio1's
+    }
+    assert "$(readlink" not in NET_SCRIPT
+
+
+def test_the_network_facts_name_no_nic_when_none_is_virtio(tmp_path: Path) -> None:
+    facts = _net_facts(tmp_path, _sysfs(tmp_path, virtio=False))
+    assert facts["net.iface"] == "" and facts["net.driver"] == "e1000", facts
+    assert facts["net.irqs"] == "0"
