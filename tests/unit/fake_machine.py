@@ -121,7 +121,7 @@ class FakeMachine:
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
-        if command.startswith("date +%s.%N;"):  # the closing look: clock, NIC, kernel log
+        if command.startswith("echo ${EPOCHREALTIME"):  # the closing look: clock, NIC, log
             clock = f"{time.time() + self.clock_offset:.6f}\n"
             net = self.agent_shell(NET_SCRIPT).stdout
             out = f"{clock}{net}{LOG_MARK}\n{self.kernel_log}"

@@ -1,11 +1,12 @@
-"""The MiB sent each way over ssh: each direction judged on its own."""
+"""What the checks read from a live guest: the MiB sent each way, the closing look."""
 
 import base64
 import hashlib
+import time
 
 import pytest
 
-from harness.live_probes import transfer_both_ways
+from harness.live_probes import LOG_MARK, closing_facts, transfer_both_ways
 from harness.ssh import CommandResult
 
 
@@ -41,3 +42,19 @@ def test_each_direction_is_judged_on_its_own(
     facts = transfer_both_ways(Guest(damage_in, damage_out))  # type: ignore[arg-type]
     assert facts["net.host_to_guest"].startswith(inbound), facts
     assert facts["net.guest_to_host"].startswith(outbound), facts
+
+
+class Closing:
+    """Answers the closing look as a guest whose kernel logged four lines, two of them before
+    the cycle started."""
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        log = "boot 1\nboot 2\nPM: suspend entry\nPM: suspend exit\n"
+        out = f"{time.time():.6f}\nnet.irqs=7\n{LOG_MARK}\n{log}"
+        return CommandResult(command, 0, out, "")
+
+
+def test_the_closing_look_keeps_the_kernel_log_since_the_cycle_began() -> None:
+    facts, log = closing_facts(Closing(), line_count=2)  # type: ignore[arg-type]
+    assert log == ["PM: suspend entry", "PM: suspend exit"]
+    assert facts["net.irqs"] == "7" and abs(float(facts["clock.step_s"])) < 1, facts
