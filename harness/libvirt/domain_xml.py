@@ -102,6 +102,7 @@ def _devices(config: QemuConfig, files: DomainFiles) -> ET.Element:
         ET.SubElement(seed, "readonly")
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
+    ET.SubElement(interface, "rom", enabled="no")  # as the direct backend: no iPXE ROM
     serial = ET.SubElement(devices, "serial", type="unix")
     # QEMU connects to the harness's console socket, which listens for every (re)start.
     ET.SubElement(serial, "source", mode="connect", path=str(files.console_socket))

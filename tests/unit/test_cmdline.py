@@ -35,6 +35,7 @@ def test_argv_has_accel_disks_sockets_and_loopback_only_forward() -> None:
     assert "socket,id=qmp0,path=/r/qmp.sock" in joined
     assert "name=org.qemu.guest_agent.0" in joined
     assert "socket,id=serial0,path=/r/console.sock" in joined
+    assert "virtio-net-pci,netdev=net0,id=nic0,romfile=" in argv  # no iPXE ROM to set up
 
 
 def test_relaunch_argv_is_identical() -> None:

@@ -47,6 +47,7 @@ def test_domain_has_pm_agent_disks_and_direct_kernel_boot() -> None:
     assert channel is not None and channel.get("name") == "org.qemu.guest_agent.0"
     assert root.findtext("./os/cmdline") == "root=/dev/vda resume=/dev/vdb"
     assert root.find("./devices/serial/source").get("mode") == "connect"  # type: ignore[union-attr]
+    assert root.find("./devices/interface/rom").get("enabled") == "no"  # type: ignore[union-attr]
     assert root.find(f"{{{QEMU_NS}}}commandline") is None
     seclabel = root.find("seclabel")  # QEMU runs as the harness's user, whatever qemu.conf says
     assert seclabel is not None and seclabel.get("model") == "dac"
