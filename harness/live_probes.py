@@ -65,7 +65,8 @@ def transfer_both_ways(machine: Machine) -> dict[str, str]:
     TCG each costs a tenth of a second); each direction is still judged on its own."""
     data = os.urandom(TRANSFER_BYTES)
     path = f"{STATE_DIR}/transfer.bin"
-    inbound = machine.run(f"tee {path} | sha256sum", stdin=data)
+    # After a fresh boot the state folder is made by the facts script, which runs beside this.
+    inbound = machine.run(f"mkdir -p {STATE_DIR}; tee {path} | sha256sum", stdin=data)
     guest_sha = inbound.stdout.split(" ", 1)[0].strip()
     facts = {
         "net.host_to_guest": "ok"
@@ -77,11 +78,13 @@ def transfer_both_ways(machine: Machine) -> dict[str, str]:
         received = base64.b64decode(outbound.stdout.strip(), validate=True)
     except ValueError:
         received = b""
-    facts["net.guest_to_host"] = (
-        "ok"
-        if inbound.ok and guest_sha and _sha(received) == guest_sha
-        else f"corrupt ({len(received)} bytes received)"
-    )
+    if inbound.ok and guest_sha and _sha(received) == guest_sha:
+        facts["net.guest_to_host"] = "ok"
+    else:
+        said = (outbound.stderr or inbound.stderr).strip().splitlines()
+        facts["net.guest_to_host"] = f"corrupt ({len(received)} bytes received)" + (
+            f": the guest said {said[0][:200]!r}" if said else ""
+        )
     return facts
 
 

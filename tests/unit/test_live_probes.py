@@ -2,10 +2,13 @@
 
 import base64
 import hashlib
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from harness import live_probes
 from harness.live_probes import LOG_MARK, closing_facts, transfer_both_ways
 from harness.ssh import CommandResult
 
@@ -58,3 +61,32 @@ def test_the_closing_look_keeps_the_kernel_log_since_the_cycle_began() -> None:
     facts, log = closing_facts(Closing(), line_count=2)  # type: ignore[arg-type]
     assert log == ["PM: suspend entry", "PM: suspend exit"]
     assert facts["net.irqs"] == "7" and abs(float(facts["clock.step_s"])) < 1, facts
+
+
+class LocalBash:
+    """Runs the probe's commands in a real bash on this host, as the guest's shell would."""
+
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        done = subprocess.run(["bash", "-c", command], input=stdin or b"", capture_output=True)
+        return CommandResult(command, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def test_the_transfer_makes_its_folder_on_a_freshly_booted_guest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a reboot the state folder (tmpfs) is gone until the facts script, which runs
+    beside the transfer, makes it again: the transfer must not depend on winning that race."""
+    monkeypatch.setattr(live_probes, "STATE_DIR", str(tmp_path / "not-yet"))
+    facts = transfer_both_ways(LocalBash())  # type: ignore[arg-type]
+    assert facts == {"net.host_to_guest": "ok", "net.guest_to_host": "ok"}, facts
+
+
+def test_a_transfer_that_fails_in_the_guest_says_what_the_guest_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_probes, "STATE_DIR", "/proc/no-such-folder")
+    facts = transfer_both_ways(LocalBash())  # type: ignore[arg-type]
+    assert facts["net.guest_to_host"].startswith("corrupt (0 bytes received): the guest said")
+    assert "no-such-folder" in facts["net.guest_to_host"], facts
