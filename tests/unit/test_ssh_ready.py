@@ -7,8 +7,8 @@ from typing import Any
 import paramiko
 import pytest
 
-from harness.errors import SshKeyRefused
-from harness.guest_base import GuestBase
+from harness.errors import AgentError, SshError, SshKeyRefused
+from harness.guest_base import GuestBase, ipv4_addresses
 from harness.ssh import SshConnection, SshKey
 
 
@@ -31,30 +31,73 @@ class ScriptedSsh:
         self.steps.append(f"run {command}")
 
 
+NIC = {"name": "ens3", "ip-addresses": [{"ip-address-type": "ipv6", "ip-address": "fe80::1"}]}
+LOOPBACK = {"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1"}]}
+ADDRESSED = {**NIC, "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "10.0.2.15"}]}
+
+
 class Guest(GuestBase):
-    def __init__(self, ssh: ScriptedSsh) -> None:  # no disks, no QEMU: only the tail
+    """Its agent shows the NIC without an IPv4 address for ``unaddressed`` looks; an agent that
+    refuses the command (``network_facts`` False) answers with an AgentError."""
+
+    def __init__(
+        self, ssh: ScriptedSsh, unaddressed: int = 0, network_facts: bool = True
+    ) -> None:  # no disks, no QEMU: only the tail
         self.name = "guest"
         self._ssh = ssh  # type: ignore[assignment]
         self._ssh_key = SshKey.__new__(SshKey)
         object.__setattr__(self._ssh_key, "public_line", "ecdsa-sha2-nistp256 AAAA test")
+        self.unaddressed = unaddressed
+        self.network_facts = network_facts
 
     def agent_execute(
         self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
         assert isinstance(self._ssh, ScriptedSsh)
         self._ssh.steps.append(command)
+        if command == "guest-network-get-interfaces":
+            if not self.network_facts:
+                raise AgentError("The command guest-network-get-interfaces has been disabled")
+            self.unaddressed -= 1
+            return [LOOPBACK, NIC if self.unaddressed >= 0 else ADDRESSED]
         self._ssh.installed = True
         return {}
 
 
-def ready(stage: str, ssh: ScriptedSsh) -> list[str]:
-    Guest(ssh)._ssh_ready(stage, time.monotonic() + 30)
+def ready(stage: str, ssh: ScriptedSsh, **guest: Any) -> list[str]:
+    Guest(ssh, **guest)._ssh_ready(stage, time.monotonic() + 30)
     return ssh.steps
+
+
+LOOK = "guest-network-get-interfaces"
 
 
 def test_a_boot_installs_the_key_before_connecting() -> None:
     steps = ready("boot", ScriptedSsh([], installed=False))
-    assert steps == ["guest-ssh-add-authorized-keys", "connect", "run true"]
+    assert steps == ["guest-ssh-add-authorized-keys", LOOK, "connect", "run true"]
+
+
+def test_a_boot_connects_only_once_the_guest_has_an_address() -> None:
+    """A connection made before the address is there waits out slirp's SYN backoff."""
+    steps = ready("boot", ScriptedSsh([], installed=False), unaddressed=2)
+    assert steps == ["guest-ssh-add-authorized-keys", LOOK, LOOK, LOOK, "connect", "run true"]
+
+
+def test_an_agent_that_refuses_network_facts_leaves_it_to_ssh() -> None:
+    steps = ready("boot", ScriptedSsh([], installed=False), network_facts=False)
+    assert steps == ["guest-ssh-add-authorized-keys", LOOK, "connect", "run true"]
+
+
+def test_a_guest_that_never_gets_an_address_is_named() -> None:
+    guest = Guest(ScriptedSsh([]), unaddressed=10**6)
+    with pytest.raises(SshError, match=r"\['lo', 'ens3'\] never got an IPv4 address"):
+        guest._ssh_ready("boot", time.monotonic() + 0.3)
+
+
+def test_only_ipv4_addresses_off_loopback_count() -> None:
+    assert ipv4_addresses([LOOPBACK, NIC]) == []
+    assert ipv4_addresses([LOOPBACK, ADDRESSED]) == ["10.0.2.15"]
+    assert ipv4_addresses({"error": "not a list"}) == []
 
 
 @pytest.mark.parametrize("stage", ["resume", "checkpoint restore"])
