@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 from harness.console_diagnosis import STALL_LINE, TIMER_ISSUE_LINE
-from harness.probes import INFLIGHT_MIB, INFLIGHT_STEPS
+from harness.probes import INFLIGHT_STEPS
 from harness.verdict import CheckResult, CycleEvidence
 
 Check = Callable[[CycleEvidence], CheckResult]
@@ -210,8 +210,9 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
         problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
     detail = (
-        f"{INFLIGHT_MIB} MiB written from just before the request ({_inflight_steps(a)}) and "
-        f"1 MiB after read back intact; requests {b.get('blk.vdc_requests')} -> "
+        f"{a.get('blk.inflight_mib')} MiB written from just before the request "
+        f"({_inflight_steps(a)}) and 1 MiB after read back intact; requests "
+        f"{b.get('blk.vdc_requests')} -> "
         f"{a.get('blk.vdc_requests')}"
         if not problems
         else "; ".join(problems)
@@ -220,6 +221,7 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
         "blk.pattern_sha",
         "blk.inflight_status",
         "blk.inflight_steps",
+        "blk.inflight_mib",
         "blk.inflight_sha",
         "blk.fresh_status",
         "blk.fresh_sha",
@@ -236,7 +238,7 @@ def _inflight_steps(after: dict[str, str]) -> str:
     steps, _, why = (after.get("blk.inflight_steps") or "").partition(" ")
     of = f"{steps} of {INFLIGHT_STEPS} paced steps"
     if why == "slept":
-        return f"{of} written before the guest slept"
+        return f"{of} written before the guest slept, one more as it woke"
     if why == "after":
         return f"{of} written before the transition ended; the guest saw no sleep"
     if why == "paced":

@@ -24,7 +24,14 @@ from harness.errors import (
 from harness.image import GuestImage
 from harness.ports import free_local_port
 from harness.qemu.cmdline import QemuConfig
-from harness.ssh import CommandResult, EchoChannel, SshConnection, SshKey, StreamDownload
+from harness.ssh import (
+    BinaryResult,
+    CommandResult,
+    EchoChannel,
+    SshConnection,
+    SshKey,
+    StreamDownload,
+)
 from harness.timeouts import Timeouts
 from harness.vcpu_lockup import LockupWatch, VcpuState, vcpu_states
 
@@ -78,6 +85,11 @@ class GuestBase:
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
         return self._ssh.run(command, timeout or self.timeouts.command, stdin)
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
+        return self._ssh.fetch(command, timeout or self.timeouts.command, stdin)
 
     def open_echo(self) -> EchoChannel:
         return self._ssh.open_echo(self.timeouts.command)

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.console import ConsoleLog
 from harness.events import EventLog, RecordedEvent
-from harness.ssh import CommandResult, EchoChannel, StreamDownload
+from harness.ssh import BinaryResult, CommandResult, EchoChannel, StreamDownload
 from harness.timeouts import Timeouts
 from harness.vcpu_lockup import LockupWatch
 
@@ -57,6 +57,12 @@ class Machine(Protocol):
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
         """Run a shell command in the guest over ssh."""
+        ...
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
+        """``run``, keeping the command's output as the bytes it wrote."""
         ...
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:

@@ -77,29 +77,48 @@ swaps=; { read -r _; while read -r name _; do swaps="$swaps$name "; done; } < /p
 echo "guest.swaps=$swaps"
 fact guest.suspend_success /sys/power/suspend_stats/success
 fact guest.taint /proc/sys/kernel/tainted
-dmesg | awk '/ACPI: PM: \(supports / && a == "" {a = $0; sub(/.*ACPI: PM: \(supports /, "", a)
-  sub(/\)$/, "", a)} END {print "guest.dmesg_lines=" NR; print "guest.acpi_states=" a}'
 read -r r _ _ _ w _ < /sys/block/vda/stat; echo "blk.vda_requests=$((r + w))"
 [ -s @STATE@/marker ] || head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n' > @STATE@/marker
 fact guest.ram_marker @STATE@/marker
 """)
 IDENTITY = Probe(name="guest", before=_IDENTITY_SCRIPT, after=_IDENTITY_SCRIPT)
 
+# Before the sleep only: how long the kernel log is (the closing look after the wake keeps
+# what follows) and the sleep states ACPI offered at boot (the preflight's). Two programs, so
+# apart from the identity probe, which runs alone.
+KERNEL_LOG = Probe(
+    name="kernel",
+    before=r"""
+dmesg | awk '/ACPI: PM: \(supports / && a == "" {a = $0; sub(/.*ACPI: PM: \(supports /, "", a)
+  sub(/\)$/, "", a)} END {print "guest.dmesg_lines=" NR; print "guest.acpi_states=" a}'
+""",
+    after="",
+)
+
 # The sentinel uses shell builtins only (bash's ``read -t`` on a FIFO nobody writes as its
 # sleep, the counter overwritten in place): under TCG a loop that starts ``mv`` and ``sleep``
 # every tick kept half of a vCPU busy for the whole cycle and slowed everything the guest did.
+# It is started once per boot (the ready checkpoint holds one already) and carries on across
+# every cycle of that boot: starting one took the facts script before each sleep 0.3-0.4 s of
+# the guest's CPU under TCG. One that is gone (killed, or a reboot) is started again.
+SENTINEL_START = _fill("""
+pid=; read -r pid 2>/dev/null < @STATE@/sentinel.pid
+if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+  mkdir -p @STATE@; rm -f @STATE@/sentinel.pid @STATE@/count @STATE@/tick
+  mkfifo @STATE@/tick
+  setsid bash -c 'exec 3<>@STATE@/tick; echo $$ > @STATE@/pid.new
+    mv @STATE@/pid.new @STATE@/sentinel.pid; i=0
+    while :; do i=$((i+1)); printf "%s\\n" $i 1<> @STATE@/count; read -r -t 0.1 -u 3; done' \\
+    </dev/null >/dev/null 2>&1 &
+  bash -c 'exec 3<>@STATE@/tick
+    until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ] || [ $SECONDS -ge 10 ]
+    do read -r -t 0.02 -u 3; done'
+fi
+""")
 SENTINEL = Probe(
     name="sentinel",
-    before=_fill("""
-if [ -f @STATE@/sentinel.pid ]; then kill "$(cat @STATE@/sentinel.pid)" 2>/dev/null; fi
-rm -f @STATE@/sentinel.pid @STATE@/count @STATE@/tick
-mkfifo @STATE@/tick
-setsid bash -c 'exec 3<>@STATE@/tick; echo $$ > @STATE@/pid.new
-  mv @STATE@/pid.new @STATE@/sentinel.pid; i=0
-  while :; do i=$((i+1)); printf "%s\\n" $i 1<> @STATE@/count; read -r -t 0.1 -u 3; done' \\
-  </dev/null >/dev/null 2>&1 &
-timeout 10 bash -c 'exec 3<>@STATE@/tick
-  until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ]; do read -r -t 0.02 -u 3; done'
+    before=SENTINEL_START
+    + _fill("""
 v=; read -r v < @STATE@/sentinel.pid; echo "sentinel.pid=$v"
 v=; read -r v < @STATE@/count; echo "sentinel.count=$v"
 """),
@@ -110,9 +129,10 @@ alive=no; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=yes
 echo "sentinel.alive=$alive"
 c1=; read -r c1 2>/dev/null < @STATE@/count
 echo "sentinel.count=$c1"
-# A sentinel that is gone never counts on: no wait for it.
-[ $alive = yes ] && timeout 10 bash -c 'exec 3<>@STATE@/tick
-  while read -r c < @STATE@/count && [ "$c" = "$0" ]; do read -r -t 0.05 -u 3; done' "$c1"
+# A sentinel that is gone never counts on: no wait for it. One program, bounded by its clock.
+[ $alive = yes ] && bash -c 'exec 3<>@STATE@/tick
+  while read -r c < @STATE@/count && [ "$c" = "$0" ] && [ $SECONDS -lt 10 ]
+  do read -r -t 0.05 -u 3; done' "$c1"
 v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
 """),
 )
@@ -132,12 +152,13 @@ dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((round % slices)) count=1 conv=fsyn
 sha=; [ -f @FILE@ ] && sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum)
 echo "disk.reread_sha=${sha%% *}"
 fresh=$((round + 5)); echo "disk.fresh_sha=$(slice_sum $fresh)"
+# Left in place for the next capture's write to replace (a program fewer): each capture
+# writes another MiB, so a write that did not happen never reads back as the one expected.
 dd if=@STATE@/pattern of=@FILE@.new bs=1M skip=$((fresh % slices)) count=1 oflag=direct \\
   conv=fsync 2>/dev/null
 echo "disk.fresh_write_status=$?"
 sha=; [ -f @FILE@.new ] && sha=$(dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null | sha256sum)
 echo "disk.fresh_reread_sha=${sha%% *}"
-rm -f @FILE@.new
 """),
 )
 
@@ -169,7 +190,7 @@ while [ $i -lt {STREAM_CHUNKS} ]; do
   [ "$now" = "$slept" ] && read -r -t 0.15 -u 3
 done; exit 0'
 """)
-WARM_UP = PATTERN_READY + STREAM_READY
+WARM_UP = PATTERN_READY + STREAM_READY + SENTINEL_START
 
 # Run through the guest agent, not ssh: the network is what this probe judges.
 NET_SCRIPT = """
@@ -198,56 +219,66 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 # (its suspend counter moved, or its boot clock, which counts time asleep also in hibernation,
 # jumped by over a second between two steps), the probe after the transition says it is over
 # (a word on the writer's FIFO: a host save is invisible to the guest), or the steps run out.
-# Then the rest goes in one direct write with fsync; after the resume all of it must read back
-# intact. Then a fresh write, fsync, and direct read back at another offset.
+# After a sleep one step more goes at once, with fsync: the woken guest's first I/O. What was
+# written must read back intact; the rest of the pattern is not written (writing all of it
+# after the wake, then reading it back, took 0.6 s of the guest's CPU under TCG for nothing
+# the fresh write below does not show). Each capture writes at another offset (INFLIGHT_BASES
+# of them, by the identity probe's count), so that a write that was lost reads back as an
+# earlier cycle's data at that offset, never as the pattern expected there.
 # ``blk.inflight_steps`` is "<steps written before> <why the pacing ended>": slept, after or
-# paced. Each step starts a dd (50-100 ms of guest CPU under TCG, taken from the guest's own
-# way to sleep), hence a slow pace.
+# paced; ``blk.inflight_mib`` all the MiBs written. Each step starts a dd (50-100 ms of guest
+# CPU under TCG, taken from the guest's own way to sleep), hence a slow pace.
+INFLIGHT_BASES = 9  # offsets 0..8 MiB; with two captures a cycle, one comes back every 9 cycles
 BLOCK = Probe(
     name="blk",
-    before=_fill(f"""
+    before=SLICE_SUM
+    + _fill(f"""
 v=; read -r v < @STATE@/pattern.sha; echo "blk.pattern_sha=$v"
-rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/blk.tick @STATE@/blk.pid
+rm -f @STATE@/inflight.status @STATE@/inflight.steps @STATE@/inflight.mib @STATE@/blk.tick \\
+  @STATE@/blk.pid
 mkfifo @STATE@/blk.tick
+base=$((round % {INFLIGHT_BASES})); echo $base > @STATE@/inflight.base
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick
+setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick; base=$0
   read -r slept < /sys/power/suspend_stats/success
   i=0; rc=0; last=; over=; why=paced
+  step() {{ dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i \\
+    seek=$((base + i)) count=1 oflag=direct "$@" 2>/dev/null; }}
   while [ $i -lt {INFLIGHT_STEPS} ]; do
     read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || {{ why=slept; break; }}
     read -r up _ < /proc/uptime; up=$((10#${{up%.*}}${{up#*.}}))
     [ -n "$last" ] && [ $((up - last)) -gt 100 ] && {{ why=slept; break; }}; last=$up
     [ -n "$over" ] && {{ why=after; break; }}
-    dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i count=1 \\
-      oflag=direct 2>/dev/null || {{ rc=$?; why=failed; break; }}
+    step || {{ rc=$?; why=failed; break; }}
     i=$((i + 1)); read -r -t {INFLIGHT_PACE_S} -u 3 over
   done
   echo "$i $why" > @STATE@/inflight.steps
-  if [ $rc = 0 ]; then
-    dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i seek=$i oflag=direct \\
-      conv=fsync 2>/dev/null; rc=$?
-  fi
-  echo $rc > @STATE@/inflight.status' </dev/null >/dev/null 2>&1 &
+  if [ $why = slept ]; then step conv=fsync && i=$((i + 1)) || rc=$?; fi
+  echo $i > @STATE@/inflight.mib
+  echo $rc > @STATE@/inflight.status' $base </dev/null >/dev/null 2>&1 &
 """),
     after=SLICE_SUM
-    + _fill(f"""
+    + _fill("""
 # Opened read-write: never blocks, also when the writer has gone.
-[ -p @STATE@/blk.tick ] && {{ echo over >&4; }} 4<>@STATE@/blk.tick
+[ -p @STATE@/blk.tick ] && { echo over >&4; } 4<>@STATE@/blk.tick
 # Waits for the writer only while it lives (after a reboot it is gone, and so is its pid
 # file), for at most 60 s, pausing with bash's ``read -t`` on a FIFO of its own that nobody
 # writes to: one program in all while the writer finishes, not a ``sleep`` every tenth.
 p=; read -r p 2>/dev/null < @STATE@/blk.pid
-[ -s @STATE@/inflight.status ] || [ -z "$p" ] || {{
+[ -s @STATE@/inflight.status ] || [ -z "$p" ] || {
   [ -p @STATE@/blk.wait ] || mkfifo @STATE@/blk.wait
   bash -c 'exec 5<>@STATE@/blk.wait
     while [ ! -s @STATE@/inflight.status ] && kill -0 "$0" 2>/dev/null && [ $SECONDS -lt 60 ]
     do read -r -t 0.05 -u 5; done' "$p"
-}}
+}
 v=unfinished; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=$v"
 v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
+n=0; read -r n 2>/dev/null < @STATE@/inflight.mib; echo "blk.inflight_mib=$n"
+base=0; read -r base 2>/dev/null < @STATE@/inflight.base
 # Compared byte for byte (cmp costs half of a second sha256 under TCG): data equal to the
-# pattern has the pattern's checksum; anything else is named as such.
-if dd if=/dev/vdc bs=1M count={INFLIGHT_MIB} iflag=direct 2>/dev/null | cmp -s - @STATE@/pattern
+# pattern where it was written has the pattern's checksum; anything else is named as such.
+if [ "$n" -gt 0 ] && dd if=/dev/vdc bs=1M skip=$base count=$n iflag=direct 2>/dev/null \\
+  | cmp -s -n $((n * 1048576)) - @STATE@/pattern
 then
   read -r v < @STATE@/pattern.sha; echo "blk.inflight_sha=$v"
 else echo "blk.inflight_sha=differs from the pattern"; fi
@@ -256,9 +287,8 @@ dd if=@STATE@/pattern of=/dev/vdc bs=1M skip=$((fresh % slices)) seek=40 count=1
   conv=fsync 2>/dev/null
 echo "blk.fresh_status=$?"
 sha=$(dd if=/dev/vdc bs=1M skip=40 count=1 iflag=direct 2>/dev/null | sha256sum)
-echo "blk.fresh_reread_sha=${{sha%% *}}"
+echo "blk.fresh_reread_sha=${sha%% *}"
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-rm -f @STATE@/blk.tick @STATE@/blk.pid
 """),
 )
 
@@ -266,10 +296,10 @@ rm -f @STATE@/blk.tick @STATE@/blk.pid
 # the wake it is read through the agent first (see cycle._capture_after).
 NET = Probe(name="net", before=NET_SCRIPT, after="")
 
-DEFAULT_PROBES = (IDENTITY, NET, SENTINEL, DISK, BLOCK)
+DEFAULT_PROBES = (IDENTITY, KERNEL_LOG, NET, SENTINEL, DISK, BLOCK)
 # Across a clean shutdown and a fresh boot only the disk keeps anything: the sentinel and the
 # in-flight block write are gone by design, and waiting for them would only cost time.
-AFTER_REBOOT_PROBES = (IDENTITY, DISK)
+AFTER_REBOOT_PROBES = (IDENTITY, KERNEL_LOG, DISK)
 
 
 # Each probe's time, from the guest's own clock (a shell builtin read of /proc/uptime, 10 ms
@@ -300,7 +330,7 @@ def script(probes: tuple[Probe, ...], phase: str) -> str:
     lines = [_with_marks(first, first_part)]
     if others:
         out = f"{STATE_DIR}/facts.$$"
-        lines.append(f"mkdir -p {STATE_DIR}")
+        lines.append(f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}")
         for probe, part in others:
             lines.append(f"(\n{_with_marks(probe, part)}\n) > {out}.{probe.name} 2>&1 &")
         lines.append("wait")

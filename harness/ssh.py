@@ -32,6 +32,20 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class BinaryResult:
+    """A command's exit status and its standard output as the bytes it wrote."""
+
+    command: str
+    exit_status: int
+    data: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
 class SshKey:
     """A key pair written with 0600 permissions; ``public_line`` goes to authorized_keys."""
 
@@ -173,6 +187,14 @@ class SshConnection:
 
     def run(self, command: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
         """Run ``command`` (a shell string the caller built safely); bounded by ``timeout``."""
+        result = self.fetch(command, timeout, stdin)
+        return CommandResult(
+            command, result.exit_status, result.data.decode(errors="replace"), result.stderr
+        )
+
+    def fetch(self, command: str, timeout: float, stdin: bytes | None = None) -> BinaryResult:
+        """``run``, keeping what the command wrote as bytes (binary data needs no encoding in
+        the guest: under TCG every program started there costs 50-100 ms)."""
         if not self.connected:
             self.connect(timeout)
         assert self._client is not None
@@ -189,9 +211,7 @@ class SshConnection:
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             self.close()
             raise SshError(f"ssh command failed or timed out after {timeout:.0f}s: {exc}") from exc
-        return CommandResult(
-            command, status, stdout.decode(errors="replace"), stderr.decode(errors="replace")
-        )
+        return BinaryResult(command, status, stdout, stderr.decode(errors="replace"))
 
     def open_echo(self, timeout: float) -> EchoChannel:
         return EchoChannel(self._exec_channel("cat", timeout))

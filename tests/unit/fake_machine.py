@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import hashlib
 import time
@@ -15,7 +14,7 @@ from harness.live_probes import LOG_MARK, STREAM_BYTES
 from harness.machine import Signal
 from harness.probes import NET_SCRIPT
 from harness.qemu.signals import qmp_signals
-from harness.ssh import CommandResult
+from harness.ssh import BinaryResult, CommandResult
 from harness.timeouts import Timeouts
 from harness.vcpu_lockup import SAMPLE_SECONDS, LockupWatch, VcpuState
 
@@ -26,7 +25,8 @@ FACTS = (
     "sentinel.alive=yes\nsentinel.count_later=5\ndisk.written_sha=a\ndisk.reread_sha=a\n"
     "disk.fresh_sha=b\ndisk.fresh_reread_sha=b\ndisk.fresh_write_status=0\n"
     "guest.taint=0\nguest.suspend_success=1\nblk.vda_requests=10\nguest.uptime=50\n"
-    "blk.pattern_sha=p\nblk.inflight_status=0\nblk.inflight_sha=p\nblk.fresh_status=0\n"
+    "blk.pattern_sha=p\nblk.inflight_status=0\nblk.inflight_mib=4\nblk.inflight_sha=p\n"
+    "blk.fresh_status=0\n"
     "blk.fresh_sha=f\nblk.fresh_reread_sha=f\nblk.vdc_requests=5\n"
 )
 # What a clean cycle changes: one more suspend counted, more requests, time went on.
@@ -129,14 +129,18 @@ class FakeMachine:
         if stdin is not None:  # the MiB sent to the guest, kept there and sent back
             self.received = stdin
             return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "  -\n", "")
-        if "base64 -w0" in command:
-            return CommandResult(command, 0, base64.b64encode(self.received).decode() + "\n", "")
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:
             self._sleep("hibernate" in command)
         self.captures += 1
         return CommandResult(command, 0, self.facts if self.captures == 1 else self.after_facts, "")
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
+        assert command.startswith("cat "), command  # the MiB received, sent back
+        return BinaryResult(command, 0, self.received, "")
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
         self.irqs += 10

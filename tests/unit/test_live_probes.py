@@ -1,6 +1,5 @@
 """What the checks read from a live guest: the MiB sent each way, the closing look."""
 
-import base64
 import hashlib
 import subprocess
 import time
@@ -10,7 +9,7 @@ import pytest
 
 from harness import live_probes
 from harness.live_probes import LOG_MARK, closing_facts, transfer_both_ways
-from harness.ssh import CommandResult
+from harness.ssh import BinaryResult, CommandResult
 
 
 class Guest:
@@ -24,11 +23,15 @@ class Guest:
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
-        if stdin is not None:
-            self.kept = (b"x" + stdin[1:]) if self.damage_in else stdin
-            return CommandResult(command, 0, hashlib.sha256(self.kept).hexdigest() + "  -\n", "")
+        assert stdin is not None
+        self.kept = (b"x" + stdin[1:]) if self.damage_in else stdin
+        return CommandResult(command, 0, hashlib.sha256(self.kept).hexdigest() + "  -\n", "")
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
         sent = (self.kept[:-1] + b"y") if self.damage_out else self.kept
-        return CommandResult(command, 0, base64.b64encode(sent).decode() + "\n", "")
+        return BinaryResult(command, 0, sent, "")
 
 
 @pytest.mark.parametrize(
@@ -69,8 +72,14 @@ class LocalBash:
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
+        done = self.fetch(command, timeout, stdin)
+        return CommandResult(command, done.exit_status, done.data.decode(), done.stderr)
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
         done = subprocess.run(["bash", "-c", command], input=stdin or b"", capture_output=True)
-        return CommandResult(command, done.returncode, done.stdout.decode(), done.stderr.decode())
+        return BinaryResult(command, done.returncode, done.stdout, done.stderr.decode())
 
 
 def test_the_transfer_makes_its_folder_on_a_freshly_booted_guest(

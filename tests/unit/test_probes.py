@@ -16,6 +16,7 @@ from harness.probes import (
     NET_SCRIPT,
     PATTERN_READY,
     PROBE_FILE,
+    SENTINEL,
     STATE_DIR,
     STREAM_CHUNKS,
     STREAM_COMMAND,
@@ -111,11 +112,17 @@ def _start(text: str) -> None:
     subprocess.run(["bash", "-c", text], check=True, capture_output=True)
 
 
-def _ended(tmp_path: Path, disk: Path) -> tuple[int, str]:
-    """The writer's status, then its steps and why its pacing ended; all of it on the disk."""
+def _ended(tmp_path: Path, disk: Path, base: int = 0) -> tuple[int, str]:
+    """The writer's status, then its steps and why its pacing ended; what it wrote is the
+    pattern's head at its offset, and after a sleep one step more went at once."""
     assert _wait_for(tmp_path / "inflight.status") == "0"
     steps, why = _wait_for(tmp_path / "inflight.steps").split()
-    assert disk.read_bytes() == (tmp_path / "pattern").read_bytes()  # the rest in one go
+    written = int(_wait_for(tmp_path / "inflight.mib"))
+    assert written == int(steps) + (why == "slept"), (written, steps, why)
+    mib = 1048576
+    on_disk = disk.read_bytes()
+    assert on_disk[: base * mib] == bytes(base * mib)  # nothing before its offset
+    assert on_disk[base * mib :] == (tmp_path / "pattern").read_bytes()[: written * mib]
     return int(steps), why
 
 
@@ -324,3 +331,56 @@ def test_the_network_facts_name_no_nic_when_none_is_virtio(tmp_path: Path) -> No
     facts = _net_facts(tmp_path, _sysfs(tmp_path, virtio=False))
     assert facts["net.iface"] == "" and facts["net.driver"] == "e1000", facts
     assert facts["net.irqs"] == "0"
+
+
+def _sentinel(tmp_path: Path, phase: str) -> dict[str, str]:
+    return run_script(getattr(SENTINEL, phase).replace(STATE_DIR, str(tmp_path)), tmp_path)[0]
+
+
+def test_the_sentinel_carries_on_across_captures_and_is_started_again_once_gone(
+    tmp_path: Path,
+) -> None:
+    """Started once (the ready checkpoint holds one), it is the same process at every capture
+    of a boot, so a capture does not pay for starting one; a killed one is replaced."""
+    try:
+        first = _sentinel(tmp_path, "before")
+        after = _sentinel(tmp_path, "after")
+        assert after["sentinel.pid"] == first["sentinel.pid"] and after["sentinel.alive"] == "yes"
+        assert int(after["sentinel.count_later"]) > int(after["sentinel.count"]), after
+        again = _sentinel(tmp_path, "before")
+        assert again["sentinel.pid"] == first["sentinel.pid"], (first, again)
+        assert int(again["sentinel.count"]) >= int(after["sentinel.count_later"])
+        # Gone, as after a kill -9 in the guest (whose init reaps it): its pid runs no more.
+        subprocess.run(["kill", "-9", first["sentinel.pid"]], check=False)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        (tmp_path / "sentinel.pid").write_text(f"{dead.pid}\n")
+        gone = _sentinel(tmp_path, "after")
+        assert gone["sentinel.alive"] == "no", gone
+        assert gone["sentinel.count_later"] == gone["sentinel.count"], gone
+        new = _sentinel(tmp_path, "before")
+        assert new["sentinel.pid"] not in ("", first["sentinel.pid"], str(dead.pid)), new
+        assert new["sentinel.count"], new
+    finally:
+        pid = (tmp_path / "sentinel.pid").read_text().strip()
+        if pid:
+            subprocess.run(["kill", "-9", pid], check=False)
+
+
+def test_a_lost_in_flight_write_reads_back_as_another_cycles_data(tmp_path: Path) -> None:
+    """Each capture writes at another offset: a write the disk lost leaves there what an
+    earlier cycle wrote, which is another part of the pattern, so it is named."""
+    text, _, disk = _paced_writer(tmp_path)
+    after = _local(BLOCK.after, tmp_path).replace("/sys/block/vdc/stat", "/dev/null")
+    after = after.replace("/dev/vdc", str(disk))
+    _start(text.replace(f"-t {INFLIGHT_PACE_S} ", "-t 0.02 "))  # round 0: offset 0
+    assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
+    facts, _ = run_script(after, tmp_path)
+    pattern_sha = (tmp_path / "pattern.sha").read_text().strip()
+    assert facts["blk.inflight_sha"] == pattern_sha and facts["blk.inflight_mib"] == "16", facts
+    # The next cycle (round 1, offset 1 MiB) says it wrote 3 MiB; none reached the disk.
+    (tmp_path / "round").write_text("1\n")
+    (tmp_path / "inflight.base").write_text("1\n")
+    (tmp_path / "inflight.mib").write_text("3\n")
+    facts, _ = run_script(after, tmp_path)
+    assert facts["blk.inflight_sha"] == "differs from the pattern", facts
