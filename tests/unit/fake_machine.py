@@ -197,6 +197,7 @@ class FakeMachine:
         self.console.feed(b"ACPI: PM: Waking up from system sleep state S3\nPM: suspend exit\n")
 
     def power_on(self) -> None:
+        self.console.feed(b"firmware\n[    0.000000] Linux version 6.1.0-fake\n")
         self.console.feed(b"PM: Image loading done\nPM: hibernation: hibernation exit\n")
 
     def power_cut(self) -> None:

@@ -245,3 +245,10 @@ def test_after_s4_the_clock_may_lag_by_the_rtc_not_by_the_time_off(
     outcome = run_cycle(machine, S4_SYSTEMCTL)
     clock = next(c for c in outcome.checks if c.name == "clock_in_step")
     assert clock.passed is passes, clock.detail
+
+
+def test_an_s4_relaunch_times_what_the_kernel_clock_misses(tmp_path: Path) -> None:
+    """From the launch to the resume kernel's first line (firmware, decompression), which
+    the benchmark counts as the guest's own."""
+    timings = run_cycle(FakeMachine(tmp_path), S4_SYSTEMCTL).evidence.timings
+    assert 0 <= timings["relaunch_to_kernel"] <= timings["wake_to_ready"], timings
