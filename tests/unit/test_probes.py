@@ -384,3 +384,30 @@ def test_a_lost_in_flight_write_reads_back_as_another_cycles_data(tmp_path: Path
     (tmp_path / "inflight.mib").write_text("3\n")
     facts, _ = run_script(after, tmp_path)
     assert facts["blk.inflight_sha"] == "differs from the pattern", facts
+
+
+def test_the_stream_goes_unpaced_once_the_boot_clock_jumps(tmp_path: Path) -> None:
+    """Hybrid sleep counts no suspend: a boot clock that jumped (tasks were frozen while the
+    image was written) says the guest slept."""
+    counter, uptime = tmp_path / "success", tmp_path / "uptime"
+    counter.write_text("0\n")
+    text = (
+        STREAM_COMMAND.replace("/sys/power/suspend_stats/success", str(counter))
+        .replace("/proc/uptime", str(uptime))
+        .replace(STATE_DIR, str(tmp_path))
+    )
+    timings = []
+    for jump in (False, True):
+        uptime.write_text("100.00 50.00\n")
+        received = tmp_path / "received"
+        started = time.monotonic()
+        with received.open("wb") as out:  # read as it comes, as the host does
+            stream = subprocess.Popen(["sh", "-c", text], stdout=out)
+            if jump:
+                time.sleep(0.3)
+                uptime.write_text("103.50 51.00\n")  # 3.5 s asleep, as the guest's clock says
+            stream.wait(timeout=30)
+        timings.append(time.monotonic() - started)
+        assert judge_stream(received.read_bytes()) == "ok"
+    assert timings[0] >= STREAM_CHUNKS * 0.15 * 0.9, timings
+    assert timings[1] < timings[0] * 0.75, timings
