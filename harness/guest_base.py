@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
 ADDRESS_POLL_SECONDS = 0.1  # between agent looks at the guest's addresses while it boots
+RESTORE_STAGE = "checkpoint restore"  # the readiness wait of a guest restored from a checkpoint
 
 
 def ipv4_addresses(interfaces: Any) -> list[str]:
@@ -189,7 +190,9 @@ class GuestBase:
 
     def _ssh_ready(self, stage: str, deadline: float) -> None:
         """The tail of ``wait_ready``, once the agent answers: ssh connected with the per-run
-        key, and a command run. A live connection (an S3 wake) is reused. The key goes in
+        key, and a command run. A live connection (an S3 wake) is reused. A new one waits for
+        the guest's address, which any wait but a restore's may be the first since a boot
+        (libvirt-guests starting a guest, a cloud image's second boot). The key goes in
         through the agent before a boot's first connection; after a resume or a restore the
         guest holds it already (it was installed before it slept or was saved), so it is
         installed only if sshd refuses it: one agent call less on every relaunch and restore."""
@@ -205,9 +208,10 @@ class GuestBase:
             )
 
         if not self._ssh.connected:
+            if stage != RESTORE_STAGE:  # a restored guest was frozen with its address
+                self._wait_for_an_address(deadline)
             if stage == "boot":
                 install_key()
-                self._wait_for_an_address(deadline)
                 self._ssh.connect(remaining())
             else:
                 try:

@@ -25,7 +25,7 @@ from harness.agent_exec import run_script
 from harness.aio import LoopThread
 from harness.errors import AgentError, BootTimeout, HarnessError, SetupError
 from harness.events import EventLog, RecordedEvent
-from harness.guest_base import GuestBase
+from harness.guest_base import RESTORE_STAGE, GuestBase
 from harness.image import GuestImage
 from harness.libvirt import events as lv_events
 from harness.libvirt.domain_xml import NETDEV_ID, DomainFiles, build_domain_xml
@@ -406,7 +406,7 @@ class LibvirtMachine(GuestBase):
         conn = self.host.conn
         self._start(lambda: conn.restore(str(checkpoint.state)), "restore of the checkpoint")
         timings["restore"] = time.monotonic() - started
-        ready = self._ready_or_timeout("checkpoint restore", self.timeouts.resume)
+        ready = self._ready_or_timeout(RESTORE_STAGE, self.timeouts.resume)
         self.agent_execute("guest-set-time", {"time": time.time_ns()})
         timings.update({f"ready_{k}": v for k, v in ready.items()})
         timings["total"] = time.monotonic() - started

@@ -21,7 +21,7 @@ from harness.errors import (
     QemuStartError,
 )
 from harness.events import EventLog, RecordedEvent
-from harness.guest_base import GuestBase
+from harness.guest_base import RESTORE_STAGE, GuestBase
 from harness.image import GuestImage
 from harness.machine import Signal
 from harness.ports import free_local_port
@@ -141,7 +141,7 @@ class QemuMachine(GuestBase):
             text = str(exc) if str(exc).startswith("checkpoint") else f"checkpoint restore: {exc}"
             raise QemuStartError(f"{text}: {output}") from exc
         timings["restore"] = time.monotonic() - started
-        ready = self._ready_or_timeout("checkpoint restore", self.timeouts.resume)
+        ready = self._ready_or_timeout(RESTORE_STAGE, self.timeouts.resume)
         self._agent.execute("guest-set-time", {"time": time.time_ns()})
         timings.update({f"ready_{k}": v for k, v in ready.items()})
         timings["total"] = time.monotonic() - started

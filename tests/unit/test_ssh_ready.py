@@ -74,18 +74,24 @@ LOOK = "guest-network-get-interfaces"
 
 def test_a_boot_installs_the_key_before_connecting() -> None:
     steps = ready("boot", ScriptedSsh([], installed=False))
-    assert steps == ["guest-ssh-add-authorized-keys", LOOK, "connect", "run true"]
+    assert steps == [LOOK, "guest-ssh-add-authorized-keys", "connect", "run true"]
 
 
 def test_a_boot_connects_only_once_the_guest_has_an_address() -> None:
     """A connection made before the address is there waits out slirp's SYN backoff."""
     steps = ready("boot", ScriptedSsh([], installed=False), unaddressed=2)
-    assert steps == ["guest-ssh-add-authorized-keys", LOOK, LOOK, LOOK, "connect", "run true"]
+    assert steps == [LOOK, LOOK, LOOK, "guest-ssh-add-authorized-keys", "connect", "run true"]
+
+
+def test_a_guest_that_a_service_booted_is_also_waited_for() -> None:
+    """libvirt-guests' start boots guests that the harness then waits for as resumed."""
+    steps = ready("resume", ScriptedSsh([]), unaddressed=1)
+    assert steps == [LOOK, LOOK, "connect", "run true"]
 
 
 def test_an_agent_that_refuses_network_facts_leaves_it_to_ssh() -> None:
     steps = ready("boot", ScriptedSsh([], installed=False), network_facts=False)
-    assert steps == ["guest-ssh-add-authorized-keys", LOOK, "connect", "run true"]
+    assert steps == [LOOK, "guest-ssh-add-authorized-keys", "connect", "run true"]
 
 
 def test_a_guest_that_never_gets_an_address_is_named() -> None:
@@ -100,14 +106,17 @@ def test_only_ipv4_addresses_off_loopback_count() -> None:
     assert ipv4_addresses({"error": "not a list"}) == []
 
 
-@pytest.mark.parametrize("stage", ["resume", "checkpoint restore"])
-def test_a_resumed_guest_holding_the_key_is_not_asked_to_install_it(stage: str) -> None:
-    assert ready(stage, ScriptedSsh([])) == ["connect", "run true"]
+@pytest.mark.parametrize(("stage", "looks"), [("resume", [LOOK]), ("checkpoint restore", [])])
+def test_a_resumed_guest_holding_the_key_is_not_asked_to_install_it(
+    stage: str, looks: list[str]
+) -> None:
+    """A restored guest was frozen with its address: not even that is looked at."""
+    assert ready(stage, ScriptedSsh([])) == [*looks, "connect", "run true"]
 
 
 def test_a_refused_key_is_installed_and_the_connection_tried_again() -> None:
     steps = ready("resume", ScriptedSsh([], installed=False))
-    assert steps == ["connect", "guest-ssh-add-authorized-keys", "connect", "run true"]
+    assert steps == [LOOK, "connect", "guest-ssh-add-authorized-keys", "connect", "run true"]
 
 
 def test_a_live_connection_is_reused() -> None:
