@@ -255,7 +255,7 @@ def run_benchmark(runs: int, settings: Settings, out_dir: Path, progress: Progre
             if machine is not None:
                 session.discard(machine)
             machine = _fresh(session, f"restored-{n}")
-            figures.add("checkpoint start -> ssh", machine.boot()["total"])
+            figures.add("checkpoint start -> ssh", machine.boot().get("total"))  # None: fell back
         assert machine is not None
         for transition, label in (
             (S3_AGENT, "S3"),

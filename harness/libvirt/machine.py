@@ -144,13 +144,6 @@ class LibvirtMachine(GuestBase):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def boot(self) -> dict[str, float]:
-        """A ready guest on fresh disks: restored from ``ready_from`` when set, else a cold
-        boot."""
-        if self.ready_from is not None:
-            return self.start_from(self.ready_from)
-        return self.cold_boot()
-
     def cold_boot(self) -> dict[str, float]:
         """``virsh start`` on a fresh overlay, swap and scratch disk."""
         self.stop()

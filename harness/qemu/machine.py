@@ -83,13 +83,6 @@ class QemuMachine(GuestBase):
     def running(self) -> bool:
         return self._process is not None and self._process.running
 
-    def boot(self) -> dict[str, float]:
-        """A ready guest on fresh disks: restored from ``ready_from`` when set, else a cold
-        boot on a fresh overlay and swap disk; timings of each phase."""
-        if self.ready_from is not None:
-            return self.start_from(self.ready_from)
-        return self.cold_boot()
-
     def cold_boot(self) -> dict[str, float]:
         self.stop()
         self._create_disks()
