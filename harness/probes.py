@@ -162,6 +162,14 @@ echo "disk.fresh_reread_sha=${sha%% *}"
 """),
 )
 
+# For the loops that pace writes across a sleep (bash, inside single quotes): ``jumped`` is set
+# once the guest's boot clock, which counts the time asleep also in hibernation, moved by over
+# a second (100 ticks of /proc/uptime) since the loop's last look; ``last`` holds that look.
+CLOCK_JUMP = (
+    "read -r up _ < /proc/uptime; up=$((10#${up%.*}${up#*.})); "
+    '[ -n "$last" ] && [ $((up - last)) -gt 100 ] && jumped=yes; last=$up'
+)
+
 # 2 MiB in 256 KiB chunks, paced by the guest's own clock so that it spans the sleep request.
 # A chunk still outgrows virtio-net's ring several times over; 8 MiB in 1 MiB chunks cost the
 # guest's sshd (its cipher and MAC in software under TCG) the largest share of its CPU while
@@ -187,12 +195,11 @@ STREAM_COMMAND = STREAM_READY + _fill(f"""
 [ -p @STATE@/stream.tick ] || mkfifo @STATE@/stream.tick
 cat @STATE@/stream.sha
 exec bash -c 'exec 3<>@STATE@/stream.tick; i=0; read -r slept < /sys/power/suspend_stats/success
-last=; paced=yes
+last=; jumped=; paced=yes
 while [ $i -lt {STREAM_CHUNKS} ]; do
   dd if=@STATE@/stream.bin bs={STREAM_CHUNK} skip=$i count=1 2>/dev/null; i=$((i + 1))
   read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || paced=
-  read -r up _ < /proc/uptime; up=$((10#${{up%.*}}${{up#*.}}))
-  [ -n "$last" ] && [ $((up - last)) -gt 100 ] && paced=; last=$up
+  {CLOCK_JUMP}; [ -n "$jumped" ] && paced=
   [ -n "$paced" ] && read -r -t 0.15 -u 3
 done; exit 0'
 """)
@@ -247,13 +254,12 @@ base=$((round % {INFLIGHT_BASES})); echo $base > @STATE@/inflight.base
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
 setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick; base=$0
   read -r slept < /sys/power/suspend_stats/success
-  i=0; rc=0; last=; over=; why=paced
+  i=0; rc=0; last=; jumped=; over=; why=paced
   step() {{ dd if=@STATE@/pattern of=/dev/vdc bs={INFLIGHT_STEP_MIB}M skip=$i \\
     seek=$((base + i)) count=1 oflag=direct "$@" 2>/dev/null; }}
   while [ $i -lt {INFLIGHT_STEPS} ]; do
     read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || {{ why=slept; break; }}
-    read -r up _ < /proc/uptime; up=$((10#${{up%.*}}${{up#*.}}))
-    [ -n "$last" ] && [ $((up - last)) -gt 100 ] && {{ why=slept; break; }}; last=$up
+    {CLOCK_JUMP}; [ -n "$jumped" ] && {{ why=slept; break; }}
     [ -n "$over" ] && {{ why=after; break; }}
     step || {{ rc=$?; why=failed; break; }}
     i=$((i + 1)); read -r -t {INFLIGHT_PACE_S} -u 3 over

@@ -380,6 +380,9 @@ class Relaunch:
         relaunch_and_wait(machine, timings)
 
 
+KERNEL_BANNER = "Linux version "  # a kernel's first console line
+
+
 def relaunch_and_wait(machine: Machine, timings: dict[str, float]) -> None:
     """Power on, wait for the resumed guest, and time the part of the wait that the resume
     kernel's own clock does not count: from the launch to its first line (QEMU starting, the
@@ -393,9 +396,6 @@ def relaunch_and_wait(machine: Machine, timings: dict[str, float]) -> None:
     )
     if first is not None:
         timings["relaunch_to_kernel"] = first - launched
-
-
-KERNEL_BANNER = "Linux version "  # a kernel's first console line
 
 
 @dataclass(frozen=True)
