@@ -75,7 +75,21 @@ def test_probes_after_the_first_run_side_by_side_and_print_in_order(tmp_path: Pa
     assert list(facts) == ["first.at", "b.x", "b.y", "c.saw_first"]  # grouped, in order
     assert facts["c.saw_first"] == "yes"  # the first probe ran before the others
     assert elapsed < 0.75, elapsed  # 0.4 s twice, side by side
-    assert [p.name for p in tmp_path.iterdir()] == ["order"]  # no output files left
+    # Each probe's output file is left empty: never printed again by a later capture.
+    left = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert left == {"order": "first\n", "facts.b": "", "facts.c": ""}
+
+
+def test_a_probe_whose_output_file_is_not_written_prints_nothing_stale(tmp_path: Path) -> None:
+    probes = (Probe("first", "echo first.x=1", ""), Probe("b", "echo b.x=$B", ""))
+    text = script(probes, "before")
+    assert run_script(text.replace("$B", "old"), tmp_path)[0]["b.x"] == "old"
+    # The probe's subshell never runs (its output cannot be opened): no fact, not the old one.
+    broken = text.replace("> /run/s3s4-harness/facts.b", "> /nonexistent/dir/facts.b")
+    assert broken != text
+    facts, _ = run_script(broken, tmp_path)
+    probe_seconds(facts)
+    assert facts == {"first.x": "1"}
 
 
 def test_a_phase_without_fragments_has_no_marks() -> None:
@@ -277,6 +291,23 @@ def test_the_disk_probe_writes_a_different_mib_each_capture_and_names_a_lost_wri
     run_script(_round(tmp_path), tmp_path)
     after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
     assert after["disk.reread_sha"] != before["disk.written_sha"]
+
+
+def test_a_write_after_the_wake_that_reads_back_changed_is_named(tmp_path: Path) -> None:
+    """The fresh writes are compared with the pattern byte for byte (no checksum of what
+    came back): one changed byte and the fact no longer carries the pattern's checksum."""
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    run_script(_round(tmp_path), tmp_path)
+    # The write lands, then one byte of it changes before it is read back.
+    flip = 'printf x | dd of="$1" bs=1 seek=4242 conv=notrunc 2>/dev/null'
+    after_text = _local(DISK.after, tmp_path).replace(
+        'echo "disk.fresh_write_status=$?"',
+        f'echo "disk.fresh_write_status=$?"; set -- {tmp_path / "probe.bin"}.new; {flip}',
+    )
+    after, _ = run_script(after_text, tmp_path)
+    assert after["disk.fresh_write_status"] == "0"
+    assert after["disk.fresh_reread_sha"] == "differs from the pattern"
+    assert after["disk.fresh_sha"] not in ("", after["disk.fresh_reread_sha"])
 
 
 def _sysfs(tmp_path: Path, virtio: bool = True) -> Path:
