@@ -80,10 +80,11 @@ def run_cycle(
         machine.ensure_ready()
         marks = Marks.now(machine)
         checks_started = time.monotonic()
-        evidence.before = _capture(machine, probes, "before", evidence)
-        _preflight(machine, transition, evidence.before)
-        if transition.keeps_vm_process:
-            echo = machine.open_echo()
+        with _echo_opened_beside(machine, transition.keeps_vm_process) as echo_future:
+            evidence.before = _capture(machine, probes, "before", evidence)
+            _preflight(machine, transition, evidence.before)
+            echo = echo_future.result() if echo_future else None
+        if echo is not None:
             evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
         if transition.keeps_vm_process:
@@ -306,40 +307,43 @@ def _capture_after(
     stream: StreamDownload | None,
     options: CycleOptions,
 ) -> None:
-    """Everything measured after the wake. The network is first looked at through the agent,
-    so that a dead link is diagnosed as such instead of as an ssh timeout."""
+    """Everything measured after the wake. The facts script starts at once over ssh; beside it
+    the network is looked at through the agent, so that a dead link is diagnosed as such
+    (and the ssh waiting on it given up) instead of as an ssh timeout."""
     timed = functools.partial(_timed, evidence.timings)
     try:
         if options.resync_clock:
             # The step the guest came back with is kept, then the clock is set from the host.
             with timed("agent_clock"):
-                lag = live_probes.measure_clock_via_agent(machine)
+                lag = live_probes.clock_via_agent(machine)["clock.step_s"]
                 evidence.after["clock.step_before_resync_s"] = lag
                 machine.agent_execute("guest-set-time", {"time": time.time_ns()})
-        with timed("agent_net"):
-            evidence.after.update(live_probes.net_facts(machine))
-        if evidence.after.get("net.operstate") != "up":
-            evidence.after_error = (
-                "ssh not attempted: the guest's network link is "
-                f"{evidence.after.get('net.operstate') or 'unknown'} "
-                "(seen through the guest agent)"
-            )
-            return
-        if echo is not None:
-            with timed("echo"):
-                evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
-        # The network's part (the stream's tail, 1 MiB each way) runs on its own ssh channel
-        # beside the facts script: one works the guest's disks and processes, the other its
-        # NIC. The closing look comes after both, so its kernel log has what they provoked.
-        with concurrent.futures.ThreadPoolExecutor(1, "network-checks") as pool:
+        # The facts script works the guest's disks and processes, the network's part (the
+        # stream's tail, 1 MiB each way) its NIC, each on its own ssh channel. The closing look
+        # comes after both, so that its kernel log has what they provoked.
+        with concurrent.futures.ThreadPoolExecutor(2, "after-wake") as pool:
+            facts = pool.submit(_capture, machine, probes, "after", evidence)
+            with timed("agent_net"):
+                evidence.after.update(live_probes.net_facts(machine))
+            evidence.after.update(live_probes.clock_via_agent(machine))
+            if evidence.after.get("net.operstate") != "up":
+                machine.close_ssh()  # the facts script's channel would wait for its timeout
+                evidence.after_error = (
+                    "ssh given up: the guest's network link is "
+                    f"{evidence.after.get('net.operstate') or 'unknown'} "
+                    "(seen through the guest agent)"
+                )
+                return
+            if echo is not None:
+                with timed("echo"):
+                    evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
             network = pool.submit(_network_checks, machine, stream, evidence, timed)
-            evidence.after.update(_capture(machine, probes, "after", evidence))
+            evidence.after.update(facts.result())
             network.result()
         with timed("closing"):
             lines = int(evidence.before.get("guest.dmesg_lines") or 0)
-            facts, evidence.kernel_log = live_probes.closing_facts(machine, lines)
-            evidence.after["net.irqs_after_transfer"] = facts.pop("net.irqs", "")
-            evidence.after.update({k: v for k, v in facts.items() if k.startswith("clock.")})
+            irqs, evidence.kernel_log = live_probes.closing_facts(machine, lines)
+            evidence.after["net.irqs_after_transfer"] = irqs
     except HarnessError as exc:
         evidence.after_error = str(exc)
     finally:
@@ -372,6 +376,25 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _echo_opened_beside(
+    machine: Machine, wanted: bool
+) -> Iterator[concurrent.futures.Future[EchoChannel] | None]:
+    """The echo channel opened on a thread of its own (a round trip to the guest) while the
+    caller captures the facts; closed again if the caller fails before taking it."""
+    if not wanted:
+        yield None
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, "echo-open") as pool:
+        future = pool.submit(machine.open_echo)
+        try:
+            yield future
+        except BaseException:
+            with contextlib.suppress(Exception):
+                future.result().close()
+            raise
 
 
 def _echo(echo: EchoChannel, token: bytes, machine: Machine) -> str:

@@ -97,6 +97,9 @@ class GuestBase:
     ) -> BinaryResult:
         return self._ssh.fetch(command, timeout or self.timeouts.command, stdin)
 
+    def close_ssh(self) -> None:
+        self._ssh.close()
+
     def open_echo(self) -> EchoChannel:
         return self._ssh.open_echo(self.timeouts.command)
 

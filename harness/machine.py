@@ -77,6 +77,11 @@ class Machine(Protocol):
         """Start ``command`` in the guest and read its output in the background over ssh."""
         ...
 
+    def close_ssh(self) -> None:
+        """Close the ssh connection: what waits on it fails at once; the next command
+        connects again."""
+        ...
+
     def set_link(self, up: bool) -> None:
         """Set the guest NIC's link state from the host."""
         ...

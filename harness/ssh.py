@@ -234,6 +234,8 @@ class SshConnection:
         return channel
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the connection; also from another thread, to fail a command waiting on it
+        (never ``None.close()``: the client is read once)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

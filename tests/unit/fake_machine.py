@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.console import ConsoleLog
+from harness.errors import SshError
 from harness.events import EventLog, RecordedEvent
 from harness.live_probes import LOG_MARK, STREAM_BYTES
 from harness.machine import Signal
@@ -45,11 +47,14 @@ def progressed(facts: str) -> str:
 
 
 class FakeEcho:
+    def __init__(self) -> None:
+        self.closed = False
+
     def roundtrip(self, payload: bytes, timeout: float) -> bytes:
         return payload
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 class FakeStream:
@@ -87,7 +92,8 @@ class FakeMachine:
         self.kernel_log = ""
         self.link = "up"
         self.irqs = 0
-        self.received = b""
+        self.ssh_closed = threading.Event()
+        self.echoes: list[FakeEcho] = []
         self.stopped = False
 
     def hmp(self, command: str) -> str:
@@ -121,14 +127,13 @@ class FakeMachine:
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> CommandResult:
-        if command.startswith("echo ${EPOCHREALTIME"):  # the closing look: clock, NIC, log
-            clock = f"{time.time() + self.clock_offset:.6f}\n"
+        if self.link != "up":  # no answer comes: it waits until the connection is closed
+            if not self.ssh_closed.wait(10):
+                raise AssertionError(f"ssh left waiting on a dead link: {command[:40]!r}")
+            raise SshError("connection closed")
+        if LOG_MARK in command:  # the closing look: NIC, kernel log
             net = self.agent_shell(NET_SCRIPT).stdout
-            out = f"{clock}{net}{LOG_MARK}\n{self.kernel_log}"
-            return CommandResult(command, 0, out, "")
-        if stdin is not None:  # the MiB sent to the guest, kept there and sent back
-            self.received = stdin
-            return CommandResult(command, 0, hashlib.sha256(stdin).hexdigest() + "  -\n", "")
+            return CommandResult(command, 0, f"{net}{LOG_MARK}\n{self.kernel_log}", "")
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:
@@ -139,8 +144,9 @@ class FakeMachine:
     def fetch(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> BinaryResult:
-        assert command.startswith("cat "), command  # the MiB received, sent back
-        return BinaryResult(command, 0, self.received, "")
+        assert stdin is not None, command  # the MiB sent to the guest, kept there and sent back
+        checksum = hashlib.sha256(stdin).hexdigest().encode() + b"  -\n"
+        return BinaryResult(command, 0, checksum + stdin, "")
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
         self.irqs += 10
@@ -151,7 +157,8 @@ class FakeMachine:
         return CommandResult(script, 0, facts, "")
 
     def open_echo(self) -> FakeEcho:
-        return FakeEcho()
+        self.echoes.append(FakeEcho())
+        return self.echoes[-1]
 
     def open_stream(self, command: str) -> FakeStream:
         return FakeStream()
@@ -159,12 +166,17 @@ class FakeMachine:
     def fail_data_disk_io(self) -> None:
         pass
 
+    def close_ssh(self) -> None:
+        self.ssh_closed.set()
+
     def set_link(self, up: bool) -> None:
         self.link = "up" if up else "down"
 
     def agent_execute(
         self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
+        if command == "guest-get-time":
+            return int((time.time() + self.clock_offset) * 1e9)
         return {}
 
     def agent_fire(

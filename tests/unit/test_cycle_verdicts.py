@@ -1,5 +1,6 @@
 """Verdict logic of one cycle, on a scripted machine: which failure gives which verdict."""
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from harness.cycle import (
     run_series,
 )
 from harness.errors import AgentCommandError, GuestFault, GuestStalled
+from harness.faults import link_down
 from harness.machine import Signal
 from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
 from harness.verdict import Verdict
@@ -40,9 +42,20 @@ def test_suspend_event_never_arriving_is_a_fail_naming_the_stage(tmp_path: Path)
 
 def test_guest_without_deep_sleep_is_unsupported(tmp_path: Path) -> None:
     facts = FACTS.replace("s2idle [deep]", "[s2idle]")
-    outcome = run_cycle(FakeMachine(tmp_path, facts=facts), S3_SYSTEMCTL)
+    machine = FakeMachine(tmp_path, facts=facts)
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
     assert outcome.verdict is Verdict.UNSUPPORTED
     assert "no S3" in outcome.reason
+    # The echo channel, opened beside the facts, is not left open in the guest.
+    assert [echo.closed for echo in machine.echoes] == [True]
+
+
+def test_the_echo_channel_opened_beside_the_facts_carries_the_cycle(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path)
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert len(machine.echoes) == 1
+    assert outcome.evidence.before["tcp.echo"] == outcome.evidence.after["tcp.echo"] == "ok"
 
 
 def test_agent_refusing_the_mode_is_unsupported(tmp_path: Path) -> None:
@@ -123,6 +136,22 @@ def test_failed_check_turns_the_verdict_to_fail(tmp_path: Path) -> None:
     assert outcome.verdict is Verdict.FAIL
     assert outcome.reason.startswith("resumed_not_rebooted:")
     assert [c.name for c in outcome.failed_checks] == ["resumed_not_rebooted"]
+
+
+def test_a_link_down_after_the_wake_is_named_and_the_ssh_waiting_on_it_given_up(
+    tmp_path: Path,
+) -> None:
+    """The facts script's ssh starts beside the agent's look at the NIC: on a dead link it would
+    wait for its timeout (here the fake waits 10 s, then fails the test), unless given up."""
+    machine = FakeMachine(tmp_path)
+    started = time.monotonic()
+    outcome = run_cycle(machine, S3_SYSTEMCTL, faults=[link_down()])
+    assert time.monotonic() - started < 5
+    assert machine.ssh_closed.is_set()
+    assert outcome.verdict is Verdict.FAIL
+    failed = {c.name: c.detail for c in outcome.failed_checks}
+    assert "link is down" in failed["ssh_after_resume"], failed
+    assert "link down" in failed["virtio_net_healthy"], failed
 
 
 def test_guest_that_never_wakes_is_a_fail_naming_the_wake_stage(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What the checks read from a live guest: the MiB sent each way, the closing look."""
+"""What the checks read from a live guest: the MiB sent each way, the closing look, the
+clock."""
 
 import hashlib
 import subprocess
@@ -13,25 +14,20 @@ from harness.ssh import BinaryResult, CommandResult
 
 
 class Guest:
-    """Keeps what arrives (optionally damaged on the way in) and sends it back (optionally
-    damaged on the way out)."""
+    """Keeps what arrives (optionally damaged on the way in), answers its checksum and sends
+    it back (optionally damaged on the way out)."""
 
     def __init__(self, damage_in: bool = False, damage_out: bool = False) -> None:
         self.damage_in, self.damage_out = damage_in, damage_out
-        self.kept = b""
-
-    def run(
-        self, command: str, timeout: float | None = None, stdin: bytes | None = None
-    ) -> CommandResult:
-        assert stdin is not None
-        self.kept = (b"x" + stdin[1:]) if self.damage_in else stdin
-        return CommandResult(command, 0, hashlib.sha256(self.kept).hexdigest() + "  -\n", "")
 
     def fetch(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> BinaryResult:
-        sent = (self.kept[:-1] + b"y") if self.damage_out else self.kept
-        return BinaryResult(command, 0, sent, "")
+        assert stdin is not None
+        kept = (b"x" + stdin[1:]) if self.damage_in else stdin
+        sent = (kept[:-1] + b"y") if self.damage_out else kept
+        line = hashlib.sha256(kept).hexdigest().encode() + b"  -\n"
+        return BinaryResult(command, 0, line + sent, "")
 
 
 @pytest.mark.parametrize(
@@ -56,14 +52,31 @@ class Closing:
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         log = "boot 1\nboot 2\nPM: suspend entry\nPM: suspend exit\n"
-        out = f"{time.time():.6f}\nnet.irqs=7\n{LOG_MARK}\n{log}"
-        return CommandResult(command, 0, out, "")
+        return CommandResult(command, 0, f"net.iface=ens3\nnet.irqs=7\n{LOG_MARK}\n{log}", "")
 
 
 def test_the_closing_look_keeps_the_kernel_log_since_the_cycle_began() -> None:
-    facts, log = closing_facts(Closing(), line_count=2)  # type: ignore[arg-type]
+    irqs, log = closing_facts(Closing(), line_count=2)  # type: ignore[arg-type]
     assert log == ["PM: suspend entry", "PM: suspend exit"]
-    assert facts["net.irqs"] == "7" and abs(float(facts["clock.step_s"])) < 1, facts
+    assert irqs == "7"
+
+
+class AgentClock:
+    """An agent whose guest-get-time answers the host's clock plus ``offset`` seconds."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def agent_execute(self, command: str) -> int:
+        assert command == "guest-get-time"
+        return int((time.time() + self.offset) * 1e9)
+
+
+@pytest.mark.parametrize("offset", [0.0, 7.5, -3.25])
+def test_the_clock_is_the_guests_minus_the_hosts_within_its_uncertainty(offset: float) -> None:
+    facts = live_probes.clock_via_agent(AgentClock(offset))  # type: ignore[arg-type]
+    assert abs(float(facts["clock.step_s"]) - offset) < 0.01, facts
+    assert 0 <= float(facts["clock.uncertainty_s"]) < 0.01, facts
 
 
 class LocalBash:
