@@ -117,15 +117,15 @@ def _next_clock(
     return None
 
 
-# The steps of the checks after the wake besides the facts script, in their order; the
-# stream's tail and the transfers run beside the facts script.
+# The steps of the checks after the wake besides the facts script (whose last part, the
+# closing look, is a probe of its own in the split), in their order; all but the clock's
+# resync run beside the facts script.
 AFTER_WAKE_STEPS = (
     ("agent_clock", "clock read and set through the agent"),
-    ("agent_net", "network facts through the agent"),
+    ("agent_net", "network facts through the agent (beside the facts script)"),
     ("echo", "the TCP echo"),
-    ("stream_tail", "the stream's tail (beside the facts script)"),
     ("transfers", "1 MiB each way (beside the facts script)"),
-    ("closing", "clock, interrupt count and kernel log, one round trip"),
+    ("stream_tail", "the stream's tail (after the transfers)"),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -318,11 +319,13 @@ def _capture_after(
                 lag = live_probes.clock_via_agent(machine)["clock.step_s"]
                 evidence.after["clock.step_before_resync_s"] = lag
                 machine.agent_execute("guest-set-time", {"time": time.time_ns()})
-        # The facts script works the guest's disks and processes, the network's part (the
-        # stream's tail, 1 MiB each way) its NIC, each on its own ssh channel. The closing look
-        # comes after both, so that its kernel log has what they provoked.
+        # The facts script works the guest's disks and processes, the network's part (1 MiB
+        # each way, the stream's tail) its NIC, each on its own ssh channel. The facts script
+        # ends with the closing look (live_probes.closing_tail), which waits for the transfers
+        # so that its kernel log has what both provoked.
+        token = os.urandom(6).hex()  # left by the transfers for the closing look to see
         with concurrent.futures.ThreadPoolExecutor(2, "after-wake") as pool:
-            facts = pool.submit(_capture, machine, probes, "after", evidence)
+            facts = pool.submit(_capture, machine, probes, "after", evidence, token)
             with timed("agent_net"):
                 evidence.after.update(live_probes.net_facts(machine))
             evidence.after.update(live_probes.clock_via_agent(machine))
@@ -337,13 +340,9 @@ def _capture_after(
             if echo is not None:
                 with timed("echo"):
                     evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
-            network = pool.submit(_network_checks, machine, stream, evidence, timed)
+            network = pool.submit(_network_checks, machine, stream, evidence, timed, token)
             evidence.after.update(facts.result())
             network.result()
-        with timed("closing"):
-            lines = int(evidence.before.get("guest.dmesg_lines") or 0)
-            irqs, evidence.kernel_log = live_probes.closing_facts(machine, lines)
-            evidence.after["net.irqs_after_transfer"] = irqs
     except HarnessError as exc:
         evidence.after_error = str(exc)
     finally:
@@ -357,15 +356,17 @@ def _network_checks(
     stream: StreamDownload | None,
     evidence: CycleEvidence,
     timed: Callable[[str], contextlib.AbstractContextManager[None]],
+    token: str,
 ) -> None:
-    """The stream's tail, then a checksummed MiB each way over ssh (virtio-net)."""
+    """A checksummed MiB each way over ssh (virtio-net), then the stream's tail, which has
+    meanwhile come in beside it."""
+    with timed("transfers"):
+        evidence.after.update(live_probes.transfer_both_ways(machine, token))
     if stream is not None:
         with timed("stream_tail"):
             evidence.after["tcp.stream"] = live_probes.judge_stream(
                 stream.result(machine.timeouts.wake)
             )
-    with timed("transfers"):
-        evidence.after.update(live_probes.transfer_both_ways(machine))
 
 
 @contextlib.contextmanager
@@ -410,16 +411,29 @@ def _apply_faults(machine: Machine, faults: Sequence[Fault], point: str, cycle: 
 
 
 def _capture(
-    machine: Machine, probes: tuple[probe_lib.Probe, ...], phase: str, evidence: CycleEvidence
+    machine: Machine,
+    probes: tuple[probe_lib.Probe, ...],
+    phase: str,
+    evidence: CycleEvidence,
+    closing_token: str | None = None,
 ) -> dict[str, str]:
+    """The facts script of ``phase``; with ``closing_token``, ended by the closing look, whose
+    kernel log goes to the evidence."""
+    script = probe_lib.script(probes, phase)
+    if closing_token is not None:
+        script += live_probes.closing_tail(closing_token)
     start = time.monotonic()
-    result = machine.run(probe_lib.script(probes, phase))
+    result = machine.run(script)
     evidence.timings[f"capture_{phase}"] = time.monotonic() - start
     if not result.ok:
         raise HarnessError(
             f"guest fact capture ({phase}) exited {result.exit_status}: "
             f"{result.stderr.strip()[-300:]}"
         )
+    if closing_token is not None:
+        lines = int(evidence.before.get("guest.dmesg_lines") or 0)
+        head, evidence.kernel_log = live_probes.split_closing(result.stdout, lines)
+        result = replace(result, stdout=head)
     facts = probe_lib.parse_facts(result)
     for name, seconds in probe_lib.probe_seconds(facts).items():
         evidence.timings[f"capture_{phase}_{name}"] = seconds

@@ -10,7 +10,6 @@ import time
 
 from harness.machine import Machine
 from harness.probes import NET_SCRIPT, STATE_DIR, STREAM_BYTES, STREAM_COMMAND, parse_facts
-from harness.ssh import CommandResult
 
 TRANSFER_BYTES = 1 << 20
 
@@ -23,15 +22,40 @@ def _clock_step(guest: float, sent: float, received: float) -> dict[str, str]:
 LOG_MARK = "--- kernel log ---"
 
 
-def closing_facts(machine: Machine, line_count: int) -> tuple[str, list[str]]:
-    """The last look after the wake, in one round trip: the NIC's interrupt count (after the
-    transfers) and the kernel log after its first ``line_count`` lines, which therefore has
-    whatever the checks provoked. The whole log is cut here, not in the guest: a program
-    fewer there, on the checks' critical path (the log is bounded by its ring buffer)."""
-    result = machine.run(f"{NET_SCRIPT}\necho '{LOG_MARK}'; dmesg -x --notime")
-    net, _, kernel_log = result.stdout.partition(LOG_MARK + "\n")
-    irqs = parse_facts(CommandResult(result.command, result.exit_status, net, "")).get("net.irqs")
-    return irqs or "", kernel_log.splitlines()[line_count:][-1000:]
+TRANSFERS_WAIT_S = 30  # the transfers of 1 MiB each way take a TCG guest under half a second
+
+
+def closing_tail(token: str) -> str:
+    """Appended to the facts script after the wake: waits for the transfers running beside it
+    to end (they leave ``token`` behind; at most TRANSFERS_WAIT_S), then reads the NIC's
+    interrupt count and the kernel log, which therefore has whatever the checks provoked.
+    Saves the closing look a round trip of its own. The whole log is printed, cut on the
+    host: a program fewer in the guest (the log is bounded by its ring buffer)."""
+    return f"""
+read -r _t _ < /proc/uptime; echo "time.closing.start=$_t"
+t=; read -r t 2>/dev/null < {STATE_DIR}/transferred
+if [ "$t" = {token} ]; then seen=yes; else
+  [ -p {STATE_DIR}/closing.wait ] || mkfifo {STATE_DIR}/closing.wait
+  bash -c 'exec 5<>{STATE_DIR}/closing.wait
+    until read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ] \\
+      || [ $SECONDS -ge {TRANSFERS_WAIT_S} ]; do read -r -t 0.02 -u 5; done'
+  seen=no; read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ] && seen=yes
+fi
+echo "net.transfers_ended_before_closing=$seen"
+( {NET_SCRIPT} ) > {STATE_DIR}/closing.net
+while IFS== read -r k v; do
+  [ "$k" = net.irqs ] && echo "net.irqs_after_transfer=$v"
+done < {STATE_DIR}/closing.net
+read -r _t _ < /proc/uptime; echo "time.closing.end=$_t"
+echo '{LOG_MARK}'; dmesg -x --notime
+"""
+
+
+def split_closing(stdout: str, line_count: int) -> tuple[str, list[str]]:
+    """The facts before LOG_MARK, and the kernel log after its first ``line_count`` lines
+    (the last 1000 of them)."""
+    head, _, kernel_log = stdout.partition(LOG_MARK + "\n")
+    return head, kernel_log.splitlines()[line_count:][-1000:]
 
 
 def clock_via_agent(machine: Machine) -> dict[str, str]:
@@ -49,17 +73,19 @@ def net_facts(machine: Machine) -> dict[str, str]:
     return parse_facts(machine.agent_shell(NET_SCRIPT))
 
 
-def transfer_both_ways(machine: Machine) -> dict[str, str]:
+def transfer_both_ways(machine: Machine, token: str = "") -> dict[str, str]:
     """1 MiB host -> guest, then the same MiB guest -> host, over ssh (virtio-net), in one
     command: the guest checksums what arrived, keeps it in tmpfs and sends it back as it is
     (no base64 there: under TCG the guest would make, hash and encode a MiB of its own, a
     tenth of a second each), after a line with that checksum; what comes back must have it.
-    Each direction is still judged on its own. The file stays for the next transfer."""
+    Each direction is still judged on its own. The file stays for the next transfer. The
+    guest leaves ``token`` behind once done (see closing_tail)."""
     data = os.urandom(TRANSFER_BYTES)
     path = f"{STATE_DIR}/transfer.bin"
     # After a fresh boot the state folder is made by the facts script, which runs beside this.
     result = machine.fetch(
-        f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; tee {path} | sha256sum && cat {path}",
+        f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; tee {path} | sha256sum && cat {path}"
+        f"; s=$?; echo {token} > {STATE_DIR}/transferred; exit $s",
         stdin=data,
     )
     line, _, back = result.data.partition(b"\n")

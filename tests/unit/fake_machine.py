@@ -14,7 +14,6 @@ from harness.errors import SshError
 from harness.events import EventLog, RecordedEvent
 from harness.live_probes import LOG_MARK, STREAM_BYTES
 from harness.machine import Signal
-from harness.probes import NET_SCRIPT
 from harness.qemu.signals import qmp_signals
 from harness.ssh import BinaryResult, CommandResult
 from harness.timeouts import Timeouts
@@ -94,6 +93,7 @@ class FakeMachine:
         self.irqs = 0
         self.ssh_closed = threading.Event()
         self.echoes: list[FakeEcho] = []
+        self.transferred = threading.Event()
         self.stopped = False
 
     def hmp(self, command: str) -> str:
@@ -131,21 +131,26 @@ class FakeMachine:
             if not self.ssh_closed.wait(10):
                 raise AssertionError(f"ssh left waiting on a dead link: {command[:40]!r}")
             raise SshError("connection closed")
-        if LOG_MARK in command:  # the closing look: NIC, kernel log
-            net = self.agent_shell(NET_SCRIPT).stdout
-            return CommandResult(command, 0, f"{net}{LOG_MARK}\n{self.kernel_log}", "")
         if "swap.target" in command:
             return CommandResult(command, 0, self.swap, "")
         if "systemctl" in command:
             self._sleep("hibernate" in command)
         self.captures += 1
-        return CommandResult(command, 0, self.facts if self.captures == 1 else self.after_facts, "")
+        facts = self.facts if self.captures == 1 else self.after_facts
+        if LOG_MARK in command:  # ended by the closing look: it waits for the transfers
+            assert self.transferred.wait(5), "the transfers never ran"
+            self.transferred.clear()
+            self.irqs += 10
+            facts += f"net.irqs_after_transfer={self.irqs}\n{LOG_MARK}\n{self.kernel_log}"
+        return CommandResult(command, 0, facts, "")
 
     def fetch(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
     ) -> BinaryResult:
         assert stdin is not None, command  # the MiB sent to the guest, kept there and sent back
         checksum = hashlib.sha256(stdin).hexdigest().encode() + b"  -\n"
+        self.irqs += 10
+        self.transferred.set()
         return BinaryResult(command, 0, checksum + stdin, "")
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:

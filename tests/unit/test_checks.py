@@ -8,6 +8,7 @@ from harness.checks import (
     resumed_not_rebooted,
     sentinel_carried_on,
     ssh_after_resume,
+    virtio_blk_healthy,
 )
 from harness.qemu.signals import qmp_signals
 from harness.verdict import CycleEvidence
@@ -149,3 +150,38 @@ def test_booted_afresh_fails_when_the_guest_was_never_shut_down() -> None:
     assert booted_afresh(rebooted).passed, booted_afresh(rebooted).detail
     lost = evidence(**{"guest.boot_id": "b2", "guest.ram_marker": "m2", "disk.reread_sha": "x"})
     assert "reads back as x" in booted_afresh(lost).detail
+
+
+BLK_BEFORE = {"blk.pattern_sha": "p", "blk.vdc_requests": "5"}
+BLK_AFTER = {
+    "blk.inflight_status": "0",
+    "blk.inflight_sha": "p",
+    "blk.vdc_requests": "9",
+}
+FRESH = {"blk.fresh_status": "0", "blk.fresh_sha": "f", "blk.fresh_reread_sha": "f"}
+
+
+@pytest.mark.parametrize(
+    ("steps", "mib", "fresh", "passed"),
+    [
+        # The writer's step at the wake is the write after it: no fresh MiB needed.
+        ("2 slept", "3", {}, True),
+        ("2 slept", "3", FRESH, True),
+        # No step at the wake (a sleep the guest did not see, or none written): a fresh MiB.
+        ("2 after", "2", FRESH, True),
+        ("2 after", "2", {}, False),
+        ("2 slept", "2", {}, False),
+        ("16 paced", "16", {}, False),
+        ("2 after", "2", {**FRESH, "blk.fresh_reread_sha": "differs from the pattern"}, False),
+    ],
+)
+def test_a_write_after_the_wake_is_required_of_the_scratch_disk(
+    steps: str, mib: str, fresh: dict[str, str], passed: bool
+) -> None:
+    ev = evidence()
+    ev.before.update(BLK_BEFORE)
+    ev.after.update({**BLK_AFTER, "blk.inflight_steps": steps, "blk.inflight_mib": mib, **fresh})
+    result = virtio_blk_healthy(ev)
+    assert result.passed is passed, result.detail
+    if passed and not fresh:
+        assert "one more as it woke) read back intact" in result.detail, result.detail

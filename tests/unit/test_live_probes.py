@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import live_probes
-from harness.live_probes import LOG_MARK, closing_facts, transfer_both_ways
+from harness.live_probes import LOG_MARK, split_closing, transfer_both_ways
+from harness.probes import parse_facts
 from harness.ssh import BinaryResult, CommandResult
 
 
@@ -46,19 +47,61 @@ def test_each_direction_is_judged_on_its_own(
     assert facts["net.guest_to_host"].startswith(outbound), facts
 
 
-class Closing:
-    """Answers the closing look as a guest whose kernel logged four lines, two of them before
-    the cycle started."""
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        log = "boot 1\nboot 2\nPM: suspend entry\nPM: suspend exit\n"
-        return CommandResult(command, 0, f"net.iface=ens3\nnet.irqs=7\n{LOG_MARK}\n{log}", "")
-
-
 def test_the_closing_look_keeps_the_kernel_log_since_the_cycle_began() -> None:
-    irqs, log = closing_facts(Closing(), line_count=2)  # type: ignore[arg-type]
-    assert log == ["PM: suspend entry", "PM: suspend exit"]
-    assert irqs == "7"
+    log = "boot 1\nboot 2\nPM: suspend entry\nPM: suspend exit\n"
+    head, lines = split_closing(f"disk.x=1\nnet.irqs_after_transfer=7\n{LOG_MARK}\n{log}", 2)
+    assert lines == ["PM: suspend entry", "PM: suspend exit"]
+    assert head == "disk.x=1\nnet.irqs_after_transfer=7\n"
+
+
+def _closing(tmp_path: Path, token: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, float]:
+    """The closing look run by a real bash, its state folder in ``tmp_path``."""
+    monkeypatch.setattr(live_probes, "STATE_DIR", str(tmp_path))
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", "-c", live_probes.closing_tail(token)], capture_output=True, text=True
+    )
+    head, _ = split_closing(done.stdout, 0)
+    return parse_facts(CommandResult("", done.returncode, head, "")), time.monotonic() - started
+
+
+def test_the_closing_look_goes_on_at_once_when_the_transfers_have_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "transferred").write_text("abc123\n")
+    facts, seconds = _closing(tmp_path, "abc123", monkeypatch)
+    assert facts["net.transfers_ended_before_closing"] == "yes", facts
+    assert "net.irqs_after_transfer" in facts and seconds < 1, (facts, seconds)
+
+
+def test_the_closing_look_waits_for_the_transfers_then_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "transferred").write_text("an earlier cycle's\n")
+    later = subprocess.Popen(["bash", "-c", f"sleep 0.5; echo abc123 > {tmp_path}/transferred"])
+    try:
+        facts, seconds = _closing(tmp_path, "abc123", monkeypatch)
+    finally:
+        later.wait()
+    assert facts["net.transfers_ended_before_closing"] == "yes", facts
+    assert 0.5 <= seconds < 3, seconds
+
+
+def test_the_closing_look_waits_for_the_transfers_only_so_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_probes, "TRANSFERS_WAIT_S", 2)  # bash's $SECONDS: 1 to 2 s
+    facts, seconds = _closing(tmp_path, "abc123", monkeypatch)
+    assert facts["net.transfers_ended_before_closing"] == "no", facts
+    assert 1 <= seconds < 4, seconds
+
+
+def test_the_transfer_leaves_its_token_for_the_closing_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_probes, "STATE_DIR", str(tmp_path))
+    assert transfer_both_ways(LocalBash(), "abc123")["net.guest_to_host"] == "ok"  # type: ignore[arg-type]
+    assert (tmp_path / "transferred").read_text() == "abc123\n"
 
 
 class AgentClock:

@@ -144,7 +144,7 @@ def test_the_in_flight_write_is_paced_until_the_suspend_counter_moves(tmp_path: 
     text, counter, disk = _paced_writer(tmp_path)
     _start(text)
     time.sleep(1.0)  # a few paced steps, as while the guest goes to sleep
-    assert not (tmp_path / "inflight.status").exists()  # still going on
+    assert not (tmp_path / "inflight.status").read_text()  # still going on
     counter.write_text("1\n")  # the guest slept and woke
     steps, why = _ended(tmp_path, disk)
     assert why == "slept" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
@@ -157,7 +157,7 @@ def test_the_in_flight_write_ends_its_pacing_when_the_boot_clock_jumps(tmp_path:
     uptime.write_text("100.00 50.00\n")
     _start(text.replace("/proc/uptime", str(uptime)))
     time.sleep(1.0)
-    assert not (tmp_path / "inflight.status").exists()
+    assert not (tmp_path / "inflight.status").read_text()
     uptime.write_text("115.07 51.00\n")  # 15 s away
     steps, why = _ended(tmp_path, disk)
     assert why == "slept" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
@@ -176,6 +176,44 @@ def test_the_probe_after_the_transition_ends_the_pacing_of_a_guest_that_saw_no_s
     steps, why = _ended(tmp_path, disk)
     assert why == "after" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
     subprocess.run(["sh", "-c", notify], check=True, timeout=5)  # the writer gone: no block
+
+
+def _block_after(tmp_path: Path, disk: Path) -> dict[str, str]:
+    """The block probe's whole after-fragment on the files of _paced_writer."""
+    pattern = (tmp_path / "pattern").read_bytes()
+    sums = [hashlib.sha256(pattern[i << 20 : (i + 1) << 20]).hexdigest() for i in range(16)]
+    (tmp_path / "slices.sha").write_text("\n".join(sums) + "\n")
+    text = (
+        BLOCK.after.replace("/sys/block/vdc/stat", "/dev/null")
+        .replace("/dev/vdc", str(disk))
+        .replace("iflag=direct", "")
+        .replace("oflag=direct", "")
+        .replace(STATE_DIR, str(tmp_path))
+    )
+    return run_script(text, tmp_path)[0]
+
+
+def test_after_a_sleep_the_writers_step_at_the_wake_is_the_write_after_it(
+    tmp_path: Path,
+) -> None:
+    text, counter, disk = _paced_writer(tmp_path)
+    _start(text)
+    time.sleep(1.0)
+    counter.write_text("1\n")  # the guest slept and woke: the writer writes one step more
+    _ended(tmp_path, disk)
+    facts = _block_after(tmp_path, disk)
+    assert facts["blk.inflight_sha"] == "x", facts  # the pattern's checksum: read back intact
+    assert "blk.fresh_sha" not in facts and "blk.fresh_status" not in facts, facts
+
+
+def test_a_guest_that_saw_no_sleep_writes_a_fresh_mib_after_it(tmp_path: Path) -> None:
+    text, _, disk = _paced_writer(tmp_path)
+    _start(text)
+    time.sleep(1.0)
+    facts = _block_after(tmp_path, disk)  # tells the writer it is over, as after a host save
+    assert facts["blk.inflight_steps"].endswith(" after"), facts
+    assert facts["blk.fresh_status"] == "0", facts
+    assert facts["blk.fresh_reread_sha"] == facts["blk.fresh_sha"] != "", facts
 
 
 def test_the_in_flight_write_paces_every_step_when_nothing_ends_it(tmp_path: Path) -> None:
@@ -291,6 +329,21 @@ def test_the_disk_probe_writes_a_different_mib_each_capture_and_names_a_lost_wri
     run_script(_round(tmp_path), tmp_path)
     after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
     assert after["disk.reread_sha"] != before["disk.written_sha"]
+
+
+def test_the_disk_probe_reads_back_across_a_reboot_by_checksum(tmp_path: Path) -> None:
+    """After a reboot tmpfs is new: another pattern, no note of the MiB written. The file
+    is then hashed; its checksum must still be the one written before."""
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    run_script(_round(tmp_path), tmp_path)
+    before, _ = run_script(_local(DISK.before, tmp_path), tmp_path)
+    assert (tmp_path / "disk.slice").read_text().strip().isdigit()
+    for name in ("pattern", "pattern.sha", "slices.sha", "disk.slice", "round"):
+        (tmp_path / name).unlink()
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    run_script(_round(tmp_path), tmp_path)
+    after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
+    assert after["disk.reread_sha"] == before["disk.written_sha"] != "", (before, after)
 
 
 def test_a_write_after_the_wake_that_reads_back_changed_is_named(tmp_path: Path) -> None:
