@@ -61,7 +61,7 @@ slice_sum() {{ n=$(($1 % slices)); i=0; while read -r s; do
 round=0; read -r round 2>/dev/null < @ROUND@
 """)
 # Facts are read with shell builtins where one will do: under TCG every program started in the
-# guest costs 50-100 ms, and the script runs twice per cycle.
+# guest costs 20-100 ms (20 ms on an idle guest here), and the script runs twice per cycle.
 _IDENTITY_SCRIPT = PATTERN_READY + _fill(r"""
 r=0; read -r r 2>/dev/null < @ROUND@; echo $((r + 1)) > @ROUND@
 fact() { v=; read -r v 2>/dev/null < "$2"; echo "$1=$v"; }
@@ -222,7 +222,7 @@ WARM_UP = PATTERN_READY + STREAM_READY + SENTINEL_START
 NET_SCRIPT = """
 # The first NIC bound to virtio_net (not the default route: it goes away with the link). Links
 # are resolved with ``cd -P`` (a builtin), not readlink: this runs three times a cycle, and
-# under TCG each program started costs the guest 50-100 ms.
+# under TCG each program started costs the guest 20-100 ms.
 if=; drv=; dev=
 for d in /sys/class/net/*; do
   cd -P "$d/device/driver" 2>/dev/null || continue
@@ -252,7 +252,7 @@ awk -v dev="$dev-" 'NR == 1 {n = NF; next} index($NF, dev) == 1 {
 # of them, by the identity probe's count), so that a write that was lost reads back as an
 # earlier cycle's data at that offset, never as the pattern expected there.
 # ``blk.inflight_steps`` is "<steps written before> <why the pacing ended>": slept, after or
-# paced; ``blk.inflight_mib`` all the MiBs written. Each step starts a dd (50-100 ms of guest
+# paced; ``blk.inflight_mib`` all the MiBs written. Each step starts a dd (20-100 ms of guest
 # CPU under TCG, taken from the guest's own way to sleep), hence a slow pace.
 INFLIGHT_BASES = 9  # offsets 0..8 MiB; with two captures a cycle, one comes back every 9 cycles
 BLOCK = Probe(
@@ -326,7 +326,7 @@ read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
 )
 
 # Before the sleep the network is read over ssh with the other facts (one round trip); after
-# the wake it is read through the agent first (see cycle._capture_after).
+# the wake it is read through the agent, beside the facts script (see cycle._capture_after).
 NET = Probe(name="net", before=NET_SCRIPT, after="")
 
 DEFAULT_PROBES = (IDENTITY, KERNEL_LOG, NET, SENTINEL, DISK, BLOCK)
