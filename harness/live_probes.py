@@ -9,14 +9,16 @@ import os
 import time
 
 from harness.machine import Machine
-from harness.probes import NET_SCRIPT, STATE_DIR, STREAM_BYTES, STREAM_COMMAND, parse_facts
+from harness.probes import (
+    NET_SCRIPT,
+    STATE_DIR,
+    STREAM_BYTES,
+    STREAM_COMMAND,
+    bash_wait,
+    parse_facts,
+)
 
 TRANSFER_BYTES = 1 << 20
-
-
-def _clock_step(guest: float, sent: float, received: float) -> dict[str, str]:
-    step = guest - (sent + received) / 2
-    return {"clock.step_s": f"{step:.3f}", "clock.uncertainty_s": f"{(received - sent) / 2:.3f}"}
 
 
 LOG_MARK = "--- kernel log ---"
@@ -31,14 +33,13 @@ def closing_tail(token: str) -> str:
     interrupt count and the kernel log, which therefore has whatever the checks provoked.
     Saves the closing look a round trip of its own. The whole log is printed, cut on the
     host: a program fewer in the guest (the log is bounded by its ring buffer)."""
+    transferred = f'read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ]'
     return f"""
 read -r _t _ < /proc/uptime; echo "time.closing.start=$_t"
 t=; read -r t 2>/dev/null < {STATE_DIR}/transferred
 if [ "$t" = {token} ]; then seen=yes; else
   [ -p {STATE_DIR}/closing.wait ] || mkfifo {STATE_DIR}/closing.wait
-  bash -c 'exec 5<>{STATE_DIR}/closing.wait
-    until read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ] \\
-      || [ $SECONDS -ge {TRANSFERS_WAIT_S} ]; do read -r -t 0.02 -u 5; done'
+  {bash_wait(f"{STATE_DIR}/closing.wait", transferred, TRANSFERS_WAIT_S, 0.02)}
   seen=no; read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ] && seen=yes
 fi
 echo "net.transfers_ended_before_closing=$seen"
@@ -65,7 +66,8 @@ def clock_via_agent(machine: Machine) -> dict[str, str]:
     sent = time.time()
     guest_ns = machine.agent_execute("guest-get-time")
     received = time.time()
-    return _clock_step(int(guest_ns) / 1e9, sent, received)
+    step = int(guest_ns) / 1e9 - (sent + received) / 2
+    return {"clock.step_s": f"{step:.3f}", "clock.uncertainty_s": f"{(received - sent) / 2:.3f}"}
 
 
 def net_facts(machine: Machine) -> dict[str, str]:

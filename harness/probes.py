@@ -30,6 +30,18 @@ class Probe:
     after: str
 
 
+def bash_wait(fifo: str, until: str, seconds: int, pause: float, arg: str = "") -> str:
+    """One bash program that waits until the shell test ``until`` holds, at most ``seconds``
+    (bash's $SECONDS: between one less and that many), pausing with ``read -t`` on ``fifo``,
+    an existing FIFO nobody writes to: no ``sleep`` program every pause, each of which costs a
+    TCG guest 20-100 ms. ``until`` goes inside single quotes; ``arg`` is its ``$0``."""
+    return (
+        f"bash -c 'exec 9<>{fifo}\n"
+        f"  until {until} || [ $SECONDS -ge {seconds} ]; do read -r -t {pause} -u 9; done'"
+        + (f" {arg}" if arg else "")
+    )
+
+
 # The block probe's in-flight write (see BLOCK): the pattern it writes, in paced steps.
 INFLIGHT_STEP_MIB = 1
 INFLIGHT_STEPS = 16
@@ -101,7 +113,8 @@ dmesg | awk '/ACPI: PM: \(supports / && a == "" {a = $0; sub(/.*ACPI: PM: \(supp
 # It is started once per boot (the ready checkpoint holds one already) and carries on across
 # every cycle of that boot: starting one took the facts script before each sleep 0.3-0.4 s of
 # the guest's CPU under TCG. One that is gone (killed, or a reboot) is started again.
-SENTINEL_START = _fill("""
+SENTINEL_START = _fill(
+    """
 pid=; read -r pid 2>/dev/null < @STATE@/sentinel.pid
 if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
   mkdir -p @STATE@; rm -f @STATE@/sentinel.pid @STATE@/count @STATE@/tick
@@ -110,11 +123,12 @@ if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
     mv @STATE@/pid.new @STATE@/sentinel.pid; i=0
     while :; do i=$((i+1)); printf "%s\\n" $i 1<> @STATE@/count; read -r -t 0.1 -u 3; done' \\
     </dev/null >/dev/null 2>&1 &
-  bash -c 'exec 3<>@STATE@/tick
-    until [ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ] || [ $SECONDS -ge 10 ]
-    do read -r -t 0.02 -u 3; done'
+  """
+    + bash_wait("@STATE@/tick", "[ -s @STATE@/count ] && [ -s @STATE@/sentinel.pid ]", 10, 0.02)
+    + """
 fi
-""")
+"""
+)
 SENTINEL = Probe(
     name="sentinel",
     before=SENTINEL_START
@@ -122,7 +136,8 @@ SENTINEL = Probe(
 v=; read -r v < @STATE@/sentinel.pid; echo "sentinel.pid=$v"
 v=; read -r v < @STATE@/count; echo "sentinel.count=$v"
 """),
-    after=_fill("""
+    after=_fill(
+        """
 pid=; read -r pid 2>/dev/null < @STATE@/sentinel.pid
 echo "sentinel.pid=$pid"
 alive=no; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=yes
@@ -130,11 +145,14 @@ echo "sentinel.alive=$alive"
 c1=; read -r c1 2>/dev/null < @STATE@/count
 echo "sentinel.count=$c1"
 # A sentinel that is gone never counts on: no wait for it. One program, bounded by its clock.
-[ $alive = yes ] && bash -c 'exec 3<>@STATE@/tick
-  while read -r c < @STATE@/count && [ "$c" = "$0" ] && [ $SECONDS -lt 10 ]
-  do read -r -t 0.05 -u 3; done' "$c1"
+[ $alive = yes ] && """
+        + bash_wait(
+            "@STATE@/tick", '! { read -r c < @STATE@/count && [ "$c" = "$0" ]; }', 10, 0.05, '"$c1"'
+        )
+        + """
 v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
-"""),
+"""
+    ),
 )
 
 # Read back with O_DIRECT rather than after dropping every cache: the other probes running
@@ -284,7 +302,8 @@ setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick; base=$0
   echo $rc > @STATE@/inflight.status' $base </dev/null >/dev/null 2>&1 &
 """),
     after=SLICE_SUM
-    + _fill("""
+    + _fill(
+        """
 # Opened read-write: never blocks, also when the writer has gone.
 [ -p @STATE@/blk.tick ] && { echo over >&4; } 4<>@STATE@/blk.tick
 # Waits for the writer only while it lives (after a reboot it is gone, and so is its pid
@@ -293,9 +312,15 @@ setsid bash -c 'echo $$ > @STATE@/blk.pid; exec 3<>@STATE@/blk.tick; base=$0
 p=; read -r p 2>/dev/null < @STATE@/blk.pid
 [ -s @STATE@/inflight.status ] || [ -z "$p" ] || {
   [ -p @STATE@/blk.wait ] || mkfifo @STATE@/blk.wait
-  bash -c 'exec 5<>@STATE@/blk.wait
-    while [ ! -s @STATE@/inflight.status ] && kill -0 "$0" 2>/dev/null && [ $SECONDS -lt 60 ]
-    do read -r -t 0.05 -u 5; done' "$p"
+  """
+        + bash_wait(
+            "@STATE@/blk.wait",
+            '[ -s @STATE@/inflight.status ] || ! kill -0 "$0" 2>/dev/null',
+            60,
+            0.05,
+            '"$p"',
+        )
+        + """
 }
 v=; read -r v 2>/dev/null < @STATE@/inflight.status; echo "blk.inflight_status=${v:-unfinished}"
 v=; read -r v 2>/dev/null < @STATE@/inflight.steps; echo "blk.inflight_steps=$v"
@@ -322,7 +347,8 @@ if [ "$why" != slept ] || [ "$n" != $((s + 1)) ]; then
   echo "blk.fresh_reread_sha=$v"
 fi
 read -r r _ _ _ w _ < /sys/block/vdc/stat; echo "blk.vdc_requests=$((r + w))"
-"""),
+"""
+    ),
 )
 
 # Before the sleep the network is read over ssh with the other facts (one round trip); after

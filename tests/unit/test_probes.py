@@ -4,6 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.live_probes import judge_stream
 from harness.probes import (
     BLOCK,
@@ -21,6 +23,7 @@ from harness.probes import (
     STREAM_CHUNKS,
     STREAM_COMMAND,
     Probe,
+    bash_wait,
     parse_facts,
     probe_seconds,
     script,
@@ -495,3 +498,24 @@ def test_the_stream_goes_unpaced_once_the_boot_clock_jumps(tmp_path: Path) -> No
         assert judge_stream(received.read_bytes()) == "ok"
     assert timings[0] >= STREAM_CHUNKS * 0.15 * 0.9, timings
     assert timings[1] < timings[0] * 0.75, timings
+
+
+@pytest.mark.parametrize(
+    ("until", "later", "low", "high"),
+    [
+        ("[ -e DONE ]", "", 0.0, 0.5),  # true once something writes DONE, below
+        ("[ -e NEVER ]", "", 1.0, 3.0),  # never: gives up after its bound (2 s, bash's $SECONDS)
+        ('[ "$0" = yes ]', "yes", 0.0, 0.5),  # its argument as $0
+    ],
+)
+def test_the_bounded_wait_ends_when_its_test_holds_or_its_time_is_up(
+    tmp_path: Path, until: str, later: str, low: float, high: float
+) -> None:
+    fifo = tmp_path / "wait"
+    os.mkfifo(fifo)
+    (tmp_path / "DONE").touch()
+    text = bash_wait(str(fifo), until.replace("DONE", str(tmp_path / "DONE")), 2, 0.02, later)
+    started = time.monotonic()
+    # (its status on giving up is the last pause's, as the facts scripts ignore it)
+    subprocess.run(["sh", "-c", text.replace("NEVER", str(tmp_path / "never"))])
+    assert low <= time.monotonic() - started < high
