@@ -327,7 +327,7 @@ def _capture_after(
         with concurrent.futures.ThreadPoolExecutor(2, "after-wake") as pool:
             facts = pool.submit(_capture, machine, probes, "after", evidence, token)
             with timed("agent_net"):
-                evidence.after.update(live_probes.net_facts(machine))
+                evidence.after.update(live_probes.net_facts(machine, evidence.before))
             evidence.after.update(live_probes.clock_via_agent(machine))
             if evidence.after.get("net.operstate") != "up":
                 machine.close_ssh()  # the facts script's channel would wait for its timeout
@@ -358,10 +358,14 @@ def _network_checks(
     timed: Callable[[str], contextlib.AbstractContextManager[None]],
     token: str,
 ) -> None:
-    """A checksummed MiB each way over ssh (virtio-net), then the stream's tail, which has
-    meanwhile come in beside it."""
+    """A checksummed MiB each way over ssh (virtio-net) and the NIC's interrupts after it (read
+    through the agent while the facts script reads the kernel log), then the stream's tail,
+    which has meanwhile come in beside them."""
     with timed("transfers"):
         evidence.after.update(live_probes.transfer_both_ways(machine, token))
+    evidence.after["net.irqs_after_transfer"] = live_probes.nic_irqs(
+        machine, evidence.after.get("net.device", "")
+    )
     if stream is not None:
         with timed("stream_tail"):
             evidence.after["tcp.stream"] = live_probes.judge_stream(

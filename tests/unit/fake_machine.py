@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hashlib
 import threading
@@ -29,6 +30,7 @@ FACTS = (
     "blk.pattern_sha=p\nblk.inflight_status=0\nblk.inflight_mib=4\nblk.inflight_sha=p\n"
     "blk.fresh_status=0\n"
     "blk.fresh_sha=f\nblk.fresh_reread_sha=f\nblk.vdc_requests=5\n"
+    "net.iface=ens3\nnet.device=virtio0\n"
 )
 # What a clean cycle changes: one more suspend counted, more requests, time went on.
 PROGRESS = {
@@ -90,7 +92,9 @@ class FakeMachine:
         self.clock_offset = 0.0
         self.kernel_log = ""
         self.link = "up"
-        self.irqs = 0
+        self.irqs = 0  # the NIC's interrupts: each transfer adds some
+        self.open_files: list[bytes] = []
+        self.agent_shells = 0
         self.ssh_closed = threading.Event()
         self.echoes: list[FakeEcho] = []
         self.transferred = threading.Event()
@@ -140,8 +144,7 @@ class FakeMachine:
         if LOG_MARK in command:  # ended by the closing look: it waits for the transfers
             assert self.transferred.wait(5), "the transfers never ran"
             self.transferred.clear()
-            self.irqs += 10
-            facts += f"net.irqs_after_transfer={self.irqs}\n{LOG_MARK}\n{self.kernel_log}"
+            facts += f"{LOG_MARK}\n{self.kernel_log}"
         return CommandResult(command, 0, facts, "")
 
     def fetch(
@@ -154,7 +157,8 @@ class FakeMachine:
         return BinaryResult(command, 0, checksum + stdin, "")
 
     def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
-        self.irqs += 10
+        """NET_SCRIPT run through the agent (only for facts that name no NIC)."""
+        self.agent_shells += 1
         facts = (
             f"net.iface=ens3\nnet.driver=virtio_net\nnet.operstate={self.link}\n"
             f"net.carrier={int(self.link == 'up')}\nnet.irqs={self.irqs}\n"
@@ -182,7 +186,26 @@ class FakeMachine:
     ) -> Any:
         if command == "guest-get-time":
             return int((time.time() + self.clock_offset) * 1e9)
+        if command == "guest-file-open":
+            assert arguments is not None
+            self.open_files.append(self._guest_file(arguments["path"]))
+            return len(self.open_files) - 1
+        if command == "guest-file-read":
+            assert arguments is not None
+            data = self.open_files[arguments["handle"]]
+            return {"count": len(data), "buf-b64": base64.b64encode(data).decode(), "eof": True}
         return {}
+
+    def _guest_file(self, path: str) -> bytes:
+        """The few guest files the network's look reads through the agent."""
+        nic = "/sys/class/net/ens3/"
+        files = {
+            nic + "device/uevent": "DRIVER=virtio_net\nMODALIAS=virtio:d00000001v00001AF4\n",
+            nic + "operstate": f"{self.link}\n",
+            nic + "carrier": f"{int(self.link == 'up')}\n",
+            "/proc/interrupts": f"  CPU0\n 25: {self.irqs} PCI-MSI 49153-edge virtio0-input.0\n",
+        }
+        return files[path].encode()
 
     def agent_fire(
         self, command: str, arguments: dict[str, Any] | None = None

@@ -138,6 +138,16 @@ def test_failed_check_turns_the_verdict_to_fail(tmp_path: Path) -> None:
     assert [c.name for c in outcome.failed_checks] == ["resumed_not_rebooted"]
 
 
+def test_a_clean_cycle_starts_no_program_through_the_agent(tmp_path: Path) -> None:
+    """The NIC named by the facts before the sleep is looked at through the agent's file
+    commands after the wake (a guest-exec cost a TCG guest 0.1-0.2 s of its resume)."""
+    machine = FakeMachine(tmp_path)
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert machine.agent_shells == 0
+    assert outcome.evidence.after["net.irqs_after_transfer"] == "10", outcome.evidence.after
+
+
 def test_a_link_down_after_the_wake_is_named_and_the_ssh_waiting_on_it_given_up(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.live_probes import judge_stream
+from harness.live_probes import irq_count, judge_stream
 from harness.probes import (
     BLOCK,
     DEFAULT_PROBES,
@@ -412,6 +412,16 @@ def test_the_network_facts_find_the_virtio_nic_without_starting_readlink(tmp_pat
         "net.irqs": "265",  # virtio0's interrupts on both CPUs, not virtio1's
     }
     assert "$(readlink" not in NET_SCRIPT
+
+
+def test_the_hosts_count_of_the_nics_interrupts_is_the_network_scripts(tmp_path: Path) -> None:
+    """After the wake the interrupts are counted on the host from /proc/interrupts read through
+    the agent; before the sleep by NET_SCRIPT's awk in the guest: both must count alike."""
+    facts = _net_facts(tmp_path, _sysfs(tmp_path))
+    interrupts = (tmp_path / "interrupts").read_text()
+    assert str(irq_count(interrupts, "virtio0")) == facts["net.irqs"] == "265"
+    assert irq_count(interrupts, "virtio1") == 7
+    assert irq_count(interrupts, "virtio2") == irq_count("", "virtio0") == 0
 
 
 def test_the_network_facts_name_no_nic_when_none_is_virtio(tmp_path: Path) -> None:
