@@ -435,8 +435,7 @@ def _capture(
             f"{result.stderr.strip()[-300:]}"
         )
     if closing_token is not None:
-        lines = int(evidence.before.get("guest.dmesg_lines") or 0)
-        head, evidence.kernel_log = live_probes.split_closing(result.stdout, lines)
+        head, evidence.kernel_log = live_probes.split_closing(result.stdout, evidence.before)
         result = replace(result, stdout=head)
     facts = probe_lib.parse_facts(result)
     for name, seconds in probe_lib.probe_seconds(facts).items():

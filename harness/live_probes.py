@@ -49,11 +49,20 @@ echo '{LOG_MARK}'; dmesg -x --notime
 """
 
 
-def split_closing(stdout: str, line_count: int) -> tuple[str, list[str]]:
-    """The facts before LOG_MARK, and the kernel log after its first ``line_count`` lines
-    (the last 1000 of them)."""
-    head, _, kernel_log = stdout.partition(LOG_MARK + "\n")
-    return head, kernel_log.splitlines()[line_count:][-1000:]
+def split_closing(stdout: str, before: dict[str, str]) -> tuple[str, list[str]]:
+    """The facts before LOG_MARK, and the kernel log after it since the facts ``before`` the
+    sleep (the last 1000 lines): after the last line ending with the mark they wrote to the log,
+    or after as many lines as they counted. Without either (a guest that booted again since,
+    or whose log wrapped) the whole log is kept."""
+    head, _, text = stdout.partition(LOG_MARK + "\n")
+    lines = text.splitlines()
+    mark = before.get("guest.log_mark")
+    if mark:
+        ends = [i for i, line in enumerate(lines) if line.endswith(mark)]
+        start = ends[-1] + 1 if ends else 0
+    else:
+        start = int(before.get("guest.dmesg_lines") or 0)
+    return head, lines[start:][-1000:]
 
 
 def clock_via_agent(machine: Machine) -> dict[str, str]:
@@ -74,7 +83,8 @@ def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
     TCG guest's CPU right after a wake)."""
     iface, device = before.get("net.iface", ""), before.get("net.device", "")
     if not iface or not device:
-        return parse_facts(machine.agent_shell(NET_SCRIPT))
+        found = parse_facts(machine.agent_shell(NET_SCRIPT))
+        return {**found, "net.irqs": nic_irqs(machine, found.get("net.device", ""))}
 
     def text(path: str) -> str:
         data = agent_files.read_file(machine.agent_execute, path)

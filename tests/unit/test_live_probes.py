@@ -48,11 +48,30 @@ def test_each_direction_is_judged_on_its_own(
     assert facts["net.guest_to_host"].startswith(outbound), facts
 
 
-def test_the_closing_look_keeps_the_kernel_log_since_the_cycle_began() -> None:
-    log = "boot 1\nboot 2\nPM: suspend entry\nPM: suspend exit\n"
-    head, lines = split_closing(f"disk.x=1\nnet.irqs_after_transfer=7\n{LOG_MARK}\n{log}", 2)
+MARK = "s3s4-harness: kernel log mark"
+CLOSING = (
+    f"disk.x=1\n{LOG_MARK}\nboot 1\nuser  :info  : {MARK} 1\nWARNING: CPU: 0 before\n"
+    f"user  :info  : {MARK} 11\nPM: suspend entry\nPM: suspend exit\n"
+)
+
+
+def test_the_closing_look_keeps_the_kernel_log_after_the_mark_of_the_facts_before() -> None:
+    head, lines = split_closing(CLOSING, {"guest.log_mark": f"{MARK} 11"})
+    assert head == "disk.x=1\n"
     assert lines == ["PM: suspend entry", "PM: suspend exit"]
-    assert head == "disk.x=1\nnet.irqs_after_transfer=7\n"
+    # Mark 1 is not mark 11's prefix: what came after the first is kept, the warning too.
+    assert split_closing(CLOSING, {"guest.log_mark": f"{MARK} 1"})[1][0] == "WARNING: CPU: 0 before"
+
+
+def test_without_a_mark_the_closing_look_keeps_what_follows_the_lines_counted() -> None:
+    _, lines = split_closing(CLOSING, {"guest.dmesg_lines": "4"})
+    assert lines == ["PM: suspend entry", "PM: suspend exit"]
+
+
+def test_a_mark_the_log_no_longer_holds_keeps_the_whole_log() -> None:
+    """A guest that booted again since the facts before: all of the new boot's log is new."""
+    _, lines = split_closing(CLOSING, {"guest.log_mark": f"{MARK} 7"})
+    assert lines[0] == "boot 1" and len(lines) == 6
 
 
 def _closing(tmp_path: Path, token: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, float]:
@@ -62,7 +81,7 @@ def _closing(tmp_path: Path, token: str, monkeypatch: pytest.MonkeyPatch) -> tup
     done = subprocess.run(
         ["bash", "-c", live_probes.closing_tail(token)], capture_output=True, text=True
     )
-    head, _ = split_closing(done.stdout, 0)
+    head, _ = split_closing(done.stdout, {})
     return parse_facts(CommandResult("", done.returncode, head, "")), time.monotonic() - started
 
 
