@@ -92,7 +92,9 @@ class FakeMachine:
         self.clock_offset = 0.0
         self.kernel_log = ""
         self.link = "up"
-        self.irqs = 0  # the NIC's interrupts: each transfer adds some
+        self.irqs = 0  # the NIC's interrupts: each transfer adds irqs_per_transfer
+        self.irqs_per_transfer = 10
+        self.nic_driver = "virtio_net"  # "" when the NIC is left unbound
         self.open_files: list[bytes] = []
         self.agent_shells = 0
         self.ssh_closed = threading.Event()
@@ -152,7 +154,7 @@ class FakeMachine:
     ) -> BinaryResult:
         assert stdin is not None, command  # the MiB sent to the guest, kept there and sent back
         checksum = hashlib.sha256(stdin).hexdigest().encode() + b"  -\n"
-        self.irqs += 10
+        self.irqs += self.irqs_per_transfer
         self.transferred.set()
         return BinaryResult(command, 0, checksum + stdin, "")
 
@@ -200,7 +202,8 @@ class FakeMachine:
         """The few guest files the network's look reads through the agent."""
         nic = "/sys/class/net/ens3/"
         files = {
-            nic + "device/uevent": "DRIVER=virtio_net\nMODALIAS=virtio:d00000001v00001AF4\n",
+            nic + "device/uevent": (f"DRIVER={self.nic_driver}\n" if self.nic_driver else "")
+            + "MODALIAS=virtio:d00000001v00001AF4\n",
             nic + "operstate": f"{self.link}\n",
             nic + "carrier": f"{int(self.link == 'up')}\n",
             "/proc/interrupts": f"  CPU0\n 25: {self.irqs} PCI-MSI 49153-edge virtio0-input.0\n",

@@ -148,6 +148,27 @@ def test_a_clean_cycle_starts_no_program_through_the_agent(tmp_path: Path) -> No
     assert outcome.evidence.after["net.irqs_after_transfer"] == "10", outcome.evidence.after
 
 
+def test_a_nic_that_takes_no_interrupts_during_the_transfers_fails_the_network_check(
+    tmp_path: Path,
+) -> None:
+    """The interrupts are counted on the host from /proc/interrupts read through the agent,
+    before and after the transfers: a NIC whose count stands still fails."""
+    machine = FakeMachine(tmp_path)
+    machine.irqs, machine.irqs_per_transfer = 40, 0
+    outcome = run_cycle(machine, S3_SYSTEMCTL)
+    failed = {c.name: c.detail for c in outcome.failed_checks}
+    assert list(failed) == ["virtio_net_healthy"], failed
+    assert "no interrupts during the transfers (stuck at 40)" in failed["virtio_net_healthy"]
+
+
+def test_a_nic_left_unbound_after_the_wake_fails_the_network_check(tmp_path: Path) -> None:
+    """The driver is read from the NIC's uevent through the agent: without DRIVER= it is none."""
+    machine = FakeMachine(tmp_path)
+    machine.nic_driver = ""
+    failed = {c.name: c.detail for c in run_cycle(machine, S3_SYSTEMCTL).failed_checks}
+    assert list(failed) == ["virtio_net_healthy"] and "driver none" in failed["virtio_net_healthy"]
+
+
 def test_a_link_down_after_the_wake_is_named_and_the_ssh_waiting_on_it_given_up(
     tmp_path: Path,
 ) -> None:
