@@ -163,7 +163,7 @@ class FakeMachine:
         self.agent_shells += 1
         facts = (
             f"net.iface=ens3\nnet.driver=virtio_net\nnet.operstate={self.link}\n"
-            f"net.carrier={int(self.link == 'up')}\nnet.irqs={self.irqs}\n"
+            f"net.carrier={int(self.link == 'up')}\nnet.device=virtio0\n"
         )
         return CommandResult(script, 0, facts, "")
 

@@ -10,6 +10,7 @@ import pytest
 
 from harness import live_probes
 from harness.live_probes import LOG_MARK, split_closing, transfer_both_ways
+from harness.probes import KERNEL_LOG_MARK as MARK
 from harness.probes import parse_facts
 from harness.ssh import BinaryResult, CommandResult
 from tests.unit.fake_machine import FakeMachine
@@ -48,7 +49,6 @@ def test_each_direction_is_judged_on_its_own(
     assert facts["net.guest_to_host"].startswith(outbound), facts
 
 
-MARK = "s3s4-harness: kernel log mark"
 CLOSING = (
     f"disk.x=1\n{LOG_MARK}\nboot 1\nuser  :info  : {MARK} 1\nWARNING: CPU: 0 before\n"
     f"user  :info  : {MARK} 11\nPM: suspend entry\nPM: suspend exit\n"
@@ -198,5 +198,7 @@ def test_without_a_nic_named_before_the_sleep_the_network_script_looks_for_it(
     tmp_path: Path,
 ) -> None:
     machine = FakeMachine(tmp_path)
+    machine.irqs = 25
     facts = live_probes.net_facts(machine, {})  # type: ignore[arg-type]
     assert facts["net.driver"] == "virtio_net" and machine.agent_shells == 1, facts
+    assert facts["net.irqs"] == "25", facts  # counted on the host: the script has no awk
