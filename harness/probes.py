@@ -171,10 +171,14 @@ v=; read -r v 2>/dev/null < @STATE@/count; echo "sentinel.count_later=$v"
 
 # Read back with O_DIRECT rather than after dropping every cache: the other probes running
 # beside this one would then read their programs from disk again. The file written before the
-# sleep is one MiB of the pattern; the write after is another, to a new file. Which MiB was
-# written is noted in tmpfs: while it lasts (not across a reboot, after which the pattern is
-# made again) the file is compared with the pattern byte for byte, else hashed (cmp costs
-# the TCG guest 28 ms a MiB, sha256sum 75 ms).
+# sleep is one MiB of the pattern; after the wake the next MiB of the pattern is written after
+# it, and both are read back in one ``dd | cmp`` (three programs after the wake, not five: each
+# costs the TCG guest 30 ms and more while it still resumes). Only when that differs are the
+# two compared apart, to name which. Which MiB was written is noted in tmpfs: while it lasts
+# (not across a reboot, after which the pattern is made again) the file is compared with the
+# pattern byte for byte, else its first MiB hashed (cmp costs the TCG guest 28 ms a MiB,
+# sha256sum 75 ms). The write before truncates the file, so a fresh write that never reached
+# the disk reads back short, never as the MiB expected.
 DISK = Probe(
     name="disk",
     before=SLICE_SUM
@@ -186,23 +190,28 @@ dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((round % slices)) count=1 conv=fsyn
     after=SLICE_SUM
     + _fill("""
 sha=; written=; read -r written 2>/dev/null < @STATE@/disk.slice
-if [ ! -f @FILE@ ]; then :
-elif [ -n "$written" ]; then
-  sha="differs from the pattern"
-  dd if=@FILE@ bs=1M iflag=direct 2>/dev/null \\
-    | cmp -s -n 1048576 - @STATE@/pattern 0 $((written * 1048576)) && sha=$(slice_sum $written)
-else sha=$(dd if=@FILE@ bs=1M iflag=direct 2>/dev/null | sha256sum); sha=${sha%% *}
-fi
-echo "disk.reread_sha=$sha"
-fresh=$((round + 5)); want=$(slice_sum $fresh); echo "disk.fresh_sha=$want"
-# Left in place for the next capture's write to replace (a program fewer): each capture
-# writes another MiB, so a write that did not happen never reads back as the one expected.
-dd if=@STATE@/pattern of=@FILE@.new bs=1M skip=$((fresh % slices)) count=1 oflag=direct \\
-  conv=fsync 2>/dev/null
+[ -f @FILE@ ] || written=
+# The MiB after the one written before, unless that was the pattern's last.
+fresh=$((round + 5))
+[ -n "$written" ] && [ "$written" -lt $((slices - 1)) ] && fresh=$((written + 1))
+want=$(slice_sum $fresh); echo "disk.fresh_sha=$want"
+[ -f @FILE@ ] && [ -z "$written" ] && {
+  sha=$(dd if=@FILE@ bs=1M count=1 iflag=direct 2>/dev/null | sha256sum); sha=${sha%% *}; }
+dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((fresh % slices)) seek=1 count=1 oflag=direct \\
+  conv=notrunc,fsync 2>/dev/null
 echo "disk.fresh_write_status=$?"
 v="differs from the pattern"
-[ -f @FILE@.new ] && dd if=@FILE@.new bs=1M iflag=direct 2>/dev/null \\
-  | cmp -s -n 1048576 - @STATE@/pattern 0 $((fresh % slices * 1048576)) && v=$want
+if [ -n "$written" ] && [ $fresh = $((written + 1)) ] && dd if=@FILE@ bs=2M count=1 iflag=direct \\
+  2>/dev/null | cmp -s -n 2097152 - @STATE@/pattern 0 $((written * 1048576))
+then sha=$(slice_sum $written); v=$want
+else
+  [ -n "$written" ] && { sha="differs from the pattern"; dd if=@FILE@ bs=1M count=1 iflag=direct \\
+    2>/dev/null | cmp -s -n 1048576 - @STATE@/pattern 0 $((written * 1048576)) \\
+    && sha=$(slice_sum $written); }
+  dd if=@FILE@ bs=1M skip=1 count=1 iflag=direct 2>/dev/null \\
+    | cmp -s -n 1048576 - @STATE@/pattern 0 $((fresh % slices * 1048576)) && v=$want
+fi
+echo "disk.reread_sha=$sha"
 echo "disk.fresh_reread_sha=$v"
 """),
 )

@@ -351,21 +351,75 @@ def test_the_disk_probe_reads_back_across_a_reboot_by_checksum(tmp_path: Path) -
     assert after["disk.reread_sha"] == before["disk.written_sha"] != "", (before, after)
 
 
-def test_a_write_after_the_wake_that_reads_back_changed_is_named(tmp_path: Path) -> None:
-    """The fresh writes are compared with the pattern byte for byte (no checksum of what
-    came back): one changed byte and the fact no longer carries the pattern's checksum."""
-    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+def _disk_cycle(tmp_path: Path, after_hook: str = "") -> tuple[dict[str, str], dict[str, str]]:
+    """The disk probe's capture before a sleep and after it; ``after_hook`` runs in the
+    capture after, right after the fresh write (``$1`` is the probe's file)."""
     run_script(_round(tmp_path), tmp_path)
-    # The write lands, then one byte of it changes before it is read back.
-    flip = 'printf x | dd of="$1" bs=1 seek=4242 conv=notrunc 2>/dev/null'
+    before, _ = run_script(_local(DISK.before, tmp_path), tmp_path)
+    run_script(_round(tmp_path), tmp_path)
     after_text = _local(DISK.after, tmp_path).replace(
         'echo "disk.fresh_write_status=$?"',
-        f'echo "disk.fresh_write_status=$?"; set -- {tmp_path / "probe.bin"}.new; {flip}',
+        f'echo "disk.fresh_write_status=$?"; set -- {tmp_path / "probe.bin"}; {after_hook}',
     )
-    after, _ = run_script(after_text, tmp_path)
+    return before, run_script(after_text, tmp_path)[0]
+
+
+def _flip(offset: int) -> str:
+    return f'printf x | dd of="$1" bs=1 seek={offset} conv=notrunc 2>/dev/null'
+
+
+@pytest.mark.parametrize(
+    ("offset", "named"),
+    [((1 << 20) + 4242, "disk.fresh_reread_sha"), (4242, "disk.reread_sha")],
+    ids=["the fresh MiB", "the MiB written before"],
+)
+def test_one_changed_byte_is_named_in_the_mib_it_changed(
+    tmp_path: Path, offset: int, named: str
+) -> None:
+    """Both MiBs are read back together and compared with the pattern byte for byte (no
+    checksum of what came back); when they differ each is compared alone, to name which."""
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    before, after = _disk_cycle(tmp_path, _flip(offset))
+    intact = {
+        "disk.reread_sha": before["disk.written_sha"],
+        "disk.fresh_reread_sha": after["disk.fresh_sha"],
+    }
+    intact[named] = "differs from the pattern"
     assert after["disk.fresh_write_status"] == "0"
+    assert {key: after[key] for key in intact} == intact
+    assert "" not in (before["disk.written_sha"], after["disk.fresh_sha"])
+
+
+def test_a_fresh_write_that_never_reached_the_disk_reads_back_short(tmp_path: Path) -> None:
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    lost = 'dd if=/dev/null of="$1" bs=1M seek=1 2>/dev/null'  # truncated to the MiB before
+    before, after = _disk_cycle(tmp_path, lost)
+    assert after["disk.reread_sha"] == before["disk.written_sha"] != ""
     assert after["disk.fresh_reread_sha"] == "differs from the pattern"
-    assert after["disk.fresh_sha"] not in ("", after["disk.fresh_reread_sha"])
+
+
+def test_after_the_patterns_last_mib_the_fresh_one_is_another(tmp_path: Path) -> None:
+    """The MiB after the pattern's last does not exist: the fresh one is then picked by the
+    count of captures and the two are read back apart."""
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    (tmp_path / "round").write_text(f"{INFLIGHT_MIB - 2}\n")  # the next capture is the last MiB
+    before, after = _disk_cycle(tmp_path)
+    assert (tmp_path / "disk.slice").read_text().strip() == str(INFLIGHT_MIB - 1)
+    assert after["disk.reread_sha"] == before["disk.written_sha"] != ""
+    assert after["disk.fresh_reread_sha"] == after["disk.fresh_sha"] != ""
+    assert after["disk.fresh_sha"] != before["disk.written_sha"]
+
+
+def test_a_file_gone_since_the_sleep_reads_back_as_nothing(tmp_path: Path) -> None:
+    run_script(_local(PATTERN_READY, tmp_path), tmp_path)
+    run_script(_round(tmp_path), tmp_path)
+    before, _ = run_script(_local(DISK.before, tmp_path), tmp_path)
+    (tmp_path / "probe.bin").unlink()
+    run_script(_round(tmp_path), tmp_path)
+    after, _ = run_script(_local(DISK.after, tmp_path), tmp_path)
+    assert before["disk.written_sha"] != ""
+    assert after["disk.reread_sha"] == ""
+    assert after["disk.fresh_reread_sha"] == after["disk.fresh_sha"] != ""
 
 
 def _sysfs(tmp_path: Path, virtio: bool = True) -> Path:
