@@ -159,7 +159,10 @@ def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
     problems = []
     if not written or written != reread:
         problems.append(f"file written before reads back as {reread or 'nothing'}")
-    if not fresh or fresh != fresh_reread or ev.after.get("disk.fresh_write_status") != "0":
+    status = ev.after.get("disk.fresh_write_status")
+    if status != "0":
+        problems.append(f"write after resume failed (dd status {status or 'unknown'})")
+    elif not fresh or fresh != fresh_reread:
         problems.append(f"write after resume reads back as {fresh_reread or 'nothing'}")
     requests = (_int(ev.before.get("blk.vda_requests")), _int(ev.after.get("blk.vda_requests")))
     if requests[1] <= requests[0] and not ev.after_error and requests[0] >= 0:

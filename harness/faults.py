@@ -7,6 +7,7 @@ measured).
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -98,6 +99,55 @@ def disk_io_errors() -> Fault:
         "blkdebug: EIO on every read and write of the scratch disk after the wake",
         lambda m: m.fail_data_disk_io(),
         ASLEEP,
+    )
+
+
+# Where the probe file's first block lies on the root disk, in bytes: its partition's start
+# (512-byte sectors; none for a file system on the whole disk) and its first extent (filefrag,
+# in 4 KiB blocks of the file system's device).
+_LOCATE_PROBE_FILE = f"""src=$(findmnt -nvo SOURCE --target {probe_lib.PROBE_FILE})
+start=0; read -r start 2>/dev/null < "/sys/class/block/${{src##*/}}/start"
+echo "start=$start"; filefrag -v -b4096 {probe_lib.PROBE_FILE}"""
+_FIRST_EXTENT = re.compile(r"^\s*0:\s+0\.\.\s*\d+:\s+(\d+)\.\.", re.MULTILINE)
+
+
+def _overwrite_probe_file_on_disk(machine: Machine) -> None:
+    result = machine.run(_LOCATE_PROBE_FILE)
+    start = re.search(r"^start=(\d+)$", result.stdout, re.MULTILINE)
+    extent = _FIRST_EXTENT.search(result.stdout)
+    if not result.ok or start is None or extent is None:
+        raise SetupError(f"cannot locate the probe file on the root disk: {result.stdout!r}")
+    offset = int(start.group(1)) * 512 + int(extent.group(1)) * 4096
+    # qemu-io prints what it did on QEMU's own output; the monitor answers only an error.
+    said = machine.hmp(f'qemu-io root "write -P 0x5a {offset} 4096"').strip()
+    if said:
+        raise SetupError(f"qemu-io on the root disk failed (direct QEMU backend only): {said}")
+
+
+def root_disk_data_overwritten() -> Fault:
+    """The root disk's blocks under the file written before the sleep change on the host's side
+    (qemu-io through the monitor, below the guest's page cache) after the wake."""
+    return Fault(
+        "root disk: the probe file's first 4 KiB overwritten by qemu-io after the wake",
+        _overwrite_probe_file_on_disk,
+        AFTER_WAKE,
+    )
+
+
+def root_filesystem_read_only() -> Fault:
+    """The guest's disk file systems go read-only after the wake (sysrq's emergency remount,
+    what ext4's errors=remount-ro does after an I/O error), so that no new write lands."""
+    fifo = f"{probe_lib.STATE_DIR}/remount.wait"
+    read_only = 'grep -q "^[^ ]* / [^ ]* ro[ ,]" /proc/mounts'
+    script = (
+        f"[ -p {fifo} ] || mkfifo {fifo}; echo 1 > /proc/sys/kernel/sysrq; "
+        f"echo u > /proc/sysrq-trigger; {probe_lib.bash_wait(fifo, read_only, 10, 0.05)}; "
+        f"{read_only} || {{ echo 'the root file system is still read-write' >&2; exit 1; }}"
+    )
+    return Fault(
+        "root file system remounted read-only (sysrq-u) after the wake",
+        lambda m: _run_or_fail(m, script),
+        AFTER_WAKE,
     )
 
 

@@ -3,6 +3,8 @@ named; and the same checks passing on a clean cycle."""
 
 import pytest
 
+from harness.checks import AFTER_REBOOT_CHECKS
+from harness.cycle import run_cycle
 from harness.faults import (
     clock_step,
     cpu_stall,
@@ -10,8 +12,12 @@ from harness.faults import (
     kernel_call_trace,
     kill_sentinel,
     link_down,
+    root_disk_data_overwritten,
+    root_filesystem_read_only,
 )
+from harness.machine import Machine
 from harness.plugin import PowerCycle
+from harness.probes import AFTER_REBOOT_PROBES
 from harness.transitions import S3_AGENT
 from harness.verdict import Verdict
 
@@ -74,3 +80,35 @@ def test_disk_io_errors_after_wake_fail_virtio_blk(power_cycle: PowerCycle) -> N
     failed = failed_checks(power_cycle, faults=[disk_io_errors()])
     assert "virtio_blk_healthy" in failed, failed
     assert "io_error" in failed.get("kernel_log_clean", ""), failed
+
+
+def test_root_disk_data_changed_under_the_guest_fails_disk_roundtrip(
+    power_cycle: PowerCycle,
+) -> None:
+    failed = failed_checks(power_cycle, faults=[root_disk_data_overwritten()])
+    assert set(failed) == {"disk_roundtrip"}, failed
+    assert failed["disk_roundtrip"] == "file written before reads back as differs from the pattern"
+
+
+def test_a_read_only_root_after_wake_fails_disk_roundtrip(power_cycle: PowerCycle) -> None:
+    failed = failed_checks(power_cycle, faults=[root_filesystem_read_only()])
+    assert set(failed) == {"disk_roundtrip"}, failed
+    assert failed["disk_roundtrip"] == "write after resume failed (dd status 1)"
+
+
+def test_a_guest_that_only_slept_fails_booted_afresh(guest: Machine) -> None:
+    """libvirt-guests' shutdown case judged on a guest that slept instead (as if the service
+    had restored it rather than booted it), its file from before changed on the disk too."""
+    outcome = run_cycle(
+        guest,
+        S3_AGENT,
+        faults=[root_disk_data_overwritten()],
+        probes=AFTER_REBOOT_PROBES,
+        checks=AFTER_REBOOT_CHECKS,
+    )
+    failed = {c.name: c.detail for c in outcome.failed_checks}
+    assert set(failed) == {"booted_afresh"}, (outcome.reason, failed)
+    assert failed["booted_afresh"] == (
+        "same boot_id: the guest was not shut down; RAM marker survived; "
+        "file written before the shutdown reads back as differs from the pattern"
+    )

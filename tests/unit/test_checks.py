@@ -97,7 +97,9 @@ def test_sentinel_problems(after: dict[str, str], problem: str) -> None:
 def test_disk_corruption_and_failed_write_are_caught() -> None:
     assert not disk_roundtrip(evidence(**{"disk.reread_sha": "zz"})).passed
     assert not disk_roundtrip(evidence(**{"disk.fresh_reread_sha": ""})).passed
-    assert not disk_roundtrip(evidence(**{"disk.fresh_write_status": "1"})).passed
+    failed = disk_roundtrip(evidence(**{"disk.fresh_write_status": "1"}))
+    assert not failed.passed
+    assert failed.detail == "write after resume failed (dd status 1)"
 
 
 def test_a_cpu_stall_in_the_kernel_log_fails_it_named_first() -> None:
