@@ -17,6 +17,7 @@ from harness import probes as probe_lib
 from harness.errors import SetupError
 from harness.machine import Machine
 from harness.ports import free_local_port
+from harness.qemu.cmdline import ROOT_DRIVE
 from harness.qemu.gdbstub import clear_interrupt_flag_in_user_space
 from harness.vcpu_lockup import parse_registers
 
@@ -119,7 +120,7 @@ def _overwrite_probe_file_on_disk(machine: Machine) -> None:
         raise SetupError(f"cannot locate the probe file on the root disk: {result.stdout!r}")
     offset = int(start.group(1)) * 512 + int(extent.group(1)) * 4096
     # qemu-io prints what it did on QEMU's own output; the monitor answers only an error.
-    said = machine.hmp(f'qemu-io root "write -P 0x5a {offset} 4096"').strip()
+    said = machine.hmp(f'qemu-io {ROOT_DRIVE} "write -P 0x5a {offset} 4096"').strip()
     if said:
         raise SetupError(f"qemu-io on the root disk failed (direct QEMU backend only): {said}")
 

@@ -192,8 +192,8 @@ dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((round % slices)) count=1 conv=fsyn
 sha=; written=; read -r written 2>/dev/null < @STATE@/disk.slice
 [ -f @FILE@ ] || written=
 # The MiB after the one written before, unless that was the pattern's last.
-fresh=$((round + 5))
-[ -n "$written" ] && [ "$written" -lt $((slices - 1)) ] && fresh=$((written + 1))
+fresh=$((round + 5)); next=
+[ -n "$written" ] && [ "$written" -lt $((slices - 1)) ] && fresh=$((written + 1)) && next=yes
 want=$(slice_sum $fresh); echo "disk.fresh_sha=$want"
 [ -f @FILE@ ] && [ -z "$written" ] && {
   sha=$(dd if=@FILE@ bs=1M count=1 iflag=direct 2>/dev/null | sha256sum); sha=${sha%% *}; }
@@ -201,8 +201,8 @@ dd if=@STATE@/pattern of=@FILE@ bs=1M skip=$((fresh % slices)) seek=1 count=1 of
   conv=notrunc,fsync 2>/dev/null
 echo "disk.fresh_write_status=$?"
 v="differs from the pattern"
-if [ -n "$written" ] && [ $fresh = $((written + 1)) ] && dd if=@FILE@ bs=2M count=1 iflag=direct \\
-  2>/dev/null | cmp -s -n 2097152 - @STATE@/pattern 0 $((written * 1048576))
+if [ -n "$next" ] && dd if=@FILE@ bs=2M count=1 iflag=direct 2>/dev/null \\
+  | cmp -s -n 2097152 - @STATE@/pattern 0 $((written * 1048576))
 then sha=$(slice_sum $written); v=$want
 else
   [ -n "$written" ] && { sha="differs from the pattern"; dd if=@FILE@ bs=1M count=1 iflag=direct \\

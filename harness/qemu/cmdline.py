@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ROOT_DRIVE = "root"  # the root disk's drive id (the monitor's name for it)
 DATA_NODE = "data"
 DATA_FILE_NODE = "data-file"
 
@@ -81,7 +82,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     if config.data_dir is not None:
         argv += ["-L", str(config.data_dir)]
     argv += _firmware_args(config.firmware)
-    argv += _disk_args("root", paths.root_overlay, "qcow2")
+    argv += _disk_args(ROOT_DRIVE, paths.root_overlay, "qcow2")
     argv += _disk_args("swap", paths.swap_disk, "raw")
     # The scratch disk is set up with -blockdev so that a fault can later be slid under it
     # (blockdev-reopen onto a blkdebug node) without the guest noticing anything but errors.
