@@ -6,8 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from qemu.qmp import QMPError
+
+from harness.errors import QemuStartError
 
 T = TypeVar("T")
 
@@ -50,3 +55,30 @@ async def _cancel_pending() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def wait_for_incoming(
+    runner: LoopThread,
+    accept: Coroutine[Any, Any, None],
+    timeout: float,
+    alive: Callable[[], bool],
+    what: str,
+) -> None:
+    """Wait for an incoming connection from QEMU, giving up early if QEMU has died."""
+    future = runner.submit(accept)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            future.result(timeout=0.5)
+            return
+        except concurrent.futures.TimeoutError:
+            if not alive():
+                future.cancel()
+                raise QemuStartError(f"QEMU exited before connecting its {what} socket") from None
+            if time.monotonic() > deadline:
+                future.cancel()
+                raise QemuStartError(
+                    f"QEMU did not connect its {what} socket in {timeout:.0f}s"
+                ) from None
+        except QMPError as exc:
+            raise QemuStartError(f"{what} connection from QEMU failed: {exc}") from exc

@@ -14,14 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import bisect, endurance, html_report, matrix, tmt_results
-from harness.bench import run_benchmark, table
 from harness.errors import HarnessError
-from harness.image import ImageCache, Recipe
-from harness.matrix_run import default_out, detect_ids, run_matrix
-from harness.matrix_run import table as matrix_table
-from harness.results import compare, load_run, merge
+from harness.matrix import spec as matrix
+from harness.results import html as html_report
+from harness.results import tmt as tmt_results
+from harness.results.merge import compare, load_run, merge
 from harness.session import Settings
+from harness.setup.image import ImageCache, Recipe
+from harness.tools import bisect, endurance
+from harness.tools.bench import run_benchmark, table
+from harness.tools.matrix_run import default_out, detect_ids, run_matrix
+from harness.tools.matrix_run import table as matrix_table
 
 
 def _image(args: argparse.Namespace) -> int:

@@ -10,10 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from harness.checks.probes import WARM_UP
 from harness.errors import HarnessError
-from harness.probes import WARM_UP
-from harness.qemu.checkpoint import Checkpoint
-from harness.ssh import CommandResult
+from harness.guest.ssh import CommandResult
+from harness.machines.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -10,25 +10,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import ready_checkpoints
-from harness.accel import resolve_accel
 from harness.aio import LoopThread
-from harness.cell import OVMF_CODE, OVMF_VARS, Cell, ovmf_version, qemu_version, seabios_version
-from harness.cloud import cloud_image, write_seed
-from harness.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.errors import SetupError
-from harness.image import GuestImage, ImageCache, Progress, Recipe
-from harness.kernel import with_kernel
-from harness.libvirt.host import DEFAULT_URI, LibvirtHost
-from harness.libvirt.machine import LibvirtMachine
-from harness.machine import Machine
-from harness.qemu.checkpoint import Checkpoint
-from harness.qemu.cmdline import Firmware, QemuConfig
-from harness.qemu.machine import QemuMachine
+from harness.guest.ssh import SshKey
+from harness.machines.checkpoint import Checkpoint
+from harness.machines.config import Firmware, QemuConfig
+from harness.machines.libvirt.host import DEFAULT_URI, LibvirtHost
+from harness.machines.libvirt.machine import LibvirtMachine
+from harness.machines.protocol import Machine
+from harness.machines.qemu.machine import QemuMachine
+from harness.matrix.cell import (
+    OVMF_CODE,
+    OVMF_VARS,
+    Cell,
+    ovmf_version,
+    qemu_version,
+    seabios_version,
+)
 from harness.ready_checkpoints import ReadyCheckpoints
-from harness.runtime import check_socket_room, make_run_dir
-from harness.ssh import SshKey
+from harness.setup.accel import resolve_accel
+from harness.setup.cloud import cloud_image, write_seed
+from harness.setup.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
+from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
+from harness.setup.kernel import with_kernel
+from harness.setup.runtime import check_socket_room, make_run_dir
+from harness.setup.watchdog import Watchdog
 from harness.timeouts import Timeouts
-from harness.watchdog import Watchdog
+
+DEFAULT_LIBVIRT_URI = DEFAULT_URI  # the plugin's default, named here: it does not know backends
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,7 @@ class Settings:
     cloud_mirror: str | None = None  # base URL replacing the distributions' own (name:version)
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
-    libvirt_uri: str = DEFAULT_URI
+    libvirt_uri: str = DEFAULT_LIBVIRT_URI
     cold_boot: bool = False  # every case cold boots instead of restoring the ready checkpoint
 
 
@@ -185,7 +194,7 @@ class HarnessSession:
         shutil.rmtree(machine.runtime_dir, ignore_errors=True)
 
     def ready_checkpoint(self) -> Checkpoint:
-        """The default guest booted once, settled, and frozen (see harness.qemu.checkpoint)."""
+        """The default guest booted once, settled, and frozen (see harness.machines.checkpoint)."""
 
         def make() -> Checkpoint:
             template = self._create("checkpoint", (), "qemu")

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import (
+from harness.transitions.catalogue import (
     DISK_PLATFORM,
     DISK_REBOOT,
     DISK_SHUTDOWN,

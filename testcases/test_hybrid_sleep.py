@@ -4,7 +4,7 @@ woken from RAM, or power lost while asleep so that the disk image must serve."""
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import (
+from harness.transitions.catalogue import (
     HYBRID_AGENT_POWERLOSS,
     HYBRID_AGENT_WAKE,
     HYBRID_SYSTEMCTL_POWERLOSS,

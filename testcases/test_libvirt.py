@@ -4,11 +4,11 @@ events (lifecycle, PM, agent) and its state after every host step are in the rep
 
 import pytest
 
-from harness import host_paths
-from harness.machine import Machine
+from harness.checks.verdict import CycleSeries
+from harness.machines.protocol import Machine
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import S3_SYSTEMCTL, Transition
-from harness.verdict import CycleSeries
+from harness.transitions import host as host_paths
+from harness.transitions.catalogue import S3_SYSTEMCTL, Transition
 
 pytestmark = pytest.mark.libvirt
 

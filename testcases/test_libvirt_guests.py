@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 
-from harness.cell import Cell
-from harness.checks import AFTER_REBOOT_CHECKS, DEFAULT_CHECKS
-from harness.libvirt.guests_service import GuestsService, GuestsServiceConfig, service_transition
-from harness.machine import Machine
+from harness.checks.judges import AFTER_REBOOT_CHECKS, DEFAULT_CHECKS
+from harness.checks.probes import AFTER_REBOOT_PROBES, DEFAULT_PROBES
+from harness.machines.protocol import Machine
+from harness.matrix.cell import Cell
 from harness.plugin import GroupCycle, expect_pass
-from harness.probes import AFTER_REBOOT_PROBES, DEFAULT_PROBES
 from harness.session import HarnessSession
+from harness.transitions.guests_service import (
+    GuestsService,
+    GuestsServiceConfig,
+    service_transition,
+)
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.libvirt_guests]
 

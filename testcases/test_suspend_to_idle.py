@@ -7,7 +7,7 @@ and the guest is woken by a key press with the keyboard enabled as a wake source
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import FREEZE, S2IDLE, STANDBY, Transition
+from harness.transitions.catalogue import FREEZE, S2IDLE, STANDBY, Transition
 
 
 @pytest.mark.s2idle

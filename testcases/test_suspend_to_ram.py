@@ -3,7 +3,7 @@
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions import S3_AGENT, S3_RTC, S3_SYSFS, S3_SYSTEMCTL, Transition
+from harness.transitions.catalogue import S3_AGENT, S3_RTC, S3_SYSFS, S3_SYSTEMCTL, Transition
 
 
 @pytest.mark.s3

@@ -1,4 +1,5 @@
-"""Linters as tests, so `./run tests` keeps the code ruff and mypy clean."""
+"""Linters as tests, so `./run tests` keeps the code ruff and mypy clean and the layers of
+harness/ as pyproject.toml's import-linter contracts draw them."""
 
 import subprocess
 import sys
@@ -15,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
         ["mypy"],
+        ["lint-imports"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "import-layers"],
 )
 def test_linter_is_clean(argv: list[str]) -> None:
     tool = Path(sys.executable).parent / argv[0]

@@ -10,7 +10,8 @@ import fmf  # type: ignore[import-untyped]
 import fmf.utils  # type: ignore[import-untyped]
 import tmt.utils  # type: ignore[import-untyped]
 
-from harness import matrix, tmt_results
+from harness.matrix import spec as matrix
+from harness.results import tmt as tmt_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TMT = Path(sys.executable).parent / "tmt"

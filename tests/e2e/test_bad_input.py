@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import guest_base
-from harness.image import ImageCache, Recipe
+from harness.checks.verdict import Verdict
+from harness.machines import base as machine_base
+from harness.machines.qemu.machine import QemuMachine
 from harness.plugin import PowerCycle
-from harness.qemu.machine import QemuMachine
-from harness.runtime import RUNTIME_ROOT
 from harness.session import HarnessSession
-from harness.transitions import S3_AGENT, S4_AGENT
-from harness.verdict import Verdict
-from harness.watchdog import processes_naming
+from harness.setup.image import ImageCache, Recipe
+from harness.setup.runtime import RUNTIME_ROOT
+from harness.setup.watchdog import processes_naming
+from harness.transitions.catalogue import S3_AGENT, S4_AGENT
 
 pytestmark = pytest.mark.selftest
 
@@ -210,7 +210,7 @@ def test_an_ssh_port_taken_before_qemu_binds_it_is_replaced(
     busy.listen()
     taken = busy.getsockname()[1]
     harness_session.ready_checkpoint()  # its template picks a port of its own, first
-    monkeypatch.setattr(guest_base, "free_local_port", lambda: taken)
+    monkeypatch.setattr(machine_base, "free_local_port", lambda: taken)
     machine = harness_session.fresh_guest("port-taken")
     try:
         assert isinstance(machine, QemuMachine)

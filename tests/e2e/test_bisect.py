@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.image import ImageCache, Recipe
+from harness.setup.image import ImageCache, Recipe
 
 pytestmark = pytest.mark.selftest
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.libvirt.machine import LibvirtMachine
-from harness.qemu.checkpoint import Checkpoint
-from harness.qemu.machine import QemuMachine
+from harness.machines.checkpoint import Checkpoint
+from harness.machines.libvirt.machine import LibvirtMachine
+from harness.machines.qemu.machine import QemuMachine
 from harness.session import HarnessSession
 
 pytestmark = pytest.mark.selftest

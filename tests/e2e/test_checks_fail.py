@@ -3,9 +3,10 @@ named; and the same checks passing on a clean cycle."""
 
 import pytest
 
-from harness.checks import AFTER_REBOOT_CHECKS
-from harness.cycle import run_cycle
-from harness.faults import (
+from harness.checks.judges import AFTER_REBOOT_CHECKS
+from harness.checks.probes import AFTER_REBOOT_PROBES
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import (
     clock_step,
     cpu_stall,
     disk_io_errors,
@@ -15,11 +16,10 @@ from harness.faults import (
     root_disk_data_overwritten,
     root_filesystem_read_only,
 )
-from harness.machine import Machine
+from harness.cycle.run import run_cycle
+from harness.machines.protocol import Machine
 from harness.plugin import PowerCycle
-from harness.probes import AFTER_REBOOT_PROBES
-from harness.transitions import S3_AGENT
-from harness.verdict import Verdict
+from harness.transitions.catalogue import S3_AGENT
 
 pytestmark = pytest.mark.selftest
 

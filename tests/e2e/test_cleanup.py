@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runtime import RUNTIME_ROOT, sweep_stale
+from harness.setup.runtime import RUNTIME_ROOT, sweep_stale
 
 pytestmark = pytest.mark.selftest
 

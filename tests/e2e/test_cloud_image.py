@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cloud
-from harness.downloads import file_sha256
 from harness.errors import SetupError
-from harness.image import ImageCache, Recipe
 from harness.session import HarnessSession, Settings
+from harness.setup import cloud
+from harness.setup.downloads import file_sha256
+from harness.setup.image import ImageCache, Recipe
 
 pytestmark = pytest.mark.selftest
 

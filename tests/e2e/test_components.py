@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.components import DebianArchive, provision_qemu
 from harness.errors import SetupError
+from harness.setup.components import DebianArchive, provision_qemu
 
 pytestmark = pytest.mark.selftest
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.endurance import run_endurance
-from harness.faults import kill_sentinel
+from harness.cycle.faults import kill_sentinel
 from harness.session import Settings
+from harness.tools.endurance import run_endurance
 
 pytestmark = pytest.mark.selftest
 

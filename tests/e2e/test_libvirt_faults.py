@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import freeze_agent
 from harness.errors import SetupError
-from harness.faults import freeze_agent
-from harness.host_paths import DOMPM_MEM
-from harness.libvirt.machine import AGENT_RESPONSE_TIMEOUT_S
-from harness.machine import Machine
+from harness.machines.libvirt.machine import AGENT_RESPONSE_TIMEOUT_S
+from harness.machines.protocol import Machine
 from harness.plugin import PowerCycle
 from harness.session import HarnessSession
-from harness.verdict import Verdict
+from harness.transitions.host import DOMPM_MEM
 
 pytestmark = [pytest.mark.selftest, pytest.mark.libvirt]
 

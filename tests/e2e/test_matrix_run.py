@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.results import compare, load_run, verdict_table
+from harness.results.merge import compare, load_run, verdict_table
 
 pytestmark = pytest.mark.selftest
 

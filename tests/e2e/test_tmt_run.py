@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from harness.image import DEFAULT_CACHE
+from harness.setup.image import DEFAULT_CACHE
 
 pytestmark = pytest.mark.selftest
 

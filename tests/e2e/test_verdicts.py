@@ -7,19 +7,19 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.faults import (
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import (
     FRESH_SWAP_WHILE_HIBERNATED,
     cpu_stall_on_wake,
     guest_only_pretends_to_suspend,
     vcpu_lockup_while_entering,
 )
-from harness.localise import LEVELS, localise
-from harness.platform_args import disable_sleep_state
+from harness.cycle.localise import LEVELS, localise
+from harness.machines.platform_args import disable_sleep_state
+from harness.machines.qemu.machine import QemuMachine
 from harness.plugin import PowerCycle
-from harness.qemu.machine import QemuMachine
 from harness.session import HarnessSession
-from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_AGENT, S4_SYSTEMCTL
-from harness.verdict import Verdict
+from harness.transitions.catalogue import S3_AGENT, S3_SYSTEMCTL, S4_AGENT, S4_SYSTEMCTL
 
 pytestmark = pytest.mark.selftest
 

@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.console import ConsoleLog
+from harness.checks.live_probes import LOG_MARK, STREAM_BYTES
 from harness.errors import SshError
-from harness.events import EventLog, RecordedEvent
-from harness.live_probes import LOG_MARK, STREAM_BYTES
-from harness.machine import Signal
-from harness.qemu.signals import qmp_signals
-from harness.ssh import BinaryResult, CommandResult
+from harness.guest.console.log import ConsoleLog
+from harness.guest.ssh import BinaryResult, CommandResult
+from harness.machines.events import EventLog, RecordedEvent
+from harness.machines.protocol import Signal
+from harness.machines.qemu.signals import qmp_signals
+from harness.machines.vcpu_lockup import SAMPLE_SECONDS, LockupWatch, VcpuState
 from harness.timeouts import Timeouts
-from harness.vcpu_lockup import SAMPLE_SECONDS, LockupWatch, VcpuState
 
 FACTS = (
     "guest.boot_id=b1\nguest.ram_marker=m1\nguest.power_state=freeze mem disk\n"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.accel import detect_accel, resolve_accel
+from harness.setup.accel import detect_accel, resolve_accel
 
 
 def fake_sys(tmp_path: Path, *modules: str) -> tuple[Path, Path]:

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from harness.agent_files import READ_LIMIT, read_file
 from harness.errors import AgentCommandError
+from harness.guest.agent_files import READ_LIMIT, read_file
 
 
 class Agent:

@@ -11,7 +11,7 @@ import pytest
 
 from harness.aio import LoopThread
 from harness.errors import AgentCommandError
-from harness.qemu.agent import GuestAgent
+from harness.machines.qemu.agent import GuestAgent
 
 
 def answer(msg: dict[str, Any]) -> bytes:

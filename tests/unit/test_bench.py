@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.bench import Figures, guest_s4_seconds, guest_sleep_seconds, s3_host_clock_split
-from harness.events import RecordedEvent
+from harness.machines.events import RecordedEvent
+from harness.tools.bench import Figures, guest_s4_seconds, guest_sleep_seconds, s3_host_clock_split
 
 S3_CONSOLE = """\
 guest login: [   36.817921] PM: suspend entry (deep)

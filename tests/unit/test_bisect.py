@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from harness.bisect import ABORT, BAD, GOOD, SKIP, Build, RunJudgement, decide, judge_run
+from harness.tools.bisect import ABORT, BAD, GOOD, SKIP, Build, RunJudgement, decide, judge_run
 
 
 def record(verdicts: list[str], outcome: str = "passed", reason: str = "") -> dict[str, Any]:

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cell import Cell, qemu_version, seabios_version
 from harness.errors import SetupError
-from harness.platform_args import disable_sleep_state
+from harness.machines.platform_args import disable_sleep_state
+from harness.matrix.cell import Cell, qemu_version, seabios_version
 
 
 def test_cell_id_is_readable_and_stable() -> None:

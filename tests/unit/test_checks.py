@@ -1,6 +1,6 @@
 import pytest
 
-from harness.checks import (
+from harness.checks.judges import (
     booted_afresh,
     disk_roundtrip,
     events_seen,
@@ -10,8 +10,8 @@ from harness.checks import (
     ssh_after_resume,
     virtio_blk_healthy,
 )
-from harness.qemu.signals import qmp_signals
-from harness.verdict import CycleEvidence
+from harness.checks.verdict import CycleEvidence
+from harness.machines.qemu.signals import qmp_signals
 
 BEFORE = {
     "guest.boot_id": "b1",
@@ -123,8 +123,8 @@ def test_no_ssh_after_resume_fails() -> None:
 
 
 def test_kernel_records_in_order_modern_and_older_wordings() -> None:
-    from harness.checks import kernel_records_seen
-    from harness.transitions import S3_RECORDS
+    from harness.checks.judges import kernel_records_seen
+    from harness.transitions.catalogue import S3_RECORDS
 
     modern = [
         "PM: suspend entry (deep)",

@@ -7,8 +7,9 @@ from pathlib import Path
 import pycdlib
 from ruamel.yaml import YAML
 
-from harness.cloud import RESUME_SCRIPT, SET_RESUME_SH, ResumeStatus, write_seed
-from harness.qemu.cmdline import QemuConfig, RunPaths, build_argv
+from harness.machines.config import QemuConfig
+from harness.machines.qemu.cmdline import RunPaths, build_argv
+from harness.setup.cloud import RESUME_SCRIPT, SET_RESUME_SH, ResumeStatus, write_seed
 
 PATHS = RunPaths(*(Path(f"/r/{n}") for n in ("q.sock", "a.sock", "c.sock", "o", "s", "d")))
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cloud_providers import is_spec, resolve
-from harness.downloads import fetch
 from harness.errors import SetupError
+from harness.setup.cloud_providers import is_spec, resolve
+from harness.setup.downloads import fetch
 
 IMAGE = b"a cloud image" * 1000
 SHA256 = hashlib.sha256(IMAGE).hexdigest()

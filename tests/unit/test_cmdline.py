@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.qemu.cmdline import Firmware, QemuConfig, RunPaths, build_argv
+from harness.machines.config import Firmware, QemuConfig
+from harness.machines.qemu.cmdline import RunPaths, build_argv
 
 PATHS = RunPaths(
     Path("/r/qmp.sock"),

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.components import DebianArchive, is_version, provision_qemu, upstream
 from harness.errors import SetupError
+from harness.setup.components import DebianArchive, is_version, provision_qemu, upstream
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.console import ConsoleLog
+from harness.guest.console.log import ConsoleLog
 
 
 def test_lines_are_split_across_chunks_and_stripped_of_colour(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.console_diagnosis import console_crash, console_diagnosis
-from harness.cycle import (
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import link_down
+from harness.cycle.run import (
     RTC_RESTORED_TOLERANCE_S,
     CycleOptions,
     clock_tolerance,
@@ -16,10 +17,9 @@ from harness.cycle import (
     run_series,
 )
 from harness.errors import AgentCommandError, GuestFault, GuestStalled
-from harness.faults import link_down
-from harness.machine import Signal
-from harness.transitions import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
-from harness.verdict import Verdict
+from harness.guest.console.diagnosis import console_crash, console_diagnosis
+from harness.machines.protocol import Signal
+from harness.transitions.catalogue import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
 from tests.unit.fake_machine import FACTS, FakeMachine
 
 

@@ -10,8 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-from harness.downloads import digest_from_sums, fetch, fetch_text
 from harness.errors import SetupError
+from harness.setup.downloads import digest_from_sums, fetch, fetch_text
 
 IMAGE = b"qcow2 image bytes " * 50_000
 IMAGE_SHA = hashlib.sha256(IMAGE).hexdigest()

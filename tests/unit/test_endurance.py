@@ -1,7 +1,7 @@
 """Endurance tallies: pass rate, failures grouped by class with the first cycle of each."""
 
-from harness.endurance import EnduranceTally, failure_class
-from harness.verdict import CheckResult, CycleEvidence, CycleOutcome, Verdict
+from harness.checks.verdict import CheckResult, CycleEvidence, CycleOutcome, Verdict
+from harness.tools.endurance import EnduranceTally, failure_class
 
 
 def outcome(verdict: Verdict, reason: str = "", failed: tuple[str, ...] = ()) -> CycleOutcome:

@@ -1,7 +1,7 @@
 import threading
 from pathlib import Path
 
-from harness.events import EventLog
+from harness.machines.events import EventLog
 
 
 def test_wait_for_sees_only_events_after_the_mark(tmp_path: Path) -> None:

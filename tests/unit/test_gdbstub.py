@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import spin_executable
-from harness.qemu.gdbstub import CS, EFLAGS, RIP, clear_interrupt_flag_in_user_space
-from harness.vcpu_lockup import IF_FLAG
+from harness.cycle.faults import spin_executable
+from harness.machines.gdbstub import CS, EFLAGS, RIP, clear_interrupt_flag_in_user_space
+from harness.machines.vcpu_lockup import IF_FLAG
 
 
 def _frame(payload: str) -> bytes:

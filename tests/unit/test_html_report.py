@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from harness.html_report import evidence_index, latency_medians, render
-from harness.results import merge
+from harness.results.html import evidence_index, latency_medians, render
+from harness.results.merge import merge
 
 
 def _run_dir(tmp_path: Path) -> Path:

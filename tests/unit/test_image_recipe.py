@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.image import GuestImage, Recipe, mirror_lines
+from harness.setup.image import GuestImage, Recipe, mirror_lines
 
 
 def test_builtin_recipe_loads() -> None:
@@ -28,7 +28,7 @@ def test_unknown_recipe_and_broken_toml_are_clear_errors(
 ) -> None:
     with pytest.raises(SetupError, match="no image recipe 'nope'"):
         Recipe.load("nope")
-    monkeypatch.setattr("harness.image.RECIPES_DIR", tmp_path)
+    monkeypatch.setattr("harness.setup.image.RECIPES_DIR", tmp_path)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "recipe.toml").write_text("name = \n")
     with pytest.raises(SetupError, match="not valid TOML"):
@@ -45,7 +45,7 @@ def test_incomplete_cached_image_is_refused(tmp_path: Path) -> None:
 
 
 def test_known_issues_file_loads_and_matches() -> None:
-    from harness import known_issues
+    from harness.results import known_issues
 
     issues = known_issues.load()
     reason = "cycle 1/1: no_pm_failures: kernel: PM: Image not found (code -16)"
@@ -55,7 +55,7 @@ def test_known_issues_file_loads_and_matches() -> None:
 
 
 def test_known_issue_scoped_to_a_qemu_version() -> None:
-    from harness import known_issues
+    from harness.results import known_issues
 
     issues = known_issues.load()
     reason = "resume: timed out after 120s waiting for resume: guest agent: ..."
@@ -67,7 +67,7 @@ def test_known_issue_scoped_to_a_qemu_version() -> None:
 
 
 def test_known_issue_scoped_to_an_accelerator() -> None:
-    from harness import known_issues
+    from harness.results import known_issues
 
     issues = known_issues.load()
     reason = (

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.image import GuestImage
-from harness.kernel import bzimage_release, with_kernel
+from harness.setup.image import GuestImage
+from harness.setup.kernel import bzimage_release, with_kernel
 
 
 def fake_bzimage(path: Path, version: bytes) -> Path:

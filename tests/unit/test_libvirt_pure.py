@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from harness.errors import AgentError, SetupError, StateUnsupported
-from harness.libvirt.daemon import ensure_qemu_conf
-from harness.libvirt.domain_xml import QEMU_NS, DomainFiles, build_domain_xml
-from harness.libvirt.errors import LibvirtError, translate
-from harness.libvirt.events import libvirt_signals, lifecycle_name
-from harness.libvirt.guests_service import GuestsServiceConfig, config_path_of
-from harness.qemu.cmdline import Firmware, QemuConfig
+from harness.machines.config import Firmware, QemuConfig
+from harness.machines.libvirt.daemon import ensure_qemu_conf
+from harness.machines.libvirt.domain_xml import QEMU_NS, DomainFiles, build_domain_xml
+from harness.machines.libvirt.errors import LibvirtError, translate
+from harness.machines.libvirt.events import libvirt_signals, lifecycle_name
+from harness.transitions.guests_service import GuestsServiceConfig, config_path_of
 
 FILES = DomainFiles(
     Path("/r/root.qcow2"),

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import live_probes
-from harness.live_probes import LOG_MARK, split_closing, transfer_both_ways
-from harness.probes import KERNEL_LOG_MARK as MARK
-from harness.probes import parse_facts
-from harness.ssh import BinaryResult, CommandResult
+from harness.checks import live_probes
+from harness.checks.live_probes import LOG_MARK, split_closing, transfer_both_ways
+from harness.checks.probes import KERNEL_LOG_MARK as MARK
+from harness.checks.probes import parse_facts
+from harness.guest.ssh import BinaryResult, CommandResult
 from tests.unit.fake_machine import FakeMachine
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.matrix import DEFAULT_MATRIX, CellSpec, load, select, shard
-from harness.results import compare, merge, verdict_table
+from harness.matrix.spec import DEFAULT_MATRIX, CellSpec, load, select, shard
+from harness.results.merge import compare, merge, verdict_table
 
 MATRIX = """
 [axes]

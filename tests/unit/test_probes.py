@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.live_probes import irq_count, judge_stream
-from harness.probes import (
+from harness.checks.live_probes import irq_count, judge_stream
+from harness.checks.probes import (
     BLOCK,
     DEFAULT_PROBES,
     DISK,
@@ -30,7 +30,7 @@ from harness.probes import (
     probe_seconds,
     script,
 )
-from harness.ssh import CommandResult
+from harness.guest.ssh import CommandResult
 
 
 def test_facts_are_name_dot_key_lines_only() -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from harness.errors import KernelPanic, QemuStartError
-from harness.guest_base import GuestBase
-from harness.qemu.checkpoint import Checkpoint
+from harness.machines.base import MachineBase
+from harness.machines.checkpoint import Checkpoint
 
 
-class Guest(GuestBase):
+class Guest(MachineBase):
     def __init__(self, restore_fails_with: Exception | None) -> None:  # no QEMU: boot only
         self.name = "guest"
         self.ready_from = Checkpoint(name="c", state=Path("state"), disks={})

@@ -8,8 +8,8 @@ import paramiko
 import pytest
 
 from harness.errors import AgentError, SshError, SshKeyRefused
-from harness.guest_base import GuestBase, ipv4_addresses
-from harness.ssh import SshConnection, SshKey
+from harness.guest.ssh import SshConnection, SshKey
+from harness.machines.base import MachineBase, ipv4_addresses
 
 
 class ScriptedSsh:
@@ -36,7 +36,7 @@ LOOPBACK = {"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-addre
 ADDRESSED = {**NIC, "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "10.0.2.15"}]}
 
 
-class Guest(GuestBase):
+class Guest(MachineBase):
     """Its agent shows the NIC without an IPv4 address for ``unaddressed`` looks; an agent that
     refuses the command (``network_facts`` False) answers with an AgentError."""
 

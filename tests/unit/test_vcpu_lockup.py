@@ -3,12 +3,11 @@ freezing tasks for hybrid sleep, 2026-11-24) and on variations of it."""
 
 from pathlib import Path
 
-from harness.cycle import run_cycle
-from harness.faults import AFTER_REQUEST, Fault
-from harness.machine import Machine
-from harness.timeouts import Timeouts
-from harness.transitions import S3_SYSTEMCTL
-from harness.vcpu_lockup import (
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import AFTER_REQUEST, Fault
+from harness.cycle.run import run_cycle
+from harness.machines.protocol import Machine
+from harness.machines.vcpu_lockup import (
     LOCKUP_SECONDS,
     SAMPLE_SECONDS,
     LockupWatch,
@@ -17,7 +16,8 @@ from harness.vcpu_lockup import (
     timer_pending,
     vcpu_states,
 )
-from harness.verdict import Verdict
+from harness.timeouts import Timeouts
+from harness.transitions.catalogue import S3_SYSTEMCTL
 from tests.unit.fake_machine import FakeMachine
 
 DUMP = (Path(__file__).parent / "data" / "cpus-locked-in-freezer.txt").read_text()

@@ -11,7 +11,7 @@ from pathlib import Path
 HARNESS = """
 import sys, time
 from pathlib import Path
-from harness.watchdog import Watchdog
+from harness.setup.watchdog import Watchdog
 dog = Watchdog(Path(sys.argv[1]))
 dog.start()
 if sys.argv[2] == "clean":

@@ -1,0 +1,41 @@
+"""What decides the virtual machine a guest runs in, whichever backend starts it: the QEMU
+binary, accelerator, machine type, firmware, memory, vCPUs, kernel and extra arguments.
+The direct backend turns it into a command line, the libvirt backend into domain XML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT_DRIVE = "root"  # the root disk's drive id (the monitor's name for it)
+DATA_NODE = "data"
+DATA_FILE_NODE = "data-file"
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """SeaBIOS (``-bios`` or QEMU's default) or OVMF (two pflash units, ``vars`` a copy)."""
+
+    kind: str = "seabios"
+    bios: Path | None = None
+    ovmf_code: Path | None = None
+    ovmf_vars: Path | None = None
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    """Everything that decides a guest's QEMU command line."""
+
+    binary: str
+    kernel: Path | None  # None: the firmware boots the root disk (a cloud image)
+    initrd: Path | None
+    append: str
+    accel: str = "tcg"
+    machine: str = "pc"
+    memory_mib: int = 1024
+    cpus: int = 2
+    firmware: Firmware = field(default_factory=Firmware)
+    data_dir: Path | None = None
+    extra_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added to QEMU's environment (e.g. its module dir)
+    seed: Path | None = None  # a cloud-init NoCloud seed, attached read-only after the disks

@@ -1,0 +1,192 @@
+"""One connection to libvirt with its event loop running, opened on a daemon that already
+answers or on one the harness starts; domains left by a harness that died are swept."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from harness.errors import SetupError
+from harness.machines.libvirt.daemon import LibvirtDaemon, installed
+from harness.machines.libvirt.errors import call
+from harness.process import process_alive
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URI = "qemu:///system"
+PRIVILEGED_URIS = (DEFAULT_URI, "qemu:///session")
+DOMAIN_PREFIX = "s3s4-"  # domains are named s3s4-<harness pid>-<guest>, so a sweep knows owners
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def _start_event_loop() -> None:
+    """libvirt delivers domain events only through a registered loop, run on its own thread;
+    it must be registered before the first connection is opened, once per process."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors arrive as raises
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def domain_name(guest: str, pid: int | None = None) -> str:
+    return f"{DOMAIN_PREFIX}{pid or os.getpid()}-{guest}"
+
+
+class LibvirtHost:
+    """The libvirt the harness talks to: ``uri``'s daemon, started by the harness if needed."""
+
+    def __init__(self, uri: str, log_dir: Path, start_timeout: float) -> None:
+        self.uri = uri
+        self.log_dir = log_dir
+        self.start_timeout = start_timeout
+        self.daemon: LibvirtDaemon | None = None
+        self.daemon_start_s: float | None = None
+        self._conn: libvirt.virConnect | None = None
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> libvirt.virConnect:
+        _start_event_loop()
+        conn = self._try_open()
+        if conn is None:
+            if not self._may_start_daemon():
+                raise SetupError(
+                    f"cannot connect to libvirt at {self.uri}: start libvirtd (systemctl start "
+                    "libvirtd.socket) or run as root so the harness starts one; "
+                    "./run setup installs libvirt-daemon-system"
+                )
+            self.daemon = LibvirtDaemon(self.log_dir)
+            self.daemon_start_s = self.daemon.start(
+                lambda: self._try_open(keep=False) is not None, self.start_timeout
+            )
+            conn = self._try_open()
+            if conn is None:
+                raise SetupError(f"libvirtd started but {self.uri} does not answer")
+        conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+        self._sweep_stale(conn)
+        return conn
+
+    def _try_open(self, keep: bool = True) -> libvirt.virConnect | None:
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            log.debug("libvirt %s: %s", self.uri, exc)
+            return None
+        if not keep:
+            conn.close()
+        return conn
+
+    def _may_start_daemon(self) -> bool:
+        """Only root can start the privileged daemon; for root, libvirt also routes
+        ``qemu:///session`` to it (an unprivileged user's session daemon is spawned by libvirt
+        itself on open)."""
+        return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and installed()
+
+    def _sweep_stale(self, conn: libvirt.virConnect) -> None:
+        """Destroy and undefine domains of harness processes that no longer exist."""
+        for dom in conn.listAllDomains(0):
+            match = re.match(rf"{DOMAIN_PREFIX}(\d+)-", dom.name())
+            if match and not process_alive(int(match.group(1))):
+                log.info("removing stale domain %s", dom.name())
+                remove_domain(dom)
+
+    def facts(self) -> dict[str, Any]:
+        conn = self.conn
+        return {
+            "backend": "libvirt",
+            "libvirt_uri": self.uri,
+            "libvirt_version": _dotted(call("getLibVersion", conn.getLibVersion)),
+            "libvirt_daemon": "started by the harness" if self.daemon else "already running",
+        }
+
+    def check_emulator(self, binary: str, machine: str) -> None:
+        """libvirt must be able to probe the QEMU it is to run; when it cannot, it says only
+        "cause unknown", and the reason is in its own log."""
+        emulator = shutil.which(binary) or binary
+        try:
+            self.conn.getDomainCapabilities(emulator, "x86_64", machine, None, 0)
+        except libvirt.libvirtError as exc:
+            said = self._probe_failure(emulator) or str(exc)
+            version = _dotted(self.conn.getLibVersion())
+            raise SetupError(
+                f"libvirt {version} cannot use the QEMU at {emulator}: {said}; run the libvirt "
+                "cases with a QEMU this libvirt can probe (the host's)"
+            ) from exc
+
+    def _probe_failure(self, emulator: str) -> str:
+        """The probe failure libvirtd logged, where the harness started it (and has its log)."""
+        if self.daemon is None:
+            return ""
+        lines = [
+            "its capabilities probe failed: " + line.split(f"{emulator}: ", 1)[-1].strip()
+            for log_file in sorted(self.log_dir.glob("libvirtd*.log"))
+            for line in log_file.read_text(errors="replace").splitlines()
+            if "Failed to probe capabilities" in line and emulator in line
+        ]
+        return lines[-1] if lines else ""
+
+    def foreign_active_domains(self) -> list[str]:
+        """Active domains this harness process does not own (another user's guests)."""
+        mine = f"{DOMAIN_PREFIX}{os.getpid()}-"
+        return [
+            dom.name()
+            for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            if not dom.name().startswith(mine)
+        ]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError as exc:
+                log.debug("closing %s: %s", self.uri, exc)
+            self._conn = None
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+
+def remove_domain(dom: libvirt.virDomain) -> None:
+    """Destroy if active, then undefine with its managed save, snapshots and NVRAM."""
+    try:
+        if dom.isActive():
+            dom.destroy()
+    except libvirt.libvirtError as exc:
+        log.debug("destroy %s: %s", dom.name(), exc)
+    flags = (
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    )
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError as exc:
+        log.debug("undefine %s: %s", dom.name(), exc)
+
+
+def _dotted(version: int) -> str:
+    return f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}"

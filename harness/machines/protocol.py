@@ -1,0 +1,192 @@
+"""What a backend (direct QEMU, later libvirt) must offer the power transitions and checks."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from harness.guest.console.log import ConsoleLog
+from harness.guest.ssh import BinaryResult, CommandResult, EchoChannel, StreamDownload
+from harness.machines.events import EventLog, RecordedEvent
+from harness.machines.vcpu_lockup import LockupWatch
+from harness.timeouts import Timeouts
+
+
+class Signal(enum.Enum):
+    """Platform-level facts a backend can observe from outside the guest."""
+
+    SUSPENDED = "suspended"  # the guest entered S3 (QMP SUSPEND, libvirt PMSUSPEND)
+    WOKEN = "woken"  # the guest left S3 (QMP WAKEUP, libvirt PMWAKEUP)
+    HIBERNATED = "hibernated"  # the guest wrote its image and asked for S4 (SUSPEND_DISK)
+    SHUTDOWN = "shutdown"  # the guest asked the platform to power off (QMP SHUTDOWN)
+    POWERED_OFF = "powered-off"  # the VM process ended (or libvirt stopped the domain)
+    RESET = "reset"  # the guest reset the platform (hibernation mode reboot)
+    SAVED = "saved"  # the host saved the VM's state and stopped it (save, managedsave, snapshot)
+    RESTORED = "restored"  # the host started the VM from saved state (restore, start, revert)
+
+
+class Machine(Protocol):
+    name: str
+    events: EventLog
+    console: ConsoleLog
+    serial_log: Path
+    timeouts: Timeouts
+
+    def serial_tail(self, lines: int = 3) -> str:
+        """The last console lines, for one-line diagnoses."""
+        ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def boot(self) -> dict[str, float]:
+        """Cold boot until the agent and ssh answer; returns phase timings."""
+        ...
+
+    def ensure_ready(self) -> None:
+        """Cold boot unless a guest is already up and answering."""
+        ...
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        """Wait until the agent and ssh answer again (after a wake or resume)."""
+        ...
+
+    def run(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> CommandResult:
+        """Run a shell command in the guest over ssh."""
+        ...
+
+    def fetch(
+        self, command: str, timeout: float | None = None, stdin: bytes | None = None
+    ) -> BinaryResult:
+        """``run``, keeping the command's output as the bytes it wrote."""
+        ...
+
+    def agent_shell(self, script: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell script in the guest through the agent (guest-exec), not the network."""
+        ...
+
+    def open_echo(self) -> EchoChannel:
+        """A channel on the ssh connection that echoes what it is sent (TCP continuity)."""
+        ...
+
+    def open_stream(self, command: str) -> StreamDownload:
+        """Start ``command`` in the guest and read its output in the background over ssh."""
+        ...
+
+    def close_ssh(self) -> None:
+        """Close the ssh connection: what waits on it fails at once; the next command
+        connects again."""
+        ...
+
+    def set_link(self, up: bool) -> None:
+        """Set the guest NIC's link state from the host."""
+        ...
+
+    def fail_data_disk_io(self) -> None:
+        """Make every further I/O on the guest's scratch disk fail (fault injection)."""
+        ...
+
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """An agent command and its answer, within ``timeout`` (default: the command bound)."""
+        ...
+
+    def agent_fire(
+        self, command: str, arguments: dict[str, Any] | None = None
+    ) -> concurrent.futures.Future[Any]: ...
+
+    def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
+        """The first event at or after ``since`` that shows ``signal``; None on timeout."""
+        ...
+
+    def wake_from_ram(self) -> None: ...
+
+    def power_cut(self) -> None:
+        """End the VM at once, as a power loss would."""
+        ...
+
+    def send_key(self, key: str) -> None:
+        """Press and release a key on the guest's keyboard."""
+        ...
+
+    def power_on(self) -> None:
+        """Start the VM again on the same disks and configuration (resume from S4)."""
+        ...
+
+    def replace_swap_disk(self) -> None:
+        """Give the powered-off guest a freshly formatted swap disk (destroys an S4 image)."""
+        ...
+
+    def platform_facts(self) -> dict[str, Any]:
+        """Versions and settings seen from the host (e.g. QMP query-version)."""
+        ...
+
+    def screendump(self, name: str) -> Path | None:
+        """A PNG of the display now, saved beside the serial log as ``name``; None when the
+        VM is not running or QEMU could not take it."""
+        ...
+
+    def hmp(self, command: str) -> str:
+        """A human monitor command (fault injection); its output."""
+        ...
+
+    def lockup_watch(self) -> LockupWatch:
+        """A watch, for one wait, on the vCPUs locking up with interrupts disabled."""
+        ...
+
+    def hang_evidence(self, suffix: str) -> dict[str, str]:
+        """For a guest that hangs: its screen and its vCPUs' local APICs and registers, saved
+        beside the serial log; artifact name -> path (only those that could be taken)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class HostLifecycle(Protocol):
+    """Host-side power paths that only a management layer (libvirt) offers."""
+
+    def pm_suspend(self, target: str) -> concurrent.futures.Future[Any]:
+        """``dompmsuspend --target mem|disk|hybrid``; completes once libvirt has its answer."""
+        ...
+
+    def save(self) -> Path:
+        """``virsh save`` to the guest's own file; the domain stops."""
+        ...
+
+    def restore(self, path: Path | None = None) -> None:
+        """``virsh restore`` from ``path`` (default: the last save)."""
+        ...
+
+    def managed_save(self) -> None: ...
+
+    def has_managed_save(self) -> bool: ...
+
+    def snapshot_halt(self, name: str) -> None:
+        """``snapshot-create --halt``: memory and disks captured, then the domain stops."""
+        ...
+
+    def revert(self, name: str) -> None: ...
+
+    def resume(self) -> None:
+        """Unpause a paused domain (``virsh resume``)."""
+        ...
+
+    def state(self) -> str:
+        """libvirt's state and reason, e.g. ``running/restored`` or ``pmsuspended/unknown``."""
+        ...
+
+    def note_state(self, after: str) -> str:
+        """Record the domain's state after a step as a ``STATE`` event; the state."""
+        ...
+
+    def snapshot_disks(self, tag: str) -> None:
+        """Take an internal snapshot of every disk of the stopped guest (qemu-img)."""
+        ...
+
+    def revert_disks(self, tag: str) -> None: ...

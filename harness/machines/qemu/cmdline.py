@@ -1,0 +1,115 @@
+"""Build the qemu-system command line for one guest. Pure: no I/O, easy to unit test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.machines.config import DATA_FILE_NODE, DATA_NODE, ROOT_DRIVE, Firmware, QemuConfig
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one guest's sockets, disks and logs live."""
+
+    qmp_socket: Path
+    agent_socket: Path
+    console_socket: Path
+    root_overlay: Path
+    swap_disk: Path
+    data_disk: Path
+
+
+def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
+    """The argv for one launch; a relaunch (S4 resume) must use the identical list."""
+    argv = [
+        config.binary,
+        "-accel",
+        config.accel,
+        "-machine",
+        config.machine,
+        "-m",
+        str(config.memory_mib),
+        "-smp",
+        str(config.cpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "std",
+        # The harness listens on the console socket and logs what the guest prints.
+        "-chardev",
+        f"socket,id=serial0,path={paths.console_socket}",
+        "-serial",
+        "chardev:serial0",
+        "-chardev",
+        f"socket,id=qmp0,path={paths.qmp_socket}",
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]
+    if config.data_dir is not None:
+        argv += ["-L", str(config.data_dir)]
+    argv += _firmware_args(config.firmware)
+    argv += _disk_args(ROOT_DRIVE, paths.root_overlay, "qcow2")
+    argv += _disk_args("swap", paths.swap_disk, "raw")
+    # The scratch disk is set up with -blockdev so that a fault can later be slid under it
+    # (blockdev-reopen onto a blkdebug node) without the guest noticing anything but errors.
+    argv += [
+        "-blockdev",
+        f"driver=file,node-name={DATA_FILE_NODE},filename={paths.data_disk},"
+        "cache.direct=off,cache.no-flush=on",
+        "-blockdev",
+        f"driver=raw,node-name={DATA_NODE},file={DATA_FILE_NODE}",
+        "-device",
+        f"virtio-blk-pci,drive={DATA_NODE},id=data-disk",
+    ]
+    argv += [
+        "-netdev",
+        f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-device",
+        # No option ROM (iPXE): the guest boots its kernel directly or from disk, never over
+        # the network, and under TCG the ROM's setup cost every firmware boot 1-2 s.
+        "virtio-net-pci,netdev=net0,id=nic0,romfile=",
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-chardev",
+        f"socket,id=qga0,path={paths.agent_socket}",
+        "-device",
+        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        "-device",
+        "virtio-rng-pci",
+    ]
+    if config.seed is not None:
+        argv += _disk_args("seed", config.seed, "raw", readonly=True)
+    if config.kernel is not None:
+        argv += ["-kernel", str(config.kernel)]
+        argv += ["-initrd", str(config.initrd)] if config.initrd else []
+        argv += ["-append", config.append]
+    argv += list(config.extra_args)
+    return argv
+
+
+def _disk_args(name: str, path: Path, fmt: str, readonly: bool = False) -> list[str]:
+    options = "readonly=on" if readonly else "cache=unsafe"
+    return [
+        "-drive",
+        f"file={path},if=none,id={name},format={fmt},{options}",
+        "-device",
+        f"virtio-blk-pci,drive={name},id={name}-disk",
+    ]
+
+
+def _firmware_args(firmware: Firmware) -> list[str]:
+    if firmware.kind == "seabios":
+        return ["-bios", str(firmware.bios)] if firmware.bios else []
+    if firmware.kind == "ovmf":
+        if firmware.ovmf_code is None or firmware.ovmf_vars is None:
+            raise ValueError("OVMF needs both a code and a vars file")
+        return [
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.ovmf_code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={firmware.ovmf_vars}",
+        ]
+    raise ValueError(f"unknown firmware kind {firmware.kind!r} (use seabios or ovmf)")

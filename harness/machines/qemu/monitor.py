@@ -1,0 +1,83 @@
+"""QMP monitor: a thin synchronous facade over qemu.qmp that records every event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import ExecuteError, QMPClient, QMPError
+
+from harness.aio import LoopThread, wait_for_incoming
+from harness.errors import HarnessError
+from harness.machines.events import EventLog
+
+log = logging.getLogger(__name__)
+
+
+class QmpCommandError(HarnessError):
+    """QEMU answered a QMP command with an error."""
+
+    def __init__(self, command: str, error_class: str, desc: str) -> None:
+        super().__init__(f"QMP {command} failed: {error_class}: {desc}")
+        self.command = command
+        self.error_class = error_class
+        self.desc = desc
+
+
+class QmpMonitor:
+    """One QMP connection to one QEMU process; its events go to a shared EventLog."""
+
+    def __init__(self, runner: LoopThread, events: EventLog, name: str = "qmp") -> None:
+        self._runner = runner
+        self._events = events
+        self._client = QMPClient(name)
+        self._pump: asyncio.Task[None] | None = None
+
+    def listen(self, socket_path: Path) -> None:
+        """Listen before QEMU starts, so that QEMU connects to us and nobody polls a socket."""
+        self._runner.run(self._client.start_server(str(socket_path)), timeout=10)
+
+    def accept(self, timeout: float, alive: Callable[[], bool]) -> None:
+        """Wait until the QEMU started after ``listen`` has connected and greeted."""
+        wait_for_incoming(self._runner, self._client.accept(), timeout, alive, "QMP")
+        self._pump = self._runner.run(self._start_pump(), timeout=5)
+
+    async def _start_pump(self) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(self._pump_events())
+
+    async def _pump_events(self) -> None:
+        async for event in self._client.events:
+            stamp = event.get("timestamp")
+            qemu_time = 0.0
+            if isinstance(stamp, dict):
+                qemu_time = float(stamp.get("seconds", 0)) + stamp.get("microseconds", 0) / 1e6
+            data = event.get("data", {})
+            self._events.append(
+                str(event["event"]), dict(data) if isinstance(data, dict) else {}, qemu_time
+            )
+
+    def execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 30.0
+    ) -> Any:
+        try:
+            return self._runner.run(self._client.execute(command, arguments), timeout)
+        except ExecuteError as exc:
+            raise QmpCommandError(command, exc.error_class, str(exc.error.error.desc)) from exc
+        except TimeoutError as exc:
+            raise HarnessError(f"QMP {command} got no answer within {timeout:.0f}s") from exc
+        except QMPError as exc:
+            raise HarnessError(f"QMP {command}: connection lost ({exc})") from exc
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._close(), timeout=5)
+        except (TimeoutError, QMPError, OSError, EOFError) as exc:
+            log.debug("QMP close: %s", exc)
+
+    async def _close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        await self._client.disconnect()

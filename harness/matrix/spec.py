@@ -1,0 +1,148 @@
+"""The component matrix: axes in a TOML file, expanded into cells, selected and sharded.
+
+A cell's spec is what the file asks for (``linux-image-amd64``, QEMU ``10.0``, ``seabios``,
+``pc``, ``auto``); its id is what the running system turns out to be
+(``k6.1.0-56-q10.0.2-seabios1.16.2-pc-tcg``), known once its components are provisioned.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SetupError
+from harness.paths import REPO_ROOT
+
+AXES = ("kernel", "qemu", "firmware", "machine", "accel")
+DEFAULT_MATRIX = REPO_ROOT / "matrix" / "default.toml"
+SHARD = re.compile(r"^(\d+)/(\d+)$")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One combination as the matrix file names it."""
+
+    kernel: str
+    qemu: str
+    firmware: str  # seabios | ovmf, optionally :VERSION or :PATH
+    machine: str
+    accel: str
+
+    @property
+    def label(self) -> str:
+        """Stable and readable before anything is provisioned (sharding uses it)."""
+        return "_".join(re.sub(r"[^A-Za-z0-9.:+-]+", "-", v) for v in self.values())
+
+    def values(self) -> tuple[str, ...]:
+        return (self.kernel, self.qemu, self.firmware, self.machine, self.accel)
+
+    @property
+    def firmware_kind(self) -> str:
+        return self.firmware.split(":", 1)[0]
+
+    @property
+    def firmware_version(self) -> str | None:
+        _, _, version = self.firmware.partition(":")
+        return version or None
+
+    def pytest_args(self) -> list[str]:
+        """The harness options that make a pytest run test this cell."""
+        args = [
+            "--kernel-package",
+            self.kernel,
+            "--qemu",
+            self.qemu,
+            "--firmware",
+            self.firmware_kind,
+            "--machine-type",
+            self.machine,
+            "--accel",
+            self.accel,
+        ]
+        if self.firmware_version:
+            args += [f"--{self.firmware_kind}", self.firmware_version]
+        return args
+
+
+def load(path: Path = DEFAULT_MATRIX) -> list[CellSpec]:
+    """Every combination of the file's axes, less its ``[[exclude]]`` patterns, plus its
+    ``[[include]]`` cells; a malformed file is a one-line error naming what is wrong."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise SetupError(f"matrix file {path} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SetupError(f"matrix file {path} is not valid TOML: {exc}") from exc
+    axes = data.get("axes")
+    if not isinstance(axes, dict) or set(axes) != set(AXES):
+        raise SetupError(f"matrix file {path}: [axes] must name exactly {', '.join(AXES)}")
+    for name in AXES:
+        values = axes[name]
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            raise SetupError(f"matrix file {path}: axis {name} must be a non-empty list of strings")
+    excludes = [_pattern(path, entry) for entry in data.get("exclude", [])]
+    cells = [
+        CellSpec(*combo)
+        for combo in itertools.product(*(axes[name] for name in AXES))
+        if not any(_matches(CellSpec(*combo), pattern) for pattern in excludes)
+    ]
+    cells += [CellSpec(**_complete(path, entry)) for entry in data.get("include", [])]
+    if not cells:
+        raise SetupError(f"matrix file {path} leaves no cell (every combination is excluded)")
+    return list(dict.fromkeys(cells))
+
+
+def _pattern(path: Path, entry: Any) -> dict[str, str]:
+    if not isinstance(entry, dict) or not set(entry) <= set(AXES):
+        raise SetupError(f"matrix file {path}: an [[exclude]] names only axes ({', '.join(AXES)})")
+    return {key: str(value) for key, value in entry.items()}
+
+
+def _complete(path: Path, entry: Any) -> dict[str, str]:
+    if not isinstance(entry, dict) or set(entry) != set(AXES):
+        raise SetupError(f"matrix file {path}: an [[include]] names every axis ({', '.join(AXES)})")
+    return {key: str(value) for key, value in entry.items()}
+
+
+def _matches(cell: CellSpec, pattern: dict[str, str]) -> bool:
+    return all(fnmatch.fnmatchcase(getattr(cell, key), value) for key, value in pattern.items())
+
+
+def select(cells: list[CellSpec], wanted: list[str], ids: dict[CellSpec, str]) -> list[CellSpec]:
+    """The cells whose label or detected id matches one of ``wanted`` (shell patterns)."""
+    if not wanted:
+        return cells
+    chosen = [
+        cell
+        for cell in cells
+        if any(
+            fnmatch.fnmatchcase(cell.label, w) or fnmatch.fnmatchcase(ids.get(cell, ""), w)
+            for w in wanted
+        )
+    ]
+    if not chosen:
+        known = ", ".join(ids.get(c) or c.label for c in cells)
+        raise SetupError(f"no cell matches {' '.join(wanted)}; cells: {known}")
+    return chosen
+
+
+def shard(cells: list[CellSpec], spec: str | None) -> list[CellSpec]:
+    """Shard ``i/n`` of the cells: a stable round-robin over their sorted labels, so every
+    runner computes the same split and a cell never moves between shards of one matrix."""
+    if spec is None:
+        return cells
+    match = SHARD.match(spec)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise SetupError(f"--shard {spec!r}: use i/n with 1 <= i <= n, e.g. --shard 2/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    ordered = sorted(cells, key=lambda cell: cell.label)
+    return [cell for n, cell in enumerate(ordered) if n % count == index - 1]

@@ -1,0 +1,196 @@
+"""The plugin's command-line options (pytest group "s3s4"), and the Settings they make."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
+from harness.setup.accel import ACCELS
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("s3s4", "guest suspend (S3) and hibernate (S4) harness")
+    group.addoption(
+        "--accel",
+        choices=ACCELS,
+        default=os.environ.get("S3S4_ACCEL", "auto"),
+        help="kvm, tcg, or auto: kvm only with kvm_intel/kvm_amd (default: auto)",
+    )
+    group.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("S3S4_BACKEND", "qemu"),
+        help="how guests are run: qemu (direct) or libvirt (default: qemu; the libvirt-only "
+        "cases always use libvirt)",
+    )
+    group.addoption(
+        "--libvirt-uri",
+        default=os.environ.get("S3S4_LIBVIRT_URI", DEFAULT_LIBVIRT_URI),
+        help="libvirt connection; where qemu:///system does not answer and the harness runs "
+        f"as root, it starts its own libvirtd (default: {DEFAULT_LIBVIRT_URI})",
+    )
+    group.addoption(
+        "--qemu",
+        default=os.environ.get("S3S4_QEMU", "qemu-system-x86_64"),
+        metavar="VERSION|PATH",
+        help="QEMU to test: a Debian version (e.g. 10.0: fetched from Debian's archive into "
+        "the cache and run from there, the host's packages untouched), a path to a build, "
+        "or a command on PATH (default: qemu-system-x86_64)",
+    )
+    group.addoption(
+        "--seabios",
+        default=os.environ.get("S3S4_SEABIOS"),
+        metavar="VERSION|PATH",
+        help="SeaBIOS: a Debian version of package seabios (e.g. 1.16.3) or a bios.bin "
+        "(default: QEMU's own)",
+    )
+    group.addoption(
+        "--ovmf",
+        default=os.environ.get("S3S4_OVMF"),
+        metavar="VERSION|DIR",
+        help="OVMF (with --firmware ovmf): a Debian version of package ovmf (e.g. 2025.02) or "
+        "a folder holding OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (default: the host's)",
+    )
+    group.addoption(
+        "--machine-type",
+        choices=("pc", "q35"),
+        default="pc",
+        help="QEMU machine type (default: pc)",
+    )
+    group.addoption(
+        "--firmware",
+        choices=("seabios", "ovmf"),
+        default="seabios",
+        help="guest firmware (default: seabios)",
+    )
+    group.addoption(
+        "--guest-memory",
+        type=int,
+        default=1024,
+        metavar="MiB",
+        help="guest RAM in MiB (default: 1024)",
+    )
+    group.addoption("--guest-cpus", type=int, default=2, help="guest vCPUs (default: 2)")
+    group.addoption(
+        "--image-recipe",
+        default="debian",
+        help="guest image recipe under images/ (default: debian)",
+    )
+    group.addoption(
+        "--kernel-package",
+        default=None,
+        help="Debian package of the guest kernel (default: the recipe's)",
+    )
+    group.addoption(
+        "--kernel",
+        default=os.environ.get("S3S4_KERNEL"),
+        metavar="BZIMAGE",
+        help="boot this kernel (arch/x86/boot/bzImage) on the image instead of its own; it "
+        "needs virtio (pci, blk, net, console) and ext4 built in, or an --initrd that loads them",
+    )
+    group.addoption(
+        "--initrd",
+        default=os.environ.get("S3S4_INITRD"),
+        metavar="PATH",
+        help="with --kernel: its initrd (default: none)",
+    )
+    group.addoption(
+        "--cloud-image",
+        default=os.environ.get("S3S4_CLOUD_IMAGE"),
+        metavar="URL|PATH|NAME:VERSION",
+        help="boot this cloud image (qcow2, UEFI: with --firmware ovmf --machine-type q35) "
+        "instead of the recipe's, configured by a cloud-init NoCloud seed; downloaded into "
+        "the cache and verified by its checksum; NAME:VERSION is fedora:41, ubuntu:24.04, "
+        "centos-stream:9 or debian:12, found upstream or under --cloud-mirror",
+    )
+    group.addoption(
+        "--cloud-mirror",
+        default=os.environ.get("S3S4_CLOUD_MIRROR"),
+        metavar="URL",
+        help="with --cloud-image NAME:VERSION: a mirror keeping the upstream paths",
+    )
+    group.addoption(
+        "--cloud-sha256",
+        default=os.environ.get("S3S4_CLOUD_SHA256"),
+        metavar="HEX",
+        help="the cloud image's sha256 (default: from --cloud-sums)",
+    )
+    group.addoption(
+        "--cloud-sums",
+        default=os.environ.get("S3S4_CLOUD_SUMS"),
+        metavar="URL|PATH",
+        help="checksum list naming the cloud image (default: SHA256SUMS beside it)",
+    )
+    group.addoption(
+        "--cold-boot",
+        action="store_true",
+        default=os.environ.get("S3S4_COLD_BOOT") == "1",
+        help="cold boot every case's guest instead of restoring the ready checkpoint "
+        "(a booted guest frozen once per run)",
+    )
+    group.addoption(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every stage timeout (default: 1.0)",
+    )
+    group.addoption(
+        "--cycles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cycles per case on one boot (default: 1, or the case's cycles marker)",
+    )
+    group.addoption(
+        "--pm-test-on-failure",
+        action="store_true",
+        help="after a failure, rerun through /sys/power/pm_test levels and report the "
+        "first level that fails",
+    )
+    group.addoption(
+        "--clock-tolerance",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="largest guest wall-clock step after resume that passes (default: 2; after a "
+        "power-off at least 3.5, the RTC being read in whole seconds at both ends)",
+    )
+    group.addoption(
+        "--clock-resync",
+        action="store_true",
+        help="set the guest clock from the host through the agent after resume, as "
+        "libvirt-guests' SYNC_TIME does",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports",
+        help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    """The session's Settings from the options given."""
+    return Settings(
+        accel=config.getoption("accel"),
+        qemu=config.getoption("qemu"),
+        seabios=config.getoption("seabios"),
+        ovmf=config.getoption("ovmf"),
+        machine_type=config.getoption("machine_type"),
+        firmware=config.getoption("firmware"),
+        memory_mib=config.getoption("guest_memory"),
+        cpus=config.getoption("guest_cpus"),
+        recipe=config.getoption("image_recipe"),
+        kernel_package=config.getoption("kernel_package"),
+        kernel=config.getoption("kernel"),
+        initrd=config.getoption("initrd"),
+        cloud_image=config.getoption("cloud_image"),
+        cloud_sha256=config.getoption("cloud_sha256"),
+        cloud_sums=config.getoption("cloud_sums"),
+        cloud_mirror=config.getoption("cloud_mirror"),
+        timeout_scale=config.getoption("timeout_scale"),
+        backend=config.getoption("backend"),
+        libvirt_uri=config.getoption("libvirt_uri"),
+        cold_boot=config.getoption("cold_boot"),
+    )

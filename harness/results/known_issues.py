@@ -1,0 +1,67 @@
+"""Understood failures (testcases/known_issues.toml), by transition, guest kernel, QEMU version,
+accelerator and reason."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import SetupError
+from harness.paths import REPO_ROOT
+
+DEFAULT_FILE = REPO_ROOT / "testcases" / "known_issues.toml"
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    transition: str
+    kernel: str
+    reason: str
+    summary: str
+    qemu: str = ""  # a regular expression over QEMU's version; empty: any
+    accel: str = ""  # a regular expression over the accelerator (tcg, kvm); empty: any
+
+    def matches(
+        self, transition: str, kernel: str, reason: str, qemu: str = "", accel: str = ""
+    ) -> bool:
+        return (
+            fnmatch.fnmatchcase(transition, self.transition)
+            and re.search(self.kernel, kernel) is not None
+            and re.search(self.reason, reason) is not None
+            and re.search(self.qemu, qemu) is not None
+            and re.search(self.accel, accel) is not None
+        )
+
+
+def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
+    if not path.is_file():
+        return []
+    try:
+        entries = tomllib.loads(path.read_text()).get("issue", [])
+        return [
+            KnownIssue(
+                e["transition"],
+                e["kernel"],
+                e["reason"],
+                " ".join(e["summary"].split()),
+                e.get("qemu", ""),
+                e.get("accel", ""),
+            )
+            for e in entries
+        ]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise SetupError(f"{path}: malformed known-issues file ({exc})") from exc
+
+
+def find(
+    issues: list[KnownIssue],
+    transition: str,
+    kernel: str,
+    reason: str,
+    qemu: str = "",
+    accel: str = "",
+) -> KnownIssue | None:
+    return next((i for i in issues if i.matches(transition, kernel, reason, qemu, accel)), None)

@@ -1,0 +1,162 @@
+"""Cloud images (Fedora Cloud, Ubuntu, CentOS Stream, Debian genericcloud, or one built
+here): downloaded and verified by sha256 into the cache, booted from their own disk by the
+firmware (UEFI: OVMF on q35), and configured through a cloud-init NoCloud seed.
+
+The seed (an ISO 9660 volume labelled ``cidata``, written with avocado's iso9660 utility on
+pycdlib) gives root the run's ssh key, turns the harness's swap disk into the guest's swap,
+puts ``resume=`` on the kernel command line through the image's boot loader, and makes sure
+qemu-guest-agent runs; the harness waits for cloud-init to finish, and boots the guest a
+second time for ``resume=`` to take effect (harness.machines.cloud_ready), before it counts as
+ready.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import SetupError
+from harness.setup.cloud_providers import is_spec, resolve
+from harness.setup.downloads import digest_from_sums, fetch, fetch_text
+from harness.setup.image import DEFAULT_CACHE, GuestImage
+
+DOWNLOADS = DEFAULT_CACHE / "downloads"
+SUMS_NAME = "SHA256SUMS"
+SWAP_DEVICE = "/dev/vdb"  # the harness's per-guest swap disk, second on the bus
+# cloud-init's own wait ends early once a module has failed (status "error"): the boot jobs
+# (cloud-final, which runs runcmd, among them) are waited for as well.
+SETTLE_COMMAND = (
+    "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; "
+    "systemctl is-system-running --wait >/dev/null; true"
+)
+
+SET_RESUME_SH = Path(__file__).with_name("set_resume.sh")
+RESUME_SCRIPT = "/usr/local/sbin/s3s4-set-resume"  # where the seed installs it in the guest
+RESUME_METHOD_FILE = "/var/lib/s3s4/resume-method"
+# What the harness reads once cloud-init is done: is resume= on the running kernel's
+# command line, and what did the seed's script do about it (see set_resume.sh).
+RESUME_STATUS_COMMAND = (
+    'read -r c < /proc/cmdline; case " $c " in *" resume="*) echo on;; *) echo off;; esac; '
+    f"cat {RESUME_METHOD_FILE} 2>/dev/null || echo 'none: the seed script never ran'"
+)
+SWAP_COMMAND = f"""if ! swapon --show=NAME --noheadings | grep -qx {SWAP_DEVICE}; then
+  mkswap -L s3s4-swap {SWAP_DEVICE} && swapon {SWAP_DEVICE}
+  echo '{SWAP_DEVICE} none swap sw,nofail 0 0' >> /etc/fstab
+fi
+"""
+AGENT_COMMAND = """command -v qemu-ga >/dev/null ||
+  apt-get install -y qemu-guest-agent || dnf install -y qemu-guest-agent
+"""
+# Images that ship the agent start it from a udev rule on its virtio port, also at the next
+# boot; only an agent that is not running yet (installed just now) needs enabling. (Enabling
+# one that has an init script too runs systemd-sysv-install: 10 s of perl under TCG.)
+AGENT_START_COMMAND = (
+    "systemctl is-active -q qemu-guest-agent || systemctl enable --now qemu-guest-agent"
+)
+# Host keys cloud-init generates at the first boot: RSA (3072 bits) alone takes ~5 s under
+# TCG, and the harness's client takes any type.
+SSH_KEY_TYPES = ["ed25519", "ecdsa"]
+META_DATA = "instance-id: {instance}\nlocal-hostname: guest\n"
+
+
+@dataclass(frozen=True)
+class ResumeStatus:
+    """Whether the running kernel was given resume=, and how the seed's script set it."""
+
+    on_cmdline: bool
+    method: str
+
+    @property
+    def needs_reboot(self) -> bool:
+        return not self.on_cmdline and not self.method.startswith("none")
+
+    @classmethod
+    def parse(cls, stdout: str) -> ResumeStatus:
+        first, _, rest = stdout.strip().partition("\n")
+        return cls(first.strip() == "on", rest.strip() or "none: nothing reported")
+
+
+def user_data(ssh_public_line: str) -> str:
+    """cloud-config (as JSON, which YAML reads): root's key, swap on the harness's disk,
+    resume= through the boot loader, the guest agent running."""
+    config = {
+        "disable_root": False,
+        "ssh_pwauth": False,
+        "locale": "C.UTF-8",
+        "ssh_authorized_keys": [ssh_public_line],
+        "write_files": [
+            {"path": RESUME_SCRIPT, "permissions": "0755", "content": SET_RESUME_SH.read_text()}
+        ],
+        "runcmd": [
+            SWAP_COMMAND,
+            [RESUME_SCRIPT, SWAP_DEVICE],
+            AGENT_COMMAND,
+            AGENT_START_COMMAND,
+        ],
+        "ssh_genkeytypes": SSH_KEY_TYPES,
+    }
+    return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
+
+
+def cloud_image(
+    url: str,
+    sha256: str | None = None,
+    sums_url: str | None = None,
+    mirror: str | None = None,
+    cache: Path | None = None,
+) -> GuestImage:
+    """The image at ``url`` (a URL, a local path, or a distribution's ``name:version``
+    found upstream or under ``mirror``), verified against ``sha256`` or the checksum list
+    ``sums_url`` (default: SHA256SUMS beside the image, or what the distribution publishes)."""
+    if is_spec(url):
+        ref = resolve(url, mirror)
+        url, sha256 = ref.url, sha256 or ref.digest
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    if sha256 is None:
+        if sums_url is None:
+            folder, _, _ = url.rstrip("/").rpartition("/")
+            sums_url = f"{folder}/{SUMS_NAME}" if folder else SUMS_NAME
+        sha256 = digest_from_sums(fetch_text(sums_url), name)
+    disk = fetch(url, sha256, cache or DOWNLOADS)
+    disk.chmod(0o444)  # a base image: guests run on overlays of it
+    image_format = _format(disk)
+    if image_format != "qcow2":
+        raise SetupError(f"{disk} is a {image_format} image: use the qcow2 build of it")
+    stem = name.removesuffix(".qcow2").removesuffix(".img")
+    return GuestImage(
+        name=f"cloud-{stem}",
+        key=sha256[:16],
+        disk=disk,
+        kernel=None,
+        initrd=None,
+        kernel_release=f"cloud-{stem}",
+        cmdline="",
+        packages={},
+        cloud=True,
+    )
+
+
+def write_seed(path: Path, instance_id: str, ssh_public_line: str) -> Path:
+    """A NoCloud seed for one run's guests."""
+    from avocado.utils import iso9660  # imported here: only cloud runs need pycdlib
+
+    seed = iso9660.iso9660(str(path), ["create", "write"])
+    if seed is None:
+        raise SetupError("cannot write the cloud-init seed: pycdlib is missing (./run setup)")
+    seed.create(flags={"interchange_level": 3, "joliet": 3, "vol_ident": "cidata"})
+    seed.write("/meta-data", META_DATA.format(instance=instance_id).encode())
+    seed.write("/user-data", user_data(ssh_public_line).encode())
+    seed.close()
+    return path
+
+
+def _format(disk: Path) -> str:
+    result = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(disk)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SetupError(f"{disk} is not a disk image qemu-img can read: {result.stderr.strip()}")
+    return str(json.loads(result.stdout)["format"])

@@ -1,0 +1,351 @@
+"""Build the built-in guest image from a recipe under images/, cached by a content key.
+
+The key covers the recipe files, the kernel package and the versions the host's apt sees for
+the key packages, so a changed recipe or a new kernel in the archive means a new image. A
+build happens in a temporary directory under a lock and is renamed into place when complete,
+so a crash or Ctrl-C never leaves a half-written image where a reader would take it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ImageBuildError, SetupError
+from harness.paths import REPO_ROOT
+
+RECIPES_DIR = REPO_ROOT / "images"
+DEFAULT_CACHE = Path(os.environ.get("S3S4_IMAGE_CACHE") or RECIPES_DIR / "cache")
+ARCHIVE = "http://deb.debian.org/debian"
+DEFAULT_RECIPE = "debian"
+MANIFEST = "manifest.json"
+
+Progress = Callable[[str], None]
+
+
+def _stderr_progress(line: str) -> None:
+    print(f"[image] {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    """A built, read-only base image and what direct kernel boot needs to start it."""
+
+    name: str
+    key: str
+    disk: Path
+    kernel: Path | None  # None: booted from its own disk by the firmware (a cloud image)
+    initrd: Path | None  # None: a user's kernel with its drivers built in
+    kernel_release: str
+    cmdline: str
+    packages: dict[str, str]
+    cloud: bool = False  # configured by a cloud-init seed, ready once cloud-init is done
+
+    @classmethod
+    def from_manifest(cls, directory: Path) -> GuestImage:
+        data = json.loads((directory / MANIFEST).read_text())
+        image = cls(
+            name=data["name"],
+            key=data["key"],
+            disk=directory / "base.qcow2",
+            kernel=directory / "vmlinuz",
+            initrd=directory / "initrd.img",
+            kernel_release=data["kernel_release"],
+            cmdline=data["cmdline"],
+            packages=data["packages"],
+        )
+        for path in (image.disk, directory / "vmlinuz", directory / "initrd.img"):
+            if not path.is_file() or path.stat().st_size == 0:
+                raise SetupError(
+                    f"image {directory} is incomplete ({path.name} missing): "
+                    f"delete {directory} and run again"
+                )
+        _check_disk(image.disk, directory)
+        return image
+
+
+@dataclass(frozen=True)
+class Recipe:
+    directory: Path
+    settings: dict[str, Any]
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_RECIPE) -> Recipe:
+        directory = RECIPES_DIR / name
+        path = directory / "recipe.toml"
+        if not path.is_file():
+            known = sorted(p.parent.name for p in RECIPES_DIR.glob("*/recipe.toml"))
+            raise SetupError(f"no image recipe {name!r} under {RECIPES_DIR} (known: {known})")
+        try:
+            settings = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SetupError(f"{path}: not valid TOML: {exc}") from exc
+        return cls(directory, settings)
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.is_file())
+
+    def content_key(self, kernel_package: str, versions: dict[str, str]) -> str:
+        digest = hashlib.sha256()
+        for path in self.files():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(json.dumps([kernel_package, sorted(versions.items())]).encode())
+        return digest.hexdigest()[:16]
+
+
+def apt_candidate_versions(packages: list[str]) -> dict[str, str]:
+    """Candidate versions from the host's apt lists ('unknown' where apt has none)."""
+    versions = dict.fromkeys(packages, "unknown")
+    try:
+        out = subprocess.run(
+            ["apt-cache", "policy", *packages],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return versions
+    current = None
+    for line in out.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+        elif current in versions and line.strip().startswith("Candidate:"):
+            versions[current] = line.split(":", 1)[1].strip()
+    return versions
+
+
+class ImageCache:
+    """Built images by content key under one cache directory."""
+
+    def __init__(self, root: Path = DEFAULT_CACHE) -> None:
+        self.root = root
+
+    def ensure(
+        self,
+        recipe: Recipe,
+        kernel_package: str | None = None,
+        progress: Progress = _stderr_progress,
+    ) -> GuestImage:
+        """The cached image for this recipe and kernel, building it first if needed."""
+        kernel_package = kernel_package or recipe.settings["kernel_package"]
+        versions = apt_candidate_versions([kernel_package, *recipe.settings["versioned_packages"]])
+        key = recipe.content_key(kernel_package, versions)
+        final = self.root / f"{recipe.settings['name']}-{key}"
+        if (final / MANIFEST).is_file():
+            return GuestImage.from_manifest(final)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with locked(self.root / f".{final.name}.lock"):
+            if (final / MANIFEST).is_file():  # another run built it while we waited
+                return GuestImage.from_manifest(final)
+            _require_tools()
+            work = self.root / f".build-{final.name}-{os.getpid()}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            try:
+                _build(recipe, kernel_package, key, work, self.root / f"{final.name}.log", progress)
+                work.rename(final)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return GuestImage.from_manifest(final)
+
+
+def _check_disk(disk: Path, directory: Path) -> None:
+    """``qemu-img check`` (metadata only, ~0.1 s): a truncated or damaged base image is a
+    clear error here, not a guest that fails to boot minutes later."""
+    try:
+        result = subprocess.run(
+            ["qemu-img", "check", "-q", str(disk)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise SetupError("qemu-img not found: run ./run setup (installs qemu-utils)") from exc
+    if result.returncode != 0:
+        problem = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
+        raise SetupError(
+            f"image {directory} is corrupt (qemu-img check: {problem[0]}): "
+            f"delete {directory} and run again to rebuild it"
+        )
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _require_tools() -> None:
+    tools = ("mmdebstrap", "mke2fs", "qemu-img", "sfdisk", "mkfs.vfat", "mcopy")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise SetupError(
+            f"missing {', '.join(missing)}: run ./run setup "
+            "(installs mmdebstrap, e2fsprogs, qemu-utils, fdisk, dosfstools, mtools)"
+        )
+    if os.geteuid() != 0:
+        raise SetupError("building the guest image needs root (mmdebstrap root mode): run as root")
+
+
+def _build(
+    recipe: Recipe, kernel_package: str, key: str, work: Path, log_path: Path, progress: Progress
+) -> None:
+    settings = recipe.settings
+    rootdir = work / "root"
+    started = time.monotonic()
+    progress(f"building {settings['name']} ({kernel_package}) into {work.parent} ...")
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--include=" + ",".join([kernel_package, *settings["packages"]]),
+        *(f"--dpkgopt=path-exclude={p}" for p in settings["exclude_paths"]),
+        f'--essential-hook={recipe.directory / "essential-hook.sh"} "$1"',
+        f'--customize-hook={recipe.directory / "customize-hook.sh"} "$1"',
+        settings["suite"],
+        str(rootdir),
+        *mirror_lines(settings["suite"], kernel_package),
+    ]
+    _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
+    kernels = sorted((rootdir / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise ImageBuildError(f"{kernel_package} installed no kernel in /boot; see {log_path}")
+    release = kernels[-1].name.removeprefix("vmlinuz-")
+    progress(f"2/4 kernel {release}: extracting vmlinuz and initrd")
+    shutil.copyfile(kernels[-1], work / "vmlinuz")
+    shutil.copyfile(rootdir / "boot" / f"initrd.img-{release}", work / "initrd.img")
+    packages = _installed_packages(rootdir)
+    progress(f"3/4 mke2fs: {settings['disk_size_mib']} MiB ext4 from the root directory")
+    raw = work / "root.raw"
+    with raw.open("wb") as handle:
+        handle.truncate(settings["disk_size_mib"] * 1024 * 1024)
+    _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
+    if settings.get("layout") == "uefi-disk":
+        raw = _uefi_disk(raw, rootdir, release, settings, work)
+    progress("4/4 qemu-img convert to qcow2")
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
+    raw.unlink()
+    shutil.rmtree(rootdir)
+    for name in ("base.qcow2", "vmlinuz", "initrd.img"):
+        (work / name).chmod(0o444)  # base images are never written to
+    manifest = {
+        "name": settings["name"],
+        "key": key,
+        "kernel_package": kernel_package,
+        "kernel_release": release,
+        "cmdline": settings["cmdline"],
+        "packages": packages,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    progress(f"done in {manifest['build_seconds']}s")
+
+
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+SYSTEMD_BOOT = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+
+def _uefi_disk(
+    root_fs: Path, rootdir: Path, release: str, settings: dict[str, Any], work: Path
+) -> Path:
+    """A GPT disk as cloud images are: an ESP (FAT, made with mtools: no mounts) holding
+    systemd-boot, the kernel and initrd, then the ext4 root; booted by OVMF's fallback path."""
+    esp_mib, root_mib = settings["esp_size_mib"], settings["disk_size_mib"]
+    esp = work / "esp.raw"
+    _run(["mkfs.vfat", "-n", "ESP", "-C", str(esp), str(esp_mib * 1024)])
+    entry = work / "entry.conf"
+    entry.write_text(
+        f"title {settings['name']}\nlinux /vmlinuz\ninitrd /initrd.img\n"
+        f"options {settings['cmdline']}\n"
+    )
+    loader = work / "loader.conf"
+    loader.write_text("default default.conf\ntimeout 0\n")
+    _run(["mmd", "-i", str(esp), "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"])
+    for source, target in (
+        (rootdir / SYSTEMD_BOOT, "::/EFI/BOOT/BOOTX64.EFI"),
+        (rootdir / "boot" / f"vmlinuz-{release}", "::/vmlinuz"),
+        (rootdir / "boot" / f"initrd.img-{release}", "::/initrd.img"),
+        (loader, "::/loader/loader.conf"),
+        (entry, "::/loader/entries/default.conf"),
+    ):
+        _run(["mcopy", "-i", str(esp), str(source), target])
+    disk = work / "disk.raw"
+    with disk.open("wb") as handle:
+        handle.truncate((1 + esp_mib + root_mib + 1) * 1024 * 1024)
+    layout = (
+        "label: gpt\n"
+        f"start=1MiB, size={esp_mib}MiB, type={ESP_TYPE}, name=esp\n"
+        f"start={1 + esp_mib}MiB, size={root_mib}MiB, type={LINUX_TYPE}, name=root\n"
+    )
+    result = subprocess.run(
+        ["sfdisk", "-q", str(disk)], input=layout, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ImageBuildError(f"sfdisk failed: {result.stderr.strip()}")
+    for part, offset_mib in ((esp, 1), (root_fs, 1 + esp_mib)):
+        _run(["dd", f"if={part}", f"of={disk}", "bs=1M", f"seek={offset_mib}",
+              "conv=notrunc,sparse", "status=none"])  # fmt: skip
+        part.unlink()
+    return disk
+
+
+def mirror_lines(suite: str, kernel_package: str) -> list[str]:
+    """Sources for mmdebstrap: none (its default, the recipe's suite) unless the kernel comes
+    from another suite (``linux-image-amd64/bookworm-backports``), which is then added."""
+    _, _, kernel_suite = kernel_package.partition("/")
+    if not kernel_suite or kernel_suite == suite:
+        return []
+    return [f"deb {ARCHIVE} {suite} main", f"deb {ARCHIVE} {kernel_suite} main"]
+
+
+def _installed_packages(rootdir: Path) -> dict[str, str]:
+    out = _run(
+        ["dpkg-query", f"--admindir={rootdir}/var/lib/dpkg", "-W", "-f=${Package}\t${Version}\n"]
+    )
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def _run(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ImageBuildError(
+            f"{argv[0]} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}"
+        )
+    return result.stdout
+
+
+def _run_streaming(argv: list[str], log_path: Path, progress: Progress, label: str) -> None:
+    """Run a long build step, copying its output to a log and its milestones to progress."""
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith("I: "):
+                progress(f"{label}: {line[3:].strip()}")
+    if proc.returncode != 0:
+        tail = log_path.read_text().strip().splitlines()[-3:]
+        raise ImageBuildError(
+            f"{label} failed ({proc.returncode}); last lines: {tail}; full log kept at {log_path}"
+        )

@@ -1,0 +1,107 @@
+"""Run the matrix: one pytest run per cell (each with its own components, image, checkpoint
+and report), then one merged matrix of cases by cells.
+
+A cell per process keeps cells apart (a QEMU build, a firmware and a guest kernel per run) and
+makes a cell the unit that moves between CI runners (``--shard``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.matrix.spec import CellSpec
+from harness.paths import REPO_ROOT
+from harness.results import html as html_report
+from harness.results.merge import load_run, merge
+from harness.session import HarnessSession, Settings
+from harness.setup.image import Progress
+
+ROOT = REPO_ROOT
+
+
+def settings_for(cell: CellSpec) -> Settings:
+    firmware_version = cell.firmware_version
+    return Settings(
+        accel=cell.accel,
+        qemu=cell.qemu,
+        machine_type=cell.machine,
+        firmware=cell.firmware_kind,
+        seabios=firmware_version if cell.firmware_kind == "seabios" else None,
+        ovmf=firmware_version if cell.firmware_kind == "ovmf" else None,
+        kernel_package=cell.kernel,
+    )
+
+
+def detect_ids(cells: Sequence[CellSpec], progress: Progress) -> dict[CellSpec, str]:
+    """Each cell's id as its components report themselves: provisions the components and
+    builds the guest image where not cached (the same work its test run would start with)."""
+    ids = {}
+    for cell in cells:
+        progress(f"resolving {cell.label}")
+        session = HarnessSession(settings_for(cell), Path(os.devnull), progress)
+        try:
+            ids[cell] = session.cell.id
+        finally:
+            session.close()
+    return ids
+
+
+def run_matrix(
+    cells: Sequence[CellSpec],
+    out: Path,
+    pytest_args: Sequence[str],
+    progress: Callable[[str], None],
+) -> tuple[int, dict[str, Any]]:
+    """Every cell's pytest run into ``out/cells/``, then ``out/matrix.json``; the exit status
+    is 0 only if every cell's run passed."""
+    runs_dir = out / "cells"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    status = 0
+    run_dirs = []
+    for n, cell in enumerate(cells, 1):
+        progress(f"cell {n}/{len(cells)}: {cell.label}")
+        before = set(runs_dir.iterdir())
+        argv = [
+            str(Path(sys.executable).with_name("pytest")),
+            *cell.pytest_args(),
+            "--report-dir",
+            str(runs_dir),
+            *pytest_args,
+        ]
+        started = time.monotonic()
+        code = subprocess.run(argv, cwd=ROOT, check=False).returncode
+        progress(f"cell {cell.label}: pytest exit {code} in {time.monotonic() - started:.0f}s")
+        status = status or code
+        made = [p for p in set(runs_dir.iterdir()) - before if p.is_dir() and p.name != "latest"]
+        run_dirs += [p for p in made if (p / "results.json").is_file()]
+    merged = merge([load_run(p) for p in sorted(run_dirs)])
+    (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
+    html_report.write(merged, sorted(run_dirs), out / "matrix.html")
+    return status, merged
+
+
+def default_out(report_dir: Path) -> Path:
+    return report_dir / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def table(merged: dict[str, Any], write: Callable[[str], None] = print) -> None:
+    """Per cell: verdict counts, then every case that did not pass."""
+    by_cell: dict[str, dict[str, int]] = {cell: {} for cell in merged["cells"]}
+    bad: list[str] = []
+    for case, cells in merged["cases"].items():
+        for cell, entry in cells.items():
+            counts = by_cell.setdefault(cell, {})
+            counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
+            if entry["verdict"] not in ("PASS", "UNSUPPORTED", "XFAIL"):
+                bad.append(f"  {entry['verdict']:5} {cell}  {case}: {entry['reason'][:120]}")
+    for cell, counts in by_cell.items():
+        write(f"{cell}: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for line in bad:
+        write(line)
