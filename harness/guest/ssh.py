@@ -194,7 +194,7 @@ class SshConnection:
 
     def fetch(self, command: str, timeout: float, stdin: bytes | None = None) -> BinaryResult:
         """``run``, keeping what the command wrote as bytes (binary data needs no encoding in
-        the guest: under TCG every program started there costs 20-100 ms)."""
+        the guest: under TCG every program started there costs tens of ms)."""
         if not self.connected:
             self.connect(timeout)
         assert self._client is not None
