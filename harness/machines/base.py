@@ -187,11 +187,10 @@ class MachineBase:
 
     def boot(self) -> dict[str, float]:
         """A ready guest on fresh disks: restored from ``ready_from`` when set, else a cold
-        boot; timings of each phase. A restore whose guest kernel then panics (seen once in
-        about a hundred restores under QEMU 7.2 and TCG: a poisoned timer list right after the
-        migration) falls back to a cold boot, with a warning in the run's summary: the case
-        tests sleep and wake, not the harness's restore. Any other failed restore (a damaged
-        checkpoint, say) stays an error."""
+        boot; timings of each phase. A restore whose guest kernel then panics (rarely, under
+        TCG, right after the migration) falls back to a cold boot, with a warning in the run's
+        summary: the case tests sleep and wake, not the harness's restore. Any other failed
+        restore (a damaged checkpoint, say) stays an error."""
         if self.ready_from is None:
             return self.cold_boot()
         try:
@@ -254,9 +253,9 @@ class MachineBase:
         """Until the guest's NIC has an IPv4 address, read through the agent (no program
         started in the guest). The agent answers before the network is configured, and under
         QEMU's user networking a connection made then is not refused but left unanswered:
-        slirp resends its SYN with TCP's backoff, and an attempt made 14.6 s into a boot
-        connected 6.5 s later (one made when the address was there: 0.4 s). An agent that
-        refuses the command (a distribution's block list) leaves it to ssh's own attempts."""
+        slirp resends its SYN to the guest with TCP's backoff, which delays the connection by
+        seconds past the moment the address comes. An agent that refuses the command (a
+        distribution's block list) leaves it to ssh's own attempts."""
         while True:
             try:
                 interfaces = self.agent_execute(
@@ -278,8 +277,8 @@ class MachineBase:
     def _stall_since(self, stage: str, since: int) -> str:
         """After a wake, a CPU stall reported on the console since ``since`` ends the wait for
         the guest: the cycle fails whatever comes next (its kernel log has the stall), and
-        under TCG such a guest was seen not to answer within the whole wait. Boots are not cut
-        short: a stall report at boot under TCG was seen followed by a normal boot."""
+        under TCG such a guest may not answer within the whole wait. Boots are not cut short:
+        under TCG a stall report at boot can be followed by a normal boot."""
         return stall_diagnosis(self.console.lines_since(since)) if stage == "resume" else ""
 
     def _check_not_stalled(self, stage: str, since: int, watch: LockupWatch | None = None) -> None:

@@ -1,6 +1,6 @@
 """Ready checkpoints: the memory and disks of a booted, agent-ready guest, frozen at one point,
-so that every test case can start from a restore of it (about 2 s under TCG) instead of a
-cold boot (25-40 s), and still start from the same state as every other case.
+so that every test case can start from a restore of it (seconds under TCG) instead of a cold
+boot (tens of seconds), and still start from the same state as every other case.
 
 Capture: QMP ``migrate`` to a file (QEMU 7.2 has no ``file:`` URI, so ``exec:cat``); when the
 migration completes QEMU has paused the guest and flushed its disks, and copies of the disks

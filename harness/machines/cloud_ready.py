@@ -40,7 +40,7 @@ def _boot_again_for_resume(machine: Machine, image_name: str, deadline: float) -
             "grubby, update-grub or systemd-boot"
         )
     # Powered off and started again rather than rebooted in place: OVMF under TCG takes
-    # about a minute after a guest reset, and a second at a fresh start.
+    # about a minute to get past a guest reset, and seconds from a fresh start.
     mark = machine.events.mark()
     machine.run("setsid -f systemctl poweroff </dev/null >/dev/null 2>&1")
     if machine.wait_signal(Signal.POWERED_OFF, mark, _left(deadline)) is None:

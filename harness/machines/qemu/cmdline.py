@@ -69,7 +69,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device",
         # No option ROM (iPXE): the guest boots its kernel directly or from disk, never over
-        # the network, and under TCG the ROM's setup cost every firmware boot 1-2 s.
+        # the network, and under TCG the ROM's setup adds about a second to every firmware boot.
         "virtio-net-pci,netdev=net0,id=nic0,romfile=",
         "-device",
         "virtio-serial-pci,id=vser0",
