@@ -51,11 +51,11 @@ AGENT_COMMAND = """command -v qemu-ga >/dev/null ||
 """
 # Images that ship the agent start it from a udev rule on its virtio port, also at the next
 # boot; only an agent that is not running yet (installed just now) needs enabling. (Enabling
-# one that has an init script too runs systemd-sysv-install: 10 s of perl under TCG.)
+# one that has an init script too runs systemd-sysv-install: seconds of perl under TCG.)
 AGENT_START_COMMAND = (
     "systemctl is-active -q qemu-guest-agent || systemctl enable --now qemu-guest-agent"
 )
-# Host keys cloud-init generates at the first boot: RSA (3072 bits) alone takes ~5 s under
+# Host keys cloud-init generates at the first boot: RSA (3072 bits) alone takes seconds under
 # TCG, and the harness's client takes any type.
 SSH_KEY_TYPES = ["ed25519", "ecdsa"]
 META_DATA = "instance-id: {instance}\nlocal-hostname: guest\n"

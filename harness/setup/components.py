@@ -62,7 +62,7 @@ class DebianArchive:
             "-o",
             "APT::Sandbox::User=root",
             # Package lists only: not the Contents indices a host's apt-file asks for (tens of
-            # MB, and a mirror mid-sync serving one of them failed a whole update), nor
+            # MB, and one that a mirror serves mid-sync fails the whole update), nor
             # translations.
             "-o",
             "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",

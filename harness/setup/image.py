@@ -163,8 +163,8 @@ class ImageCache:
 
 
 def _check_disk(disk: Path, directory: Path) -> None:
-    """``qemu-img check`` (metadata only, ~0.1 s): a truncated or damaged base image is a
-    clear error here, not a guest that fails to boot minutes later."""
+    """``qemu-img check`` (metadata only, cheap enough for every run): a truncated or damaged base
+    image is a clear error here, not a guest that fails to boot minutes later."""
     try:
         result = subprocess.run(
             ["qemu-img", "check", "-q", str(disk)],
