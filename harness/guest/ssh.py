@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import paramiko
 
-from harness.errors import SshError, SshKeyRefused
+from harness.errors import SetupError, SshError, SshKeyRefused
 
 CONNECT_ATTEMPT_SECONDS = 10.0
 
@@ -54,12 +55,21 @@ class SshKey:
 
     @classmethod
     def generate(cls, directory: Path) -> SshKey:
+        """A new key in ``directory``; a file already there (not made by this call, so
+        perhaps by someone else) is refused, never written through."""
         key = paramiko.ECDSAKey.generate(bits=256)
         path = directory / "id_ecdsa"
         buffer = io.StringIO()
         key.write_private_key(buffer)
-        path.touch(mode=0o600)
-        path.write_text(buffer.getvalue())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError as exc:
+            raise SetupError(
+                f"{path} exists already: the harness writes its key only to a new file "
+                f"(remove {path.parent} and run again)"
+            ) from exc
+        with os.fdopen(fd, "w") as handle:
+            handle.write(buffer.getvalue())
         return cls(path, f"{key.get_name()} {key.get_base64()} s3s4-harness")
 
     def load(self) -> paramiko.PKey:
