@@ -6,12 +6,26 @@ boots with ``no_console_suspend``), and a wait for one ends the moment it appear
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from pathlib import Path
 
+from harness.errors import SetupError
+
+log = logging.getLogger(__name__)
+
 ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+# A guest can print without ever ending a line; what is kept of one is bounded, the rest of it
+# (until its newline) is dropped, and the line says it was cut.
+MAX_LINE_BYTES = 64 * 1024
+CUT_NOTE = f" [line cut at {MAX_LINE_BYTES // 1024} KiB]"
+
+
+class SerialLogError(SetupError):
+    """The serial log could not be written (a full disk, mostly): the guest's console is
+    still followed in memory, but the run's evidence would be incomplete."""
 
 
 class ConsoleLog:
@@ -24,20 +38,52 @@ class ConsoleLog:
         self._lines: list[str] = []
         self._seen: list[float] = []  # host monotonic time each line was complete
         self._partial = b""
+        self._cutting = False  # the line being received was cut: drop it up to its newline
+        self.write_error: SerialLogError | None = None
         self._cond = threading.Condition()
 
     def feed(self, data: bytes) -> None:
+        """Take what the console sent: lines are split and kept, the bytes go to the file.
+        A failed write raises SerialLogError once (the lines are kept all the same); the file
+        is not written again, and every later ``wait_for`` raises it."""
         with self._cond:
-            with self.path.open("ab") as out:
-                out.write(data)
             chunks = (self._partial + data).split(b"\n")
             self._partial = chunks.pop()
             now = time.monotonic()
             for chunk in chunks:
-                text = ANSI_ESCAPE.sub(b"", chunk).decode(errors="replace").strip("\r")
-                self._lines.append(text)
-                self._seen.append(now)
+                if self._cutting:
+                    self._cutting = False  # the end of a line already kept, cut
+                    continue
+                self._add(chunk, now)
+            if self._cutting:
+                self._partial = b""
+            elif len(self._partial) > MAX_LINE_BYTES:
+                self._add(self._partial, now)
+                self._partial, self._cutting = b"", True
             self._cond.notify_all()
+            if self.write_error is None:
+                self._write(data)
+
+    def _add(self, chunk: bytes, now: float) -> None:
+        cut = len(chunk) > MAX_LINE_BYTES
+        text = ANSI_ESCAPE.sub(b"", chunk[:MAX_LINE_BYTES]).decode(errors="replace")
+        text = text.strip("\r")
+        if cut:
+            log.warning("%s: a console line of more than %d bytes cut", self.path, MAX_LINE_BYTES)
+            text += CUT_NOTE
+        self._lines.append(text)
+        self._seen.append(now)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            with self.path.open("ab") as out:
+                out.write(data)
+        except OSError as exc:
+            self.write_error = SerialLogError(
+                f"the serial log {self.path} cannot be written ({exc.strerror or exc}): free "
+                "space on its disk or choose another --report-dir"
+            )
+            raise self.write_error from exc
 
     def mark(self) -> int:
         with self._cond:
@@ -56,6 +102,8 @@ class ConsoleLog:
     def wait_for(self, pattern: re.Pattern[str], since: int, timeout: float) -> str | None:
         """The first line at or after ``since`` matching ``pattern``; None on timeout."""
         deadline = time.monotonic() + timeout
+        if self.write_error is not None:
+            raise self.write_error
         with self._cond:
             scanned = since
             while True:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.aio import LoopThread, wait_for_incoming
-from harness.guest.console.log import ConsoleLog
+from harness.guest.console.log import ConsoleLog, SerialLogError
+
+logger = logging.getLogger(__name__)
 
 
 class ConsoleServer:
@@ -43,7 +46,12 @@ class ConsoleServer:
             self._server.close()
         try:
             while data := await reader.read(65536):
-                self._log.feed(data)
+                try:
+                    self._log.feed(data)
+                except SerialLogError as exc:
+                    # Keep reading: a console nobody reads would stall the guest's serial
+                    # port, and its lines are still followed in memory.
+                    logger.error("%s", exc)
         except asyncio.CancelledError:
             pass  # the harness is closing its loop while QEMU still holds the connection
         finally:
