@@ -273,6 +273,7 @@ class HarnessSession:
                 self.settings.libvirt_uri,
                 self.evidence_root / "libvirtd",
                 start_timeout=self.timeouts.agent,
+                state_dir=self._ensure_run_dir() / "libvirtd",
             )
             host.conn  # noqa: B018 - opening is the point
             self._libvirt = host

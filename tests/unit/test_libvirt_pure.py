@@ -1,6 +1,8 @@
 """The libvirt backend's pure parts: domain XML, event names and signals, error translation,
-the libvirt-guests configuration, and the qemu.conf settings of a harness-started daemon."""
+the libvirt-guests configuration, the private configuration and
+namespace of a harness-started daemon, and which domains a sweep may remove."""
 
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -8,10 +10,22 @@ import pytest
 
 from harness.errors import AgentError, SetupError, StateUnsupported
 from harness.machines.config import Firmware, QemuConfig
-from harness.machines.libvirt.daemon import ensure_qemu_conf
+from harness.machines.libvirt.daemon import (
+    BOUND_DIRS,
+    LibvirtDaemon,
+    in_private_namespace,
+    write_private_config,
+)
 from harness.machines.libvirt.domain_xml import QEMU_NS, DomainFiles, build_domain_xml
 from harness.machines.libvirt.errors import LibvirtError, translate
 from harness.machines.libvirt.events import libvirt_signals, lifecycle_name
+from harness.machines.libvirt.owner import (
+    Owner,
+    current,
+    is_dead_harness,
+    owner_of,
+    start_time,
+)
 from harness.transitions.guests_service import GuestsServiceConfig, config_path_of
 
 FILES = DomainFiles(
@@ -156,7 +170,7 @@ class FakeLibvirtError(Exception):
     ],
 )
 def test_libvirt_errors_become_one_line_harness_errors(code: int, text: str, kind: type) -> None:
-    error = translate("save", FakeLibvirtError(code, text))  # type: ignore[arg-type]
+    error = translate("save", FakeLibvirtError(code, text))
     assert isinstance(error, kind)
     assert text in str(error) and f"libvirt error {code}" in str(error)
     assert "\n" not in str(error)
@@ -202,11 +216,112 @@ def test_config_path_is_read_from_the_script() -> None:
         config_path_of("#!/bin/sh\n")
 
 
-def test_qemu_conf_gets_root_once_and_a_conflict_is_refused(tmp_path: Path) -> None:
-    conf = tmp_path / "qemu.conf"
-    conf.write_text('#user = "libvirt-qemu"\n')
-    assert ensure_qemu_conf(conf) == ['user = "root"', 'group = "root"']
-    assert ensure_qemu_conf(conf) == []
-    conf.write_text('user = "qemu"\n')
-    with pytest.raises(SetupError, match='sets user = "qemu"'):
-        ensure_qemu_conf(conf)
+def settings_of(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+def test_the_private_daemon_gets_a_copy_of_the_host_config_and_the_host_file_stays(
+    tmp_path: Path,
+) -> None:
+    host = tmp_path / "etc-libvirt"
+    (host / "qemu" / "networks").mkdir(parents=True)
+    (host / "hooks").mkdir()
+    (host / "qemu.conf").write_text('#user = "libvirt-qemu"\nuser = "qemu"\nvnc_listen = "::"\n')
+    (host / "libvirtd.conf").write_text('unix_sock_dir = "/elsewhere"\n')
+    (host / "virtlogd.conf").write_text("max_size = 1024\n")
+    (host / "qemu" / "host-guest.xml").write_text("<domain/>")  # the host's own domain
+    (host / "hooks" / "qemu").write_text("#!/bin/sh\n")
+    before = {p: p.read_bytes() for p in host.rglob("*") if p.is_file()}
+    private = tmp_path / "private"
+    write_private_config(private, source=host)
+    assert {p: p.read_bytes() for p in host.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in private.iterdir()) == [
+        "libvirtd.conf",
+        "qemu.conf",
+        "virtlogd.conf",
+    ]  # configuration only: neither the host's domains nor its hooks
+    qemu = settings_of(private / "qemu.conf")
+    assert qemu == {"user": '"root"', "group": '"root"', "vnc_listen": '"::"'}
+    assert settings_of(private / "libvirtd.conf") == {"unix_sock_dir": '"/run/libvirt"'}
+    assert (private / "qemu.conf").stat().st_mode & 0o077 == 0
+
+
+def test_the_private_daemon_runs_in_a_namespace_over_the_run_directory() -> None:
+    state = Path("/run/s3s4-harness/1-ab/libvirtd")
+    argv = in_private_namespace(state, ["libvirtd", "--pid-file", f"{state}/libvirtd.pid"])
+    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    script_args = argv[argv.index("sh", 5) + 1 :]
+    separator = script_args.index("--")
+    pairs = dict(zip(script_args[:separator:2], script_args[1:separator:2], strict=True))
+    assert pairs == {str(state / name): target for name, target in BOUND_DIRS.items()}
+    assert set(BOUND_DIRS.values()) == {
+        "/etc/libvirt",
+        "/run/libvirt",
+        "/var/lib/libvirt",
+        "/var/cache/libvirt",
+        "/var/log/libvirt",
+    }
+    # pid files are the daemon's own (/run/*.pid is shared), and name the run directory
+    assert script_args[separator + 1 :] == ["libvirtd", "--pid-file", f"{state}/libvirtd.pid"]
+    assert str(state) not in argv[6]  # paths reach the shell as arguments, never as code
+    daemon = LibvirtDaemon(state, Path("/evidence"))
+    assert daemon.uri == f"qemu:///system?socket={state}/run/libvirt-sock"
+    assert daemon.qemu_log_dir == state / "log" / "qemu"
+
+
+HERE = Owner(host="h", boot_id="b-1", pid_ns="pid:[1]", pid=100, start_time=5000)
+
+
+def test_the_owner_is_recorded_in_the_domain_metadata_and_read_back() -> None:
+    xml = build_domain_xml("s3s4-100-g", config(), FILES, HERE)
+    assert owner_of(xml) == HERE
+    assert ET.fromstring(xml).find("metadata") is not None
+    assert owner_of(build_domain_xml("s3s4-100-g", config(), FILES)) is None
+    assert owner_of("<domain><metadata><other xmlns='urn:x'/></metadata></domain>") is None
+    assert owner_of("not xml") is None
+
+
+def test_this_process_is_its_own_owner() -> None:
+    me = current()
+    assert me.pid == os.getpid()
+    assert me.start_time == start_time(os.getpid())
+    assert me.boot_id == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert me.pid_ns.startswith("pid:[")
+
+
+def test_start_time_is_read_after_a_command_name_with_spaces(tmp_path: Path) -> None:
+    (tmp_path / "42").mkdir()
+    fields = ["S"] + [str(n) for n in range(4, 22)] + ["777", "0"]
+    (tmp_path / "42" / "stat").write_text("42 (a) b (c) " + " ".join(fields))
+    assert start_time(42, tmp_path) == 777
+    assert start_time(43, tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("owner", "running", "swept"),
+    [
+        (None, {}, False),  # no record, e.g. a foreign s3s4-99999-x: not provably ours
+        (HERE, {100: 5000}, False),  # this very process
+        (Owner("h", "b-1", "pid:[1]", 7, 40), {7: 40}, False),  # another harness, alive
+        (Owner("h", "b-1", "pid:[1]", 7, 40), {}, True),  # gone
+        (Owner("h", "b-1", "pid:[1]", 7, 40), {7: 41}, True),  # its pid now another process
+        (Owner("other", "b-1", "pid:[1]", 7, 40), {}, False),  # another host
+        (Owner("h", "b-0", "pid:[1]", 7, 40), {}, False),  # an earlier boot
+        (Owner("h", "b-1", "pid:[2]", 7, 40), {}, False),  # another pid namespace
+    ],
+    ids=[
+        "no-owner",
+        "this-process",
+        "alive",
+        "dead",
+        "pid-reused",
+        "other-host",
+        "other-boot",
+        "other-pid-namespace",
+    ],
+)
+def test_a_sweep_removes_only_provably_dead_harnesses_of_this_host(
+    owner: Owner | None, running: dict[int, int], swept: bool
+) -> None:
+    assert is_dead_harness(owner, HERE, running.get) is swept

@@ -1,7 +1,16 @@
-"""A libvirtd (and its virtlogd) that the harness starts where no daemon answers, e.g. on a CI
-runner without systemd; it runs as the harness's child and is stopped when the harness ends.
+"""A private libvirtd (and its virtlogd) that the harness starts where no daemon answers, e.g.
+on a CI runner without systemd; both run as the harness's children and stop when it ends.
 
-A Fedora host with socket activation never gets here: its ``qemu:///system`` answers.
+Private: each runs in a mount namespace of its own where directories under the run directory
+are bound over libvirt's configuration, runtime, state, cache and log directories. The daemon
+reads a copy of the host's configuration files with the harness's settings added, keeps its
+domains, sockets and logs in the run directory, and never sees the host's own domains; the
+host's files are not changed. The harness reaches it at
+``qemu:///system?socket=<state>/run/libvirt-sock``. Both command lines name the run directory
+(their pid files are there), so the watchdog also kills them if the harness is killed outright.
+
+A host whose ``qemu:///system`` answers (a Fedora host with socket activation, a daemon the user
+runs) never gets here.
 """
 
 from __future__ import annotations
@@ -18,65 +27,120 @@ from harness.process import ChildProcess
 
 log = logging.getLogger(__name__)
 
-QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+HOST_CONFIG_DIR = Path("/etc/libvirt")
+# The private directory (under the state directory) bound over each of libvirt's own.
+BOUND_DIRS = {
+    "etc": "/etc/libvirt",
+    "run": "/run/libvirt",
+    "lib": "/var/lib/libvirt",
+    "cache": "/var/cache/libvirt",
+    "log": "/var/log/libvirt",
+}
 # QEMU runs as root so that it can open the harness's 0700 run directory; libvirt otherwise
 # also re-probes QEMU's capabilities on every call when the cache owner does not match.
-REQUIRED_SETTINGS = {"user": "root", "group": "root"}
+QEMU_SETTINGS = {"user": "root", "group": "root"}
+# The socket the harness connects to is where it looks for it, whatever the host's file says.
+LIBVIRTD_SETTINGS = {"unix_sock_dir": BOUND_DIRS["run"]}
 READY_POLL_SECONDS = 0.2  # libvirtd has no readiness notification without systemd
+AF_UNIX_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
+# Runs in the new namespace: bind each "private target" pair of arguments up to "--" (making
+# a missing target, e.g. /run/libvirt on a host that never ran libvirtd), then exec the rest.
+# The paths are arguments, never part of the script.
+BIND_THEN_EXEC = (
+    'while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done; '
+    'shift; exec "$@"'
+)
 
 
-def ensure_qemu_conf(path: Path = QEMU_CONF) -> list[str]:
-    """Add ``user = "root"`` / ``group = "root"`` to qemu.conf where unset; the keys added.
+def with_settings(text: str, settings: dict[str, str]) -> str:
+    """A libvirt configuration file's text with each of ``settings`` set once, at the end
+    (any line of the host's that sets one of those keys is dropped)."""
+    keys = "|".join(re.escape(key) for key in settings)
+    kept = [line for line in text.splitlines() if not re.match(rf"\s*({keys})\s*=", line)]
+    added = [f'{key} = "{value}"' for key, value in settings.items()]
+    return "\n".join([*kept, "", "# set by s3s4-harness for its private daemon", *added]) + "\n"
 
-    A value set to something else is the host owner's choice and is not overwritten.
-    """
-    text = path.read_text() if path.is_file() else ""
-    added = []
-    for key, value in REQUIRED_SETTINGS.items():
-        match = re.search(rf'^\s*{key}\s*=\s*"([^"]*)"', text, re.MULTILINE)
-        if match and match.group(1) != value:
-            raise SetupError(
-                f'{path} sets {key} = "{match.group(1)}": the harness needs {key} = "{value}" '
-                "for the libvirtd it starts (edit the file or pass --libvirt-uri of a daemon "
-                "you run)"
-            )
-        if not match:
-            added.append(f'{key} = "{value}"')
-    if added:
-        with path.open("a") as out:
-            out.write("\n# added by s3s4-harness\n" + "\n".join(added) + "\n")
-    return added
+
+def write_private_config(target: Path, source: Path = HOST_CONFIG_DIR) -> None:
+    """The host's configuration files (the top level of ``source``, not its domain, network
+    or hook definitions) copied to ``target``, with the harness's settings added."""
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in sorted(source.iterdir()) if source.is_dir() else []:
+        if entry.is_file():
+            shutil.copy2(entry, target / entry.name)
+    for name, settings in (("qemu.conf", QEMU_SETTINGS), ("libvirtd.conf", LIBVIRTD_SETTINGS)):
+        path = target / name
+        host_text = path.read_text() if path.is_file() else ""
+        path.write_text(with_settings(host_text, settings))
+        path.chmod(0o600)
+
+
+def in_private_namespace(state_dir: Path, argv: list[str]) -> list[str]:
+    """``argv`` run in a new mount namespace with ``state_dir``'s directories bound over
+    libvirt's own."""
+    binds = [str(arg) for name, target in BOUND_DIRS.items() for arg in (state_dir / name, target)]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        BIND_THEN_EXEC,
+        "sh",
+        *binds,
+        "--",
+        *argv,
+    ]
 
 
 class LibvirtDaemon:
     """virtlogd then libvirtd, in the foreground as children of the harness (so they die with
-    it), with their output in ``log_dir``."""
+    it), in a private namespace over ``state_dir``, with their output in ``log_dir``."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, state_dir: Path, log_dir: Path) -> None:
+        self.state_dir = state_dir
         self.log_dir = log_dir
-        self._processes: list[ChildProcess] = []
+        self._processes: dict[str, ChildProcess] = {}  # in start order
+
+    @property
+    def socket(self) -> Path:
+        return self.state_dir / "run" / "libvirt-sock"
+
+    @property
+    def uri(self) -> str:
+        return f"qemu:///system?socket={self.socket}"
+
+    @property
+    def qemu_log_dir(self) -> Path:
+        """Where the daemon's virtlogd keeps each domain's QEMU output."""
+        return self.state_dir / "log" / "qemu"
 
     def start(self, ready: Callable[[], bool], timeout: float) -> float:
         """Start both daemons and wait until ``ready()`` holds; the seconds it took."""
-        for tool in ("virtlogd", "libvirtd"):
+        for tool in ("virtlogd", "libvirtd", "unshare"):
             if shutil.which(tool) is None:
                 raise SetupError(
                     f"{tool} not found: run ./run setup (installs libvirt-daemon-system)"
                 )
-        ensure_qemu_conf()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if len(str(self.socket)) > AF_UNIX_PATH_MAX:
+            raise SetupError(
+                f"{self.socket} is too long a path for libvirtd's socket: set TMPDIR to a "
+                "shorter directory"
+            )
+        self._prepare()
         started = time.monotonic()
-        for argv in (["virtlogd"], ["libvirtd"]):
-            process = ChildProcess(argv, self.log_dir / f"{argv[0]}.log")
+        for tool in ("virtlogd", "libvirtd"):
+            argv = [tool, "--pid-file", str(self.state_dir / f"{tool}.pid")]
+            process = ChildProcess(
+                in_private_namespace(self.state_dir, argv), self.log_dir / f"{tool}.log"
+            )
             process.start()
-            self._processes.append(process)
-        libvirtd = self._processes[-1]
+            self._processes[tool] = process
         deadline = started + timeout
-        while not ready():
-            if not libvirtd.running:
-                tail = libvirtd.output_tail(400).replace("\n", " | ")
-                self.stop()
-                raise SetupError(f"libvirtd exited at start: {tail}")
+        virtlogd_socket = self.state_dir / "run" / "virtlogd-sock"
+        while not (virtlogd_socket.exists() and ready()):
+            self._check_running()
             if time.monotonic() > deadline:
                 self.stop()
                 raise SetupError(
@@ -86,19 +150,33 @@ class LibvirtDaemon:
             time.sleep(READY_POLL_SECONDS)
         return time.monotonic() - started
 
+    def _prepare(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_config(self.state_dir / "etc")
+        for name in BOUND_DIRS:
+            (self.state_dir / name).mkdir(mode=0o700, exist_ok=True)
+
+    def _check_running(self) -> None:
+        for tool, process in self._processes.items():
+            if not process.running:
+                tail = process.output_tail(400).replace("\n", " | ")
+                self.stop()
+                raise SetupError(f"{tool} exited at start: {tail}")
+
     def stop(self) -> None:
         """libvirtd first (it may still talk to virtlogd), then virtlogd."""
-        for process in reversed(self._processes):
+        for process in reversed(self._processes.values()):
             process.kill(grace=15.0)
         self._processes.clear()
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self._processes if p.pid is not None]
+        return [p.pid for p in self._processes.values() if p.pid is not None]
 
 
 def installed() -> bool:
     return shutil.which("libvirtd") is not None
 
 
-__all__ = ["LibvirtDaemon", "ensure_qemu_conf", "installed"]
+__all__ = ["LibvirtDaemon", "in_private_namespace", "installed", "write_private_config"]

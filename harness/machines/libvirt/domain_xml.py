@@ -1,7 +1,8 @@
 """The libvirt domain for one guest, from the same description as the direct QEMU backend
 (QemuConfig): direct kernel boot (or, for a cloud image, the firmware booting its disk, with
 the cloud-init seed), root overlay, swap and scratch disks, the agent channel, S3 and S4
-enabled in ``<pm>``, user networking. Pure: no I/O, easy to unit test."""
+enabled in ``<pm>``, user networking, and the harness process that owns it in ``<metadata>``.
+Pure: no I/O, easy to unit test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.machines.config import QemuConfig
+from harness.machines.libvirt.owner import OWNER_NS, OWNER_PREFIX, Owner
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
@@ -29,10 +31,15 @@ class DomainFiles:
     owner: tuple[int, int] = (0, 0)  # uid, gid QEMU runs as: the harness's own
 
 
-def build_domain_xml(name: str, config: QemuConfig, files: DomainFiles) -> str:
+def build_domain_xml(
+    name: str, config: QemuConfig, files: DomainFiles, owner: Owner | None = None
+) -> str:
     ET.register_namespace("qemu", QEMU_NS)
+    ET.register_namespace(OWNER_PREFIX, OWNER_NS)
     domain = ET.Element("domain", type="kvm" if config.accel == "kvm" else "qemu")
     _text(domain, "name", name)
+    if owner is not None:  # what lets a later sweep tell a dead harness's domain (see owner)
+        ET.SubElement(domain, "metadata").append(owner.element())
     _text(domain, "memory", str(config.memory_mib), unit="MiB")
     _text(domain, "vcpu", str(config.cpus))
     domain.append(_os(config, files))

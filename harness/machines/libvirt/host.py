@@ -1,11 +1,11 @@
 """One connection to libvirt with its event loop running, opened on a daemon that already
-answers or on one the harness starts; domains left by a harness that died are swept."""
+answers or on a private one the harness starts (see daemon); domains that a harness of this
+host left when it died are swept (see owner)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -16,13 +16,14 @@ import libvirt
 from harness.errors import SetupError
 from harness.machines.libvirt.daemon import LibvirtDaemon, installed
 from harness.machines.libvirt.errors import call
-from harness.process import process_alive
+from harness.machines.libvirt.owner import Owner, current, is_dead_harness, owner_of, start_time
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "qemu:///system"
 PRIVILEGED_URIS = (DEFAULT_URI, "qemu:///session")
-DOMAIN_PREFIX = "s3s4-"  # domains are named s3s4-<harness pid>-<guest>, so a sweep knows owners
+DOMAIN_PREFIX = "s3s4-"  # domains are named s3s4-<harness pid>-<guest>: unique per run
+HOST_QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")  # the host's daemon's per-domain QEMU logs
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
 
@@ -53,12 +54,15 @@ def domain_name(guest: str, pid: int | None = None) -> str:
 
 
 class LibvirtHost:
-    """The libvirt the harness talks to: ``uri``'s daemon, started by the harness if needed."""
+    """The libvirt the harness talks to: ``uri``'s daemon, or where it does not answer a private
+    one the harness starts over ``state_dir`` (``uri`` then names that one's socket)."""
 
-    def __init__(self, uri: str, log_dir: Path, start_timeout: float) -> None:
+    def __init__(self, uri: str, log_dir: Path, start_timeout: float, state_dir: Path) -> None:
         self.uri = uri
         self.log_dir = log_dir
         self.start_timeout = start_timeout
+        self.state_dir = state_dir
+        self.owner: Owner = current()
         self.daemon: LibvirtDaemon | None = None
         self.daemon_start_s: float | None = None
         self._conn: libvirt.virConnect | None = None
@@ -71,7 +75,7 @@ class LibvirtHost:
 
     def _open(self) -> libvirt.virConnect:
         _start_event_loop()
-        conn = self._try_open()
+        conn = self._try_open(self.uri)
         if conn is None:
             if not self._may_start_daemon():
                 raise SetupError(
@@ -79,22 +83,25 @@ class LibvirtHost:
                     "libvirtd.socket) or run as root so the harness starts one; "
                     "./run setup installs libvirt-daemon-system"
                 )
-            self.daemon = LibvirtDaemon(self.log_dir)
-            self.daemon_start_s = self.daemon.start(
-                lambda: self._try_open(keep=False) is not None, self.start_timeout
+            daemon = LibvirtDaemon(self.state_dir, self.log_dir)
+            self.daemon = daemon
+            self.daemon_start_s = daemon.start(
+                lambda: self._try_open(daemon.uri, keep=False) is not None, self.start_timeout
             )
-            conn = self._try_open()
+            self.uri = daemon.uri
+            conn = self._try_open(self.uri)
             if conn is None:
                 raise SetupError(f"libvirtd started but {self.uri} does not answer")
         conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
         self._sweep_stale(conn)
         return conn
 
-    def _try_open(self, keep: bool = True) -> libvirt.virConnect | None:
+    @staticmethod
+    def _try_open(uri: str, keep: bool = True) -> libvirt.virConnect | None:
         try:
-            conn = libvirt.open(self.uri)
+            conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            log.debug("libvirt %s: %s", self.uri, exc)
+            log.debug("libvirt %s: %s", uri, exc)
             return None
         if not keep:
             conn.close()
@@ -107,12 +114,24 @@ class LibvirtHost:
         return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and installed()
 
     def _sweep_stale(self, conn: libvirt.virConnect) -> None:
-        """Destroy and undefine domains of harness processes that no longer exist."""
+        """Destroy and undefine the domains whose recorded owner is provably a harness of this
+        host that died; any other domain stays, whatever its name."""
         for dom in conn.listAllDomains(0):
-            match = re.match(rf"{DOMAIN_PREFIX}(\d+)-", dom.name())
-            if match and not process_alive(int(match.group(1))):
-                log.info("removing stale domain %s", dom.name())
+            if not dom.name().startswith(DOMAIN_PREFIX):
+                continue
+            owner = owner_of(_xml_of(dom))
+            if owner is not None and is_dead_harness(owner, self.owner, start_time):
+                log.info("removing stale domain %s of harness pid %d", dom.name(), owner.pid)
                 remove_domain(dom)
+
+    def owns(self, dom: libvirt.virDomain) -> bool:
+        """The domain was defined by this harness process."""
+        return owner_of(_xml_of(dom)) == self.owner
+
+    @property
+    def qemu_log_dir(self) -> Path:
+        """Where the daemon keeps each domain's QEMU output (``<domain>.log``)."""
+        return self.daemon.qemu_log_dir if self.daemon is not None else HOST_QEMU_LOG_DIR
 
     def facts(self) -> dict[str, Any]:
         conn = self.conn
@@ -120,7 +139,9 @@ class LibvirtHost:
             "backend": "libvirt",
             "libvirt_uri": self.uri,
             "libvirt_version": _dotted(call("getLibVersion", conn.getLibVersion)),
-            "libvirt_daemon": "started by the harness" if self.daemon else "already running",
+            "libvirt_daemon": (
+                "private, started by the harness" if self.daemon else "already running"
+            ),
         }
 
     def check_emulator(self, binary: str, machine: str) -> None:
@@ -151,14 +172,21 @@ class LibvirtHost:
 
     def foreign_active_domains(self) -> list[str]:
         """Active domains this harness process does not own (another user's guests)."""
-        mine = f"{DOMAIN_PREFIX}{os.getpid()}-"
         return [
             dom.name()
             for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-            if not dom.name().startswith(mine)
+            if not self.owns(dom)
         ]
 
     def close(self) -> None:
+        """Close the connection; a private daemon is emptied of its domains first (their QEMUs
+        would outlive libvirtd otherwise), then stopped."""
+        if self._conn is not None and self.daemon is not None:
+            try:
+                for dom in self._conn.listAllDomains(0):
+                    remove_domain(dom)
+            except libvirt.libvirtError as exc:
+                log.debug("emptying the private daemon: %s", exc)
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -186,6 +214,15 @@ def remove_domain(dom: libvirt.virDomain) -> None:
         dom.undefineFlags(flags)
     except libvirt.libvirtError as exc:
         log.debug("undefine %s: %s", dom.name(), exc)
+
+
+def _xml_of(dom: libvirt.virDomain) -> str:
+    """The domain's XML, or "" if it went away meanwhile."""
+    try:
+        return str(dom.XMLDesc(0))
+    except libvirt.libvirtError as exc:
+        log.debug("XMLDesc %s: %s", dom.name(), exc)
+        return ""
 
 
 def _dotted(version: int) -> str:

@@ -40,7 +40,6 @@ from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
-QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")  # the privileged daemon's per-domain QEMU logs
 AGENT_ATTEMPT_SECONDS = 5.0
 AGENT_RESPONSE_TIMEOUT_S = 10  # libvirt's own bound on an agent reply (agentSetResponseTimeout)
 PM_TARGETS = {
@@ -122,7 +121,7 @@ class LibvirtMachine(MachineBase):
             return
         conn = self.host.conn
         self._console_server.listen()
-        xml = build_domain_xml(self.domain_name, self.config, self.files)
+        xml = build_domain_xml(self.domain_name, self.config, self.files, self.host.owner)
         (self.evidence_dir / "domain.xml").write_text(xml)
         self.host.check_emulator(self.config.binary, self.config.machine)
         self._dom = call("defineXML", lambda: conn.defineXML(xml))
@@ -189,7 +188,7 @@ class LibvirtMachine(MachineBase):
         """Stop, then undefine the domain with its managed save and snapshots; QEMU's own log
         (kept by libvirt's virtlogd) is copied into the evidence first."""
         self.stop()
-        qemu_log = QEMU_LOG_DIR / f"{self.domain_name}.log"
+        qemu_log = self.host.qemu_log_dir / f"{self.domain_name}.log"
         if qemu_log.is_file():
             shutil.copyfile(qemu_log, self.evidence_dir / "qemu-output.log")
         if self._dom is not None:
