@@ -6,6 +6,11 @@ The script reads a fixed path (``/etc/default/libvirt-guests`` on Debian,
 ``/var/lib/libvirt``. It runs in a private mount namespace where the harness's file is bound
 over that path and a private directory over its state, so the host's own configuration and
 state are neither read nor changed. virsh inside still talks to the same libvirtd.
+
+The service acts on every running domain of that daemon, so each action holds a host-wide
+lock (``host_lock``): two runs' services never act at once. A daemon the harness starts is
+private to its run (see harness.machines.libvirt.daemon), so there the service only ever sees
+that run's own domains; on a daemon the user runs, the case skips while it runs other guests.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from harness.errors import GuestFault, SetupError, StageTimeout
 from harness.machines.protocol import Machine, Signal
 from harness.transitions.catalogue import Marks, PlatformEntry, Transition, wait_guest_ready
 from harness.transitions.host import ANY_GUEST, host_of
+from harness.transitions.host_lock import GUESTS_SERVICE_LOCK, host_lock
 
 SCRIPTS = (Path("/usr/lib/libvirt/libvirt-guests.sh"), Path("/usr/libexec/libvirt-guests.sh"))
 STATE_DIRS = ("/var/lib/libvirt", "/var/lock")  # its list file and its "started" lock file
@@ -142,16 +148,17 @@ class GuestsService:
             binds.append(f'mount --bind "{private}" "{directory}"')
         script = " && ".join(binds) + f' && exec "{self.script}" {action}'
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        started = time.monotonic()
         try:
-            result = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
+            with host_lock(GUESTS_SERVICE_LOCK, self.timeout, f"libvirt-guests {action}"):
+                started = time.monotonic()
+                result = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    timeout=self.timeout,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
         except subprocess.TimeoutExpired as exc:
             raise StageTimeout(f"libvirt-guests {action}", self.timeout) from exc
         except FileNotFoundError as exc:

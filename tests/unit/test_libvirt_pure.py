@@ -1,14 +1,15 @@
 """The libvirt backend's pure parts: domain XML, event names and signals, error translation,
-the libvirt-guests configuration, the private configuration and
+the libvirt-guests configuration and its host-wide lock, the private configuration and
 namespace of a harness-started daemon, and which domains a sweep may remove."""
 
+import fcntl
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from harness.errors import AgentError, SetupError, StateUnsupported
+from harness.errors import AgentError, SetupError, StageTimeout, StateUnsupported
 from harness.machines.config import Firmware, QemuConfig
 from harness.machines.libvirt.daemon import (
     BOUND_DIRS,
@@ -27,6 +28,7 @@ from harness.machines.libvirt.owner import (
     start_time,
 )
 from harness.transitions.guests_service import GuestsServiceConfig, config_path_of
+from harness.transitions.host_lock import host_lock
 
 FILES = DomainFiles(
     Path("/r/root.qcow2"),
@@ -325,3 +327,21 @@ def test_a_sweep_removes_only_provably_dead_harnesses_of_this_host(
     owner: Owner | None, running: dict[int, int], swept: bool
 ) -> None:
     assert is_dead_harness(owner, HERE, running.get) is swept
+
+
+def test_the_guests_service_lock_is_held_by_one_run_at_a_time(tmp_path: Path) -> None:
+    lock = tmp_path / "service.lock"
+    with host_lock(lock, 1.0, "libvirt-guests stop"):
+        other = os.open(lock, os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        waited = pytest.raises(StageTimeout, match="another run to release")
+        with waited, host_lock(lock, 0.3, "libvirt-guests stop"):
+            pass
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on leaving the block
+    os.close(other)
+    (tmp_path / "elsewhere").write_text("")
+    (tmp_path / "link.lock").symlink_to(tmp_path / "elsewhere")
+    refused = pytest.raises(SetupError, match="cannot open")
+    with refused, host_lock(tmp_path / "link.lock", 1.0, "libvirt-guests stop"):
+        pass
