@@ -82,7 +82,7 @@ def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
     before = cycle["evidence"]["before"]
     assert "/dev/vdb" in before["guest.swaps"], before
     assert " resume=/dev/vdb" in before["guest.cmdline"], before
-    downloaded = tmp_path / "cache" / "downloads" / IMAGE_NAME
+    downloaded = tmp_path / "cache" / "downloads" / "sha256" / sha / IMAGE_NAME  # by content
     assert file_sha256(downloaded) == sha
 
 
@@ -101,7 +101,7 @@ def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
         in (errors[0])
     )
     downloads = tmp_path / "cache" / "downloads"
-    assert [p.name for p in downloads.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p for p in downloads.rglob("*") if p.is_file() and p.name != ".lock"] == []
 
 
 @pytest.mark.libvirt
