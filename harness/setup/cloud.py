@@ -1,6 +1,14 @@
 """Cloud images (Fedora Cloud, Ubuntu, CentOS Stream, Debian genericcloud, or one built
-here): downloaded and verified by sha256 into the cache, booted from their own disk by the
-firmware (UEFI: OVMF on q35), and configured through a cloud-init NoCloud seed.
+here): downloaded and verified by sha256 into the cache, checked to be one standalone qcow2
+file, booted from their own disk by the firmware (UEFI: OVMF on q35), and configured through a
+cloud-init NoCloud seed.
+
+An image may travel over plain http only when its digest did not: the digest is given on the
+command line (``--cloud-sha256``), or read from a checksum list its distribution signs, or
+from one read over https or from a local file (harness.setup.cloud_providers). A downloaded
+image is opened by nothing but ``qemu-img info -f qcow2`` (which opens neither a backing file
+nor a data file, and probes no format) until it is known to stand alone: a qcow2 that names a
+backing file or an external data file would have root's QEMU open that path (``/dev/sda``).
 
 The seed (an ISO 9660 volume labelled ``cidata``, written with avocado's iso9660 utility on
 pycdlib) gives root the run's ssh key, turns the harness's swap disk into the guest's swap,
@@ -18,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SetupError
-from harness.setup.cloud_providers import is_spec, resolve
-from harness.setup.downloads import digest_from_sums, fetch, fetch_text
+from harness.setup.cloud_providers import is_spec, resolve, unsigned_sums
+from harness.setup.downloads import digest_from_sums, fetch
 from harness.setup.image import DEFAULT_CACHE, GuestImage
 
 DOWNLOADS = DEFAULT_CACHE / "downloads"
@@ -109,21 +117,20 @@ def cloud_image(
 ) -> GuestImage:
     """The image at ``url`` (a URL, a local path, or a distribution's ``name:version``
     found upstream or under ``mirror``), verified against ``sha256`` or the checksum list
-    ``sums_url`` (default: SHA256SUMS beside the image, or what the distribution publishes)."""
+    ``sums_url`` (default: SHA256SUMS beside the image, or what the distribution publishes),
+    and refused unless it is one standalone qcow2 file."""
     if is_spec(url):
-        ref = resolve(url, mirror)
-        url, sha256 = ref.url, sha256 or ref.digest
+        ref = resolve(url, mirror, sha256)
+        url, sha256 = ref.url, ref.digest
     name = url.rstrip("/").rsplit("/", 1)[-1]
     if sha256 is None:
         if sums_url is None:
             folder, _, _ = url.rstrip("/").rpartition("/")
             sums_url = f"{folder}/{SUMS_NAME}" if folder else SUMS_NAME
-        sha256 = digest_from_sums(fetch_text(sums_url), name)
+        sha256 = digest_from_sums(unsigned_sums(sums_url), name)
     disk = fetch(url, sha256, cache or DOWNLOADS)
+    check_standalone_qcow2(disk)
     disk.chmod(0o444)  # a base image: guests run on overlays of it
-    image_format = _format(disk)
-    if image_format != "qcow2":
-        raise SetupError(f"{disk} is a {image_format} image: use the qcow2 build of it")
     stem = name.removesuffix(".qcow2").removesuffix(".img")
     return GuestImage(
         name=f"cloud-{stem}",
@@ -152,11 +159,35 @@ def write_seed(path: Path, instance_id: str, ssh_public_line: str) -> Path:
     return path
 
 
-def _format(disk: Path) -> str:
-    result = subprocess.run(
-        ["qemu-img", "info", "--output=json", str(disk)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+def check_standalone_qcow2(disk: Path) -> None:
+    """Refuse ``disk`` unless it is a qcow2 image that reads no other file: no backing file,
+    no external data file. The format is given, never probed: a probed VMDK descriptor, for
+    one, has ``qemu-img info`` open the extent files it names."""
+    try:
+        result = subprocess.run(
+            ["qemu-img", "info", "--output=json", "-f", "qcow2", str(disk)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        raise SetupError("qemu-img not found: run ./run setup (installs qemu-utils)") from exc
     if result.returncode != 0:
-        raise SetupError(f"{disk} is not a disk image qemu-img can read: {result.stderr.strip()}")
-    return str(json.loads(result.stdout)["format"])
+        problem = result.stderr.strip().splitlines()[-1:] or ["no reason given"]
+        raise SetupError(
+            f"{disk} is not a qcow2 image qemu-img can read ({problem[0]}): use the qcow2 build "
+            "of the image"
+        )
+    info = json.loads(result.stdout)
+    backing = info.get("full-backing-filename") or info.get("backing-filename")
+    data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
+    if info.get("format") != "qcow2":
+        raise SetupError(f"{disk} is a {info.get('format')} image: use the qcow2 build of it")
+    if backing:
+        raise SetupError(
+            f"{disk} is a qcow2 overlay of {backing}, which QEMU would open as root: refused; "
+            "use a standalone image (qemu-img convert -O qcow2 it into one you trust)"
+        )
+    if data_file:
+        raise SetupError(
+            f"{disk} keeps its data in the external file {data_file}, which QEMU would open as "
+            "root: refused; use a standalone image (qemu-img convert -O qcow2 it)"
+        )

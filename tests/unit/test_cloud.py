@@ -1,15 +1,32 @@
-"""Cloud images: the seed a cloud-init NoCloud datasource reads, and the firmware boot."""
+"""Cloud images: only a standalone qcow2 is taken, its digest never trusted from plain http;
+the seed a cloud-init NoCloud datasource reads, and the firmware boot."""
 
+import functools
+import os
 import subprocess
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler
 from io import BytesIO
 from pathlib import Path
+from typing import ClassVar
 
 import pycdlib
+import pytest
 from ruamel.yaml import YAML
 
+from harness.errors import SetupError
 from harness.machines.config import QemuConfig
 from harness.machines.qemu.cmdline import RunPaths, build_argv
-from harness.setup.cloud import RESUME_SCRIPT, SET_RESUME_SH, ResumeStatus, write_seed
+from harness.setup.cloud import (
+    RESUME_SCRIPT,
+    SET_RESUME_SH,
+    ResumeStatus,
+    check_standalone_qcow2,
+    cloud_image,
+    write_seed,
+)
+from harness.setup.downloads import file_sha256
+from tests.unit.local_mirrors import serve
 
 PATHS = RunPaths(*(Path(f"/r/{n}") for n in ("q.sock", "a.sock", "c.sock", "o", "s", "d")))
 
@@ -112,3 +129,112 @@ def test_a_cloud_guest_boots_from_its_disk_with_the_seed_attached() -> None:
     assert argv.index("virtio-blk-pci,drive=seed,id=seed-disk") > argv.index(
         "virtio-blk-pci,drive=data,id=data-disk"
     )  # after the scratch disk: /dev/vdd, swap stays /dev/vdb
+
+
+def qemu_img(*arguments: str) -> None:
+    subprocess.run(["qemu-img", *arguments], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """A standalone qcow2, an overlay of a harmless backing file, one with its data in an
+    external file, a raw image, and a VMDK descriptor whose extent is a FIFO (opening it
+    would block: probing the format would hang)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    qemu_img("create", "-q", "-f", "qcow2", str(folder / "plain.qcow2"), "1M")
+    qemu_img("create", "-q", "-f", "raw", str(folder / "backing.raw"), "1M")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", str(folder / "backing.raw"), "-F", "raw",
+             str(folder / "overlay.qcow2"))  # fmt: skip
+    qemu_img("create", "-q", "-f", "qcow2", "-o", f"data_file={folder / 'data.raw'}",
+             str(folder / "external-data.qcow2"), "1M")  # fmt: skip
+    (folder / "disk.raw").write_bytes(b"\0" * 65536)
+    os.mkfifo(folder / "extent")
+    (folder / "disk.vmdk").write_text(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+        'createType="monolithicFlat"\nRW 2048 FLAT "extent" 0\n'
+    )
+    return folder
+
+
+def test_a_standalone_qcow2_is_taken(images: Path) -> None:
+    check_standalone_qcow2(images / "plain.qcow2")
+
+
+def test_a_qcow2_with_a_backing_file_is_refused(images: Path) -> None:
+    with pytest.raises(SetupError) as caught:
+        check_standalone_qcow2(images / "overlay.qcow2")
+    assert str(caught.value) == (
+        f"{images}/overlay.qcow2 is a qcow2 overlay of {images}/backing.raw, which QEMU would "
+        "open as root: refused; use a standalone image (qemu-img convert -O qcow2 it into one "
+        "you trust)"
+    )
+
+
+def test_a_qcow2_with_an_external_data_file_is_refused(images: Path) -> None:
+    with pytest.raises(SetupError) as caught:
+        check_standalone_qcow2(images / "external-data.qcow2")
+    assert str(caught.value).startswith(
+        f"{images}/external-data.qcow2 keeps its data in the external file {images}/data.raw, "
+        "which QEMU would open as root: refused"
+    )
+
+
+@pytest.mark.parametrize("name", ["disk.raw", "disk.vmdk"])
+def test_other_formats_are_refused_and_never_probed(images: Path, name: str) -> None:
+    with pytest.raises(SetupError, match=rf"^{images}/{name} is not a qcow2 image qemu-img can "
+                       r"read \(.*\): use the qcow2 build of the image$"):  # fmt: skip
+        check_standalone_qcow2(images / name)
+
+
+class Mirror(SimpleHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Mirror.hits.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def mirror(images: Path) -> Iterator[str]:
+    """The images over plain http, with a SHA256SUMS beside them."""
+    sums = "".join(f"{file_sha256(p)}  {p.name}\n" for p in sorted(images.glob("*.qcow2")))
+    (images / "SHA256SUMS").write_text(sums)
+    Mirror.hits = []
+    with serve(functools.partial(Mirror, directory=str(images))) as url:
+        yield url
+
+
+def test_an_http_image_without_a_digest_given_is_refused(mirror: str, tmp_path: Path) -> None:
+    with pytest.raises(SetupError) as caught:
+        cloud_image(f"{mirror}/plain.qcow2", cache=tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{mirror}/SHA256SUMS is an unsigned checksum list over plain http, which proves "
+        "nothing: use https (or a local copy), or give the image's digest with --cloud-sha256"
+    )
+    assert Mirror.hits == []  # neither the list nor the image was read
+
+
+def test_an_http_image_with_its_digest_given_or_a_local_list(
+    mirror: str, images: Path, tmp_path: Path
+) -> None:
+    sha = file_sha256(images / "plain.qcow2")
+    image = cloud_image(f"{mirror}/plain.qcow2", sha, cache=tmp_path / "cache")
+    assert image.disk == tmp_path / "cache" / "sha256" / sha / "plain.qcow2"
+    assert image.cloud and image.key == sha[:16]
+    listed = cloud_image(
+        f"{mirror}/plain.qcow2", sums_url=str(images / "SHA256SUMS"), cache=tmp_path / "cache"
+    )
+    assert listed.disk == image.disk
+    assert Mirror.hits == ["/plain.qcow2"]  # once: the second found it cached by its digest
+
+
+def test_a_downloaded_overlay_is_refused_before_anything_boots_it(
+    mirror: str, images: Path, tmp_path: Path
+) -> None:
+    sha = file_sha256(images / "overlay.qcow2")
+    with pytest.raises(SetupError, match=r"overlay\.qcow2 is a qcow2 overlay of .*backing\.raw"):
+        cloud_image(f"{mirror}/overlay.qcow2", sha, cache=tmp_path / "cache")
