@@ -11,8 +11,8 @@ from harness.transitions.catalogue import (
     DISK_TEST_RESUME,
     S4_AGENT,
     S4_SYSTEMCTL,
-    Transition,
 )
+from harness.transitions.parts import Transition
 
 
 @pytest.mark.s4

@@ -9,8 +9,8 @@ from harness.transitions.catalogue import (
     HYBRID_AGENT_WAKE,
     HYBRID_SYSTEMCTL_POWERLOSS,
     HYBRID_SYSTEMCTL_WAKE,
-    Transition,
 )
+from harness.transitions.parts import Transition
 
 
 @pytest.mark.hybrid

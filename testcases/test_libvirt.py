@@ -8,7 +8,8 @@ from harness.checks.verdict import CycleSeries
 from harness.machines.protocol import Machine
 from harness.plugin import PowerCycle, expect_pass
 from harness.transitions import host as host_paths
-from harness.transitions.catalogue import S3_SYSTEMCTL, Transition
+from harness.transitions.catalogue import S3_SYSTEMCTL
+from harness.transitions.parts import Transition
 
 pytestmark = pytest.mark.libvirt
 

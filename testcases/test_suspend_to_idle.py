@@ -7,7 +7,8 @@ and the guest is woken by a key press with the keyboard enabled as a wake source
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions.catalogue import FREEZE, S2IDLE, STANDBY, Transition
+from harness.transitions.catalogue import FREEZE, S2IDLE, STANDBY
+from harness.transitions.parts import Transition
 
 
 @pytest.mark.s2idle

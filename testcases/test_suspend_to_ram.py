@@ -3,7 +3,8 @@
 import pytest
 
 from harness.plugin import PowerCycle, expect_pass
-from harness.transitions.catalogue import S3_AGENT, S3_RTC, S3_SYSFS, S3_SYSTEMCTL, Transition
+from harness.transitions.catalogue import S3_AGENT, S3_RTC, S3_SYSFS, S3_SYSTEMCTL
+from harness.transitions.parts import Transition
 
 
 @pytest.mark.s3

@@ -29,7 +29,8 @@ from harness.errors import (
 from harness.guest.console.diagnosis import KERNEL_PM_LINE, console_diagnosis
 from harness.guest.ssh import EchoChannel, StreamDownload
 from harness.machines.protocol import Machine
-from harness.transitions.catalogue import Marks, Rewake, Transition
+from harness.transitions.marks import Marks
+from harness.transitions.parts import Rewake, Transition
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from harness.results import known_issues
 from harness.results.merge import load_run, merge
 from harness.results.run_report import RunReport, new_run_id
 from harness.session import HarnessSession
-from harness.transitions.catalogue import Transition
+from harness.transitions.parts import Transition
 
 __all__ = [
     "GroupCycle",

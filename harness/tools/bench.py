@@ -23,7 +23,9 @@ from harness.machines.events import RecordedEvent
 from harness.machines.qemu.machine import QemuMachine
 from harness.session import HarnessSession, Settings
 from harness.setup.image import Progress
-from harness.transitions.catalogue import HYBRID_AGENT_WAKE, S3_AGENT, S4_AGENT, Marks, Transition
+from harness.transitions.catalogue import HYBRID_AGENT_WAKE, S3_AGENT, S4_AGENT
+from harness.transitions.marks import Marks
+from harness.transitions.parts import Transition
 
 CYCLES = ((S3_AGENT, "S3"), (S4_AGENT, "S4"), (HYBRID_AGENT_WAKE, "hybrid"))
 CLOCK_JUMP_S = 1.0

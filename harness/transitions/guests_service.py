@@ -21,12 +21,16 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import GuestFault, SetupError, StageTimeout
 from harness.machines.protocol import Machine, Signal
-from harness.transitions.catalogue import Marks, PlatformEntry, Transition, wait_guest_ready
+from harness.transitions.entries import PlatformEntry
 from harness.transitions.host import ANY_GUEST, host_of
 from harness.transitions.host_lock import GUESTS_SERVICE_LOCK, host_lock
+from harness.transitions.marks import Marks
+from harness.transitions.parts import Transition
+from harness.transitions.wakes import wait_guest_ready
 
 SCRIPTS = (Path("/usr/lib/libvirt/libvirt-guests.sh"), Path("/usr/libexec/libvirt-guests.sh"))
 STATE_DIRS = ("/var/lib/libvirt", "/var/lock")  # its list file and its "started" lock file
@@ -73,7 +77,7 @@ class GuestsServiceConfig:
         return "-".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceRun:
     action: str
     exit_status: int
@@ -164,7 +168,10 @@ class GuestsService:
         except FileNotFoundError as exc:
             raise SetupError("unshare not found: install util-linux") from exc
         run = ServiceRun(
-            action, result.returncode, result.stdout + result.stderr, time.monotonic() - started
+            action=action,
+            exit_status=result.returncode,
+            output=result.stdout + result.stderr,
+            seconds=time.monotonic() - started,
         )
         self.runs.append(run)
         if "mount:" in result.stderr or "unshare:" in result.stderr:
@@ -203,11 +210,7 @@ class ServiceStart:
     the guest must stay off; the harness then starts it itself to prove what was kept."""
 
     service: GuestsService
-    keeps_vm_process: bool = False
-
-    @property
-    def description(self) -> str:
-        return f"libvirt-guests start (ON_BOOT={self.service.config.on_boot})"
+    keeps_vm_process: ClassVar[bool] = False
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         config = self.service.config
@@ -236,22 +239,22 @@ def service_transition(service: GuestsService) -> Transition:
     """Each guest's view of one stop/start of the service with ``service``'s settings."""
     config = service.config
     if config.on_shutdown == "shutdown":
-        entry, events = PlatformEntry((Signal.POWERED_OFF,)), (Signal.SHUTDOWN, Signal.POWERED_OFF)
+        entry = PlatformEntry(signals=(Signal.POWERED_OFF,))
+        events = (Signal.SHUTDOWN, Signal.POWERED_OFF)
     else:
-        entry, events = PlatformEntry((Signal.SAVED,)), (Signal.SAVED, Signal.RESTORED)
+        entry = PlatformEntry(signals=(Signal.SAVED,))
+        events = (Signal.SAVED, Signal.RESTORED)
     # Without SYNC_TIME a restored guest's clock lags by the time it was saved; the harness
     # then sets it (and keeps the lag). With SYNC_TIME the service's own sync is what is judged.
     resync = config.on_shutdown == "suspend" and not (
         config.sync_time and config.on_boot == "start"
     )
     return Transition(
-        f"libvirt-guests-{config.id}",
-        ANY_GUEST,
-        ServiceStop(service),
-        entry,
-        ServiceStart(service),
-        events,
-        (),
-        ("libvirt", "libvirt-guests"),
+        id=f"libvirt-guests-{config.id}",
+        needs=ANY_GUEST,
+        request=ServiceStop(service),
+        entry=entry,
+        wake=ServiceStart(service),
+        expected_events=events,
         resync_clock=resync,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from dataclasses import dataclass
+from typing import ClassVar
 
 from harness.errors import StateUnsupported
 from harness.machines.protocol import HostLifecycle, Machine, Signal
@@ -17,7 +18,6 @@ from harness.transitions.catalogue import (
     HYBRID_ENTRY,
     HYBRID_NEEDS,
     HYBRID_RAM_RECORDS,
-    K_S3_ENTRY,
     S3_ENTRY,
     S3_EVENTS,
     S3_NEEDS,
@@ -26,23 +26,18 @@ from harness.transitions.catalogue import (
     S4_EVENTS,
     S4_NEEDS,
     S4_RECORDS,
-    Marks,
-    Needs,
-    PlatformEntry,
-    Relaunch,
-    Rewake,
-    SystemWakeup,
-    Transition,
-    check_answer,
-    require_signal,
-    wait_guest_ready,
 )
+from harness.transitions.entries import PlatformEntry, check_answer
+from harness.transitions.marks import Marks
+from harness.transitions.parts import K_S3_ENTRY, Needs, Rewake, Transition
+from harness.transitions.wakes import Relaunch, SystemWakeup, require_signal, wait_guest_ready
 
 SNAPSHOT_NAME = "s3s4-halt"
 DISKS_AT_SAVE = "s3s4-at-save"
-ANY_GUEST = Needs(())  # host paths ask nothing of the guest's power states
-SAVED_ENTRY = PlatformEntry((Signal.SAVED,))
+ANY_GUEST = Needs(power_states=())  # host paths ask nothing of the guest's power states
+SAVED_ENTRY = PlatformEntry(signals=(Signal.SAVED,))
 SAVED_EVENTS = (Signal.SAVED, Signal.RESTORED)
+CROSSED_EVENTS = (Signal.SUSPENDED, Signal.SAVED, Signal.RESTORED)
 
 
 def host_of(machine: Machine) -> HostLifecycle:
@@ -83,7 +78,7 @@ class HostPmSuspend:
         return host_of(machine).pm_suspend(self.target)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HostSave:
     """The host saves the running guest's state and stops it: save, managedsave or
     snapshot-create --halt; with ``snapshot_disks`` the stopped disks are snapshotted too, so
@@ -115,7 +110,7 @@ class SuspendedThenHost:
 
     @property
     def description(self) -> str:
-        return f"virsh dompmsuspend --target mem, then {HostSave(self.action).description}"
+        return f"virsh dompmsuspend --target mem, then {HostSave(action=self.action).description}"
 
     def send(self, machine: Machine) -> None:
         host = host_of(machine)
@@ -139,20 +134,12 @@ class SuspendedThenHost:
 
 @dataclass(frozen=True)
 class HostRestart:
-    """The host starts the guest from its saved state: restore, start (managed save) or
-    snapshot revert. A guest that comes back paused is resumed, one that comes back in S3 is
-    woken; both are recorded as STATE events."""
+    """The host starts the guest from its saved state: ``restore``, ``start`` (the managed
+    save) or ``revert`` (the snapshot). A guest that comes back paused is resumed, one that
+    comes back in S3 is woken; both are recorded as STATE events."""
 
     action: str
-    keeps_vm_process: bool = False
-
-    @property
-    def description(self) -> str:
-        return {
-            "restore": "virsh restore",
-            "start": "virsh start (restores the managed save)",
-            "revert": "virsh snapshot-revert",
-        }[self.action]
+    keeps_vm_process: ClassVar[bool] = False
 
     def perform(self, machine: Machine, marks: Marks, timings: dict[str, float]) -> None:
         host = host_of(machine)
@@ -185,117 +172,103 @@ def revert_disks_to_save(machine: Machine) -> None:
 # -- the paths -----------------------------------------------------------------------------
 
 DOMPM_MEM = Transition(
-    "dompmsuspend-mem",
-    S3_NEEDS,
-    HostPmSuspend("mem"),
-    S3_ENTRY,
-    SystemWakeup("virsh dompmwakeup"),
-    S3_EVENTS,
-    S3_RECORDS,
-    ("s3", "libvirt"),
+    id="dompmsuspend-mem",
+    needs=S3_NEEDS,
+    request=HostPmSuspend("mem"),
+    entry=S3_ENTRY,
+    wake=SystemWakeup(),
+    expected_events=S3_EVENTS,
+    kernel_records=S3_RECORDS,
 )
 DOMPM_DISK = Transition(
-    "dompmsuspend-disk",
-    S4_NEEDS,
-    HostPmSuspend("disk"),
-    S4_ENTRY,
-    Relaunch("virsh start"),
-    S4_EVENTS,
-    S4_RECORDS,
-    ("s4", "libvirt"),
+    id="dompmsuspend-disk",
+    needs=S4_NEEDS,
+    request=HostPmSuspend("disk"),
+    entry=S4_ENTRY,
+    wake=Relaunch(),
+    expected_events=S4_EVENTS,
+    kernel_records=S4_RECORDS,
 )
 DOMPM_HYBRID = Transition(
-    "dompmsuspend-hybrid",
-    HYBRID_NEEDS,
-    HostPmSuspend("hybrid"),
-    HYBRID_ENTRY,
-    SystemWakeup("virsh dompmwakeup"),
-    S3_EVENTS,
-    HYBRID_RAM_RECORDS,
-    ("hybrid", "libvirt"),
+    id="dompmsuspend-hybrid",
+    needs=HYBRID_NEEDS,
+    request=HostPmSuspend("hybrid"),
+    entry=HYBRID_ENTRY,
+    wake=SystemWakeup(),
+    expected_events=S3_EVENTS,
+    kernel_records=HYBRID_RAM_RECORDS,
 )
 SAVE_RESTORE = Transition(
-    "save-restore",
-    ANY_GUEST,
-    HostSave("save"),
-    SAVED_ENTRY,
-    HostRestart("restore"),
-    SAVED_EVENTS,
-    (),
-    ("libvirt",),
+    id="save-restore",
+    needs=ANY_GUEST,
+    request=HostSave(action="save"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("restore"),
+    expected_events=SAVED_EVENTS,
     resync_clock=True,
 )
 SAVE_RESTORE_TWICE = Transition(
-    "save-restore-twice",
-    ANY_GUEST,
-    HostSave("save", snapshot_disks=True),
-    SAVED_ENTRY,
-    HostRestart("restore"),
-    SAVED_EVENTS,
-    (),
-    ("libvirt",),
+    id="save-restore-twice",
+    needs=ANY_GUEST,
+    request=HostSave(action="save", snapshot_disks=True),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("restore"),
+    expected_events=SAVED_EVENTS,
     resync_clock=True,
     then=(
         Rewake(
-            "destroy, revert the disks to the save, restore the same image again",
-            revert_disks_to_save,
-            (Signal.RESTORED,),
+            description="destroy, revert the disks to the save, restore the same image again",
+            prepare=revert_disks_to_save,
+            expected_events=(Signal.RESTORED,),
         ),
     ),
 )
 MANAGEDSAVE_START = Transition(
-    "managedsave-start",
-    ANY_GUEST,
-    HostSave("managedsave"),
-    SAVED_ENTRY,
-    HostRestart("start"),
-    SAVED_EVENTS,
-    (),
-    ("libvirt",),
+    id="managedsave-start",
+    needs=ANY_GUEST,
+    request=HostSave(action="managedsave"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("start"),
+    expected_events=SAVED_EVENTS,
     resync_clock=True,
 )
 SNAPSHOT_HALT_REVERT = Transition(
-    "snapshot-halt-revert",
-    ANY_GUEST,
-    HostSave("snapshot-halt"),
-    SAVED_ENTRY,
-    HostRestart("revert"),
-    SAVED_EVENTS,
-    (),
-    ("libvirt",),
+    id="snapshot-halt-revert",
+    needs=ANY_GUEST,
+    request=HostSave(action="snapshot-halt"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("revert"),
+    expected_events=SAVED_EVENTS,
     resync_clock=True,
 )
 S3_THEN_SAVE = Transition(
-    "s3-then-save",
-    S3_NEEDS,
-    SuspendedThenHost("save"),
-    SAVED_ENTRY,
-    HostRestart("restore"),
-    (Signal.SUSPENDED, Signal.SAVED, Signal.RESTORED),
-    (K_S3_ENTRY,),
-    ("s3", "libvirt", "crossed"),
+    id="s3-then-save",
+    needs=S3_NEEDS,
+    request=SuspendedThenHost("save"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("restore"),
+    expected_events=CROSSED_EVENTS,
+    kernel_records=(K_S3_ENTRY,),
     resync_clock=True,
 )
 S3_THEN_MANAGEDSAVE = Transition(
-    "s3-then-managedsave",
-    S3_NEEDS,
-    SuspendedThenHost("managedsave"),
-    SAVED_ENTRY,
-    HostRestart("start"),
-    (Signal.SUSPENDED, Signal.SAVED, Signal.RESTORED),
-    (K_S3_ENTRY,),
-    ("s3", "libvirt", "crossed"),
+    id="s3-then-managedsave",
+    needs=S3_NEEDS,
+    request=SuspendedThenHost("managedsave"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("start"),
+    expected_events=CROSSED_EVENTS,
+    kernel_records=(K_S3_ENTRY,),
     resync_clock=True,
 )
 S3_THEN_SNAPSHOT = Transition(
-    "s3-then-snapshot-halt",
-    S3_NEEDS,
-    SuspendedThenHost("snapshot-halt"),
-    SAVED_ENTRY,
-    HostRestart("revert"),
-    (Signal.SUSPENDED, Signal.SAVED, Signal.RESTORED),
-    (K_S3_ENTRY,),
-    ("s3", "libvirt", "crossed"),
+    id="s3-then-snapshot-halt",
+    needs=S3_NEEDS,
+    request=SuspendedThenHost("snapshot-halt"),
+    entry=SAVED_ENTRY,
+    wake=HostRestart("revert"),
+    expected_events=CROSSED_EVENTS,
+    kernel_records=(K_S3_ENTRY,),
     resync_clock=True,
 )
 

@@ -19,7 +19,8 @@ from harness.cycle.run import (
 from harness.errors import AgentCommandError, GuestFault, GuestStalled
 from harness.guest.console.diagnosis import console_crash, console_diagnosis
 from harness.machines.protocol import Signal
-from harness.transitions.catalogue import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL, Rewake
+from harness.transitions.catalogue import S3_AGENT, S3_SYSTEMCTL, S4_SYSTEMCTL
+from harness.transitions.parts import Rewake
 from tests.unit.fake_machine import FACTS, FakeMachine
 
 
@@ -196,7 +197,11 @@ def test_guest_that_never_wakes_is_a_fail_naming_the_wake_stage(tmp_path: Path) 
 
 def test_a_rewake_is_judged_against_the_state_before_the_first_sleep(tmp_path: Path) -> None:
     prepared: list[object] = []
-    rewake = Rewake("prepare the host again", prepared.append, (Signal.WOKEN,))
+    rewake = Rewake(
+        description="prepare the host again",
+        prepare=prepared.append,
+        expected_events=(Signal.WOKEN,),
+    )
     transition = replace(S3_SYSTEMCTL, then=(rewake,))
     machine = FakeMachine(tmp_path)
     first, second = run_series(machine, transition, 1)
@@ -211,7 +216,7 @@ def test_a_rewake_whose_preparation_fails_is_a_fail(tmp_path: Path) -> None:
     def broken(machine: object) -> None:
         raise GuestFault("prepare", "disks could not be reverted")
 
-    transition = replace(S3_SYSTEMCTL, then=(Rewake("revert", broken),))
+    transition = replace(S3_SYSTEMCTL, then=(Rewake(description="revert", prepare=broken),))
     outcomes = run_series(FakeMachine(tmp_path), transition, 1)
     assert [o.verdict for o in outcomes] == [Verdict.PASS, Verdict.FAIL]
     assert outcomes[1].reason == "prepare: disks could not be reverted"

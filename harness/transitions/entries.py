@@ -1,0 +1,141 @@
+"""What proves a sleep was entered: a platform signal QEMU or libvirt saw, or the guest
+kernel's own console line where the platform sees nothing. While waiting, a refusal from the
+request, a guest that locked up, or one that resumed at once ends the wait with its cause."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.errors import (
+    AgentCommandError,
+    GuestFault,
+    GuestLockedUp,
+    HarnessError,
+    StateUnsupported,
+    SuspendNotEntered,
+)
+from harness.guest.console.diagnosis import GUEST_SAYS_RESUMED
+from harness.machines.protocol import Machine, Signal
+from harness.machines.vcpu_lockup import LockupWatch
+from harness.transitions.marks import Marks
+
+WAIT_SLICE = 0.5  # a wait for entry also looks at the request's answer this often
+
+
+class Entry(Protocol):
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        """Return once the sleep state is proven entered; raise SuspendNotEntered otherwise."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformEntry:
+    """Entry proven by what the platform sees: one signal, then optionally more (S4: power-off),
+    each within the ``limit`` named in Timeouts."""
+
+    signals: tuple[Signal, ...]
+    limit: str = "suspend_entry"
+
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        limit = getattr(machine.timeouts, self.limit)
+        deadline = time.monotonic() + limit
+        first, *rest = self.signals
+        watch = machine.lockup_watch()
+        while machine.wait_signal(first, marks.events, WAIT_SLICE) is None:
+            check_answer(answer, description)
+            check_not_locked_up(watch, description)
+            said = machine.console.lines_since(marks.console)
+            resumed = [line for line in said if GUEST_SAYS_RESUMED.search(line)]
+            if resumed:
+                raise SuspendNotEntered(
+                    "suspend-entry",
+                    f"{description}: the guest kernel reports it slept and "
+                    f"resumed ('{resumed[0].strip()}') but the platform never saw {first.value}",
+                )
+            if time.monotonic() > deadline:
+                raise SuspendNotEntered(
+                    "suspend-entry",
+                    f"{description} was sent but no {first.value} signal came "
+                    f"within {limit:.0f}s; console: {machine.serial_tail()}",
+                )
+        for signal in rest:
+            if (
+                machine.wait_signal(
+                    signal, marks.events, max(0.0, deadline - time.monotonic()) + limit
+                )
+                is None
+            ):
+                raise SuspendNotEntered(
+                    f"{first.value}-then-{signal.value}",
+                    f"no {signal.value} within {limit:.0f}s after "
+                    f"{first.value}; console: {machine.serial_tail()}",
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleEntry:
+    """Entry proven by the guest kernel's own console line (QEMU sees nothing for s2idle)."""
+
+    pattern: str
+    limit: str = "suspend_entry"
+
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        limit = getattr(machine.timeouts, self.limit)
+        deadline = time.monotonic() + limit
+        pattern = re.compile(self.pattern)
+        watch = machine.lockup_watch()
+        while machine.console.wait_for(pattern, marks.console, WAIT_SLICE) is None:
+            check_answer(answer, description)
+            check_not_locked_up(watch, description)
+            if time.monotonic() > deadline:
+                raise SuspendNotEntered(
+                    "suspend-entry",
+                    f"{description} was sent but the guest never printed "
+                    f"'{self.pattern}' within {limit:.0f}s; console: {machine.serial_tail()}",
+                )
+
+
+def check_not_locked_up(watch: LockupWatch, description: str) -> None:
+    """A guest that locked up on its way to sleep will not get there: say so now."""
+    if lockup := watch.check():
+        raise GuestLockedUp("suspend-entry", f"{description} was sent, then {lockup}")
+
+
+def check_answer(answer: concurrent.futures.Future[object] | None, description: str) -> None:
+    """The agent only answers a suspend request to refuse it: turn that into the verdict."""
+    if answer is None or not answer.done():
+        return
+    try:
+        answer.result(timeout=0)
+    except StateUnsupported:
+        raise
+    except AgentCommandError as exc:
+        if "not supported" in exc.desc:
+            raise StateUnsupported(f"{description}: {exc.desc}") from exc
+        raise GuestFault("request", str(exc)) from exc
+    except concurrent.futures.CancelledError:
+        return
+    except HarnessError as exc:
+        raise GuestFault("request", str(exc)) from exc
