@@ -6,8 +6,10 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, TypeVar
 
 from harness import ready_checkpoints
 from harness.aio import LoopThread
@@ -70,6 +72,19 @@ class Settings:
 
 BACKENDS = ("qemu", "libvirt")
 LABEL_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
+Built = TypeVar("Built", QemuMachine, LibvirtMachine)
+
+
+class MachineParts(TypedDict):
+    """What both backends' machines are built from."""
+
+    name: str
+    image: GuestImage
+    config: QemuConfig
+    runtime_dir: Path
+    evidence_dir: Path
+    ssh_key: SshKey
+    runner: LoopThread
 
 
 class HarnessSession:
@@ -88,7 +103,9 @@ class HarnessSession:
         self._run_dir: Path | None = None
         self._watchdog: Watchdog | None = None  # cleans up if this process is killed outright
         self._ssh_key: SshKey | None = None
-        self._machines: dict[str, Machine] = {}
+        # Shared guests by cell and name, one table per backend; a case's own guests apart.
+        self._qemu_machines: dict[str, QemuMachine] = {}
+        self._libvirt_machines: dict[str, LibvirtMachine] = {}
         self._fresh: dict[str, QemuMachine] = {}
         self._labels: set[str] = {"checkpoint", "default"}
         self._checkpoints = ReadyCheckpoints()
@@ -162,24 +179,39 @@ class HarnessSession:
         """A guest of the default cell, created once per name and backend (default: the
         session's) and shared by whoever asks; not booted until first used."""
         backend = backend or self.settings.backend
-        if backend not in BACKENDS:
-            raise SetupError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-        key = f"{self.cell.id}/{backend}/{name}"
-        if key not in self._machines:
-            self._machines[key] = self._create(name, extra_args, backend)
-        return self._machines[key]
+        if backend == "qemu":
+            return self._shared(
+                self._qemu_machines, name, lambda: self._build_qemu(name, extra_args)
+            )
+        if backend == "libvirt":
+            return self._libvirt_named(name, extra_args)
+        raise SetupError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+    def _shared(self, machines: dict[str, Built], name: str, build: Callable[[], Built]) -> Built:
+        key = f"{self.cell.id}/{name}"
+        if key not in machines:
+            machines[key] = build()
+        return machines[key]
+
+    def _libvirt_named(self, name: str, extra_args: tuple[str, ...] = ()) -> LibvirtMachine:
+        return self._shared(
+            self._libvirt_machines, name, lambda: self._build_libvirt(name, extra_args)
+        )
 
     def fresh_guest(self, label: str, extra_args: tuple[str, ...] = ()) -> Machine:
-        """A guest of one test case's own (direct QEMU), on disks of its own. Unless cold
-        boots are forced, the default configuration starts from the session's ready
-        checkpoint (taken on first use); a variant (``extra_args``) cold boots. Give it back
-        with ``discard``. Under the libvirt backend this is the cell's libvirt domain, which
-        starts from the libvirt checkpoint likewise."""
+        """A guest of one test case's own (``fresh_qemu_guest``). Under the libvirt backend
+        this is the cell's libvirt domain, which starts from the libvirt checkpoint likewise."""
         if self.settings.backend != "qemu":
             return self._libvirt_default() if not extra_args else self.machine(label, extra_args)
+        return self.fresh_qemu_guest(label, extra_args)
+
+    def fresh_qemu_guest(self, label: str, extra_args: tuple[str, ...] = ()) -> QemuMachine:
+        """A direct QEMU guest of one test case's own, on disks of its own. Unless cold
+        boots are forced, the default configuration starts from the session's ready
+        checkpoint (taken on first use); a variant (``extra_args``) cold boots. Give it back
+        with ``discard``."""
         label = self._unique_label(label)
-        machine = self._create(label, extra_args, "qemu")
-        assert isinstance(machine, QemuMachine)
+        machine = self._build_qemu(label, extra_args)
         self._fresh[label] = machine
         if not extra_args and not self.settings.cold_boot:
             machine.ready_from = self.ready_checkpoint()
@@ -187,18 +219,17 @@ class HarnessSession:
 
     def discard(self, machine: Machine) -> None:
         """Stop a ``fresh_guest`` and delete its disks (its evidence stays)."""
-        if self._fresh.pop(machine.name, None) is None:
+        fresh = self._fresh.pop(machine.name, None)
+        if fresh is None:
             return
-        machine.stop()
-        assert isinstance(machine, QemuMachine)
-        shutil.rmtree(machine.runtime_dir, ignore_errors=True)
+        fresh.stop()
+        shutil.rmtree(fresh.runtime_dir, ignore_errors=True)
 
     def ready_checkpoint(self) -> Checkpoint:
         """The default guest booted once, settled, and frozen (see harness.machines.checkpoint)."""
 
         def make() -> Checkpoint:
-            template = self._create("checkpoint", (), "qemu")
-            assert isinstance(template, QemuMachine)
+            template = self._build_qemu("checkpoint", ())
             self._fresh[template.name] = template
             try:
                 return ready_checkpoints.take(template, self._ensure_run_dir() / "checkpoint")
@@ -216,8 +247,7 @@ class HarnessSession:
         return machine
 
     def _libvirt_default(self) -> LibvirtMachine:
-        machine = self.machine("default", backend="libvirt")
-        assert isinstance(machine, LibvirtMachine)
+        machine = self._libvirt_named("default")
         if not self.settings.cold_boot and machine.ready_from is None:
             directory = self._ensure_run_dir() / "libvirt-checkpoint"
             machine.ready_from = self._checkpoints.get(
@@ -234,7 +264,14 @@ class HarnessSession:
         self._labels.add(unique)
         return unique
 
-    def _create(self, name: str, extra_args: tuple[str, ...], backend: str) -> Machine:
+    def _build_qemu(self, name: str, extra_args: tuple[str, ...]) -> QemuMachine:
+        return QemuMachine(**self._parts(name, extra_args, "qemu"), timeouts=self.timeouts)
+
+    def _build_libvirt(self, name: str, extra_args: tuple[str, ...]) -> LibvirtMachine:
+        parts = self._parts(name, extra_args, "libvirt")
+        return LibvirtMachine(**parts, host=self.libvirt_host(), timeouts=self.timeouts)
+
+    def _parts(self, name: str, extra_args: tuple[str, ...], backend: str) -> MachineParts:
         # Short: socket paths inside it must fit AF_UNIX's 108 bytes whatever the test's name.
         self._created += 1
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
@@ -257,10 +294,15 @@ class HarnessSession:
         evidence = (
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")
         )
-        shared = (name, self.image, config, run_dir, evidence, self._key(), self._loop())
-        if backend == "libvirt":
-            return LibvirtMachine(*shared, self.libvirt_host(), self.timeouts)
-        return QemuMachine(*shared, self.timeouts)
+        return MachineParts(
+            name=name,
+            image=self.image,
+            config=config,
+            runtime_dir=run_dir,
+            evidence_dir=evidence,
+            ssh_key=self._key(),
+            runner=self._loop(),
+        )
 
     def libvirt_host(self) -> LibvirtHost:
         """The libvirt daemon the session talks to; started by the harness if none answers.
@@ -319,15 +361,18 @@ class HarnessSession:
                 self.discard(fresh)
             except Exception:  # keep stopping the others
                 log.exception("stopping %s", fresh.name)
-        for machine in self._machines.values():
+        for machine in self._qemu_machines.values():
             try:
-                if isinstance(machine, LibvirtMachine):
-                    machine.remove()
-                else:
-                    machine.stop()
+                machine.stop()
             except Exception:  # keep stopping the others
                 log.exception("stopping %s", machine.name)
-        self._machines.clear()
+        self._qemu_machines.clear()
+        for domain in self._libvirt_machines.values():
+            try:
+                domain.remove()
+            except Exception:  # keep removing the others
+                log.exception("removing %s", domain.name)
+        self._libvirt_machines.clear()
         if self._libvirt is not None:
             self._libvirt.close()
             self._libvirt = None

@@ -28,7 +28,7 @@ from harness.errors import (
 )
 from harness.guest.console.diagnosis import KERNEL_PM_LINE, console_diagnosis
 from harness.guest.ssh import EchoChannel, StreamDownload
-from harness.machines.protocol import Machine
+from harness.machines.protocol import GuestChannels, Machine, PlatformRecords
 from harness.transitions.marks import Marks
 from harness.transitions.parts import Rewake, Transition
 
@@ -416,7 +416,7 @@ def _apply_faults(machine: Machine, faults: Sequence[Fault], point: str, cycle: 
 
 
 def _capture(
-    machine: Machine,
+    machine: GuestChannels,
     probes: tuple[probe_lib.Probe, ...],
     phase: str,
     evidence: CycleEvidence,
@@ -444,7 +444,7 @@ def _capture(
     return facts
 
 
-def _preflight(machine: Machine, transition: Transition, facts: dict[str, str]) -> None:
+def _preflight(machine: GuestChannels, transition: Transition, facts: dict[str, str]) -> None:
     """UNSUPPORTED when the guest does not offer the state; ERROR when S4 has no swap."""
     reason = transition.needs.unmet(facts)
     if reason:
@@ -461,7 +461,7 @@ def _preflight(machine: Machine, transition: Transition, facts: dict[str, str]) 
 
 
 def _finish(
-    machine: Machine, evidence: CycleEvidence, marks: Marks, verdict: Verdict, reason: str
+    machine: PlatformRecords, evidence: CycleEvidence, marks: Marks, verdict: Verdict, reason: str
 ) -> CycleOutcome:
     evidence.events = [e.to_json() for e in machine.events.since(marks.events)]
     lines = machine.console.lines_since(marks.console)

@@ -1,14 +1,18 @@
-"""What a backend (direct QEMU, later libvirt) must offer the power transitions and checks."""
+"""What the layers above may ask of a running machine, as small roles named after their
+callers' needs; ``Machine`` is all of them, what every backend offers. ``HostLifecycle`` (the
+host-side paths only a management layer has) and ``Checkpointable`` (ready checkpoints, the
+session's concern) stand apart: a backend declares them beside ``Machine``."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import enum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from harness.guest.console.log import ConsoleLog
 from harness.guest.ssh import BinaryResult, CommandResult, EchoChannel, StreamDownload
+from harness.machines.checkpoint import Checkpoint
 from harness.machines.events import EventLog, RecordedEvent
 from harness.machines.vcpu_lockup import LockupWatch
 from harness.timeouts import Timeouts
@@ -27,31 +31,9 @@ class Signal(enum.Enum):
     RESTORED = "restored"  # the host started the VM from saved state (restore, start, revert)
 
 
-class Machine(Protocol):
-    name: str
-    events: EventLog
-    console: ConsoleLog
-    serial_log: Path
-    timeouts: Timeouts
-
-    def serial_tail(self, lines: int = 3) -> str:
-        """The last console lines, for one-line diagnoses."""
-        ...
-
-    @property
-    def running(self) -> bool: ...
-
-    def boot(self) -> dict[str, float]:
-        """Cold boot until the agent and ssh answer; returns phase timings."""
-        ...
-
-    def ensure_ready(self) -> None:
-        """Cold boot unless a guest is already up and answering."""
-        ...
-
-    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
-        """Wait until the agent and ssh answer again (after a wake or resume)."""
-        ...
+class GuestChannels(Protocol):
+    """The ways into the guest's OS: ssh and the guest agent. Sleep requests, the checks'
+    facts and the faults run in the guest through these."""
 
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None
@@ -69,6 +51,18 @@ class Machine(Protocol):
         """Run a shell script in the guest through the agent (guest-exec), not the network."""
         ...
 
+    def agent_execute(
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """An agent command and its answer, within ``timeout`` (default: the command bound)."""
+        ...
+
+    def agent_fire(
+        self, command: str, arguments: dict[str, Any] | None = None
+    ) -> concurrent.futures.Future[Any]:
+        """An agent command whose answer may never come (guest-suspend-*), as a future."""
+        ...
+
     def open_echo(self) -> EchoChannel:
         """A channel on the ssh connection that echoes what it is sent (TCP continuity)."""
         ...
@@ -82,57 +76,21 @@ class Machine(Protocol):
         connects again."""
         ...
 
-    def set_link(self, up: bool) -> None:
-        """Set the guest NIC's link state from the host."""
-        ...
 
-    def fail_data_disk_io(self) -> None:
-        """Make every further I/O on the guest's scratch disk fail (fault injection)."""
-        ...
+class PlatformRecords(Protocol):
+    """What the host sees of the platform from outside the guest: its events, the serial
+    console, its vCPUs. Entries and wakes wait on these; the cycle and the report keep them."""
 
-    def agent_execute(
-        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
-    ) -> Any:
-        """An agent command and its answer, within ``timeout`` (default: the command bound)."""
-        ...
+    events: EventLog
+    console: ConsoleLog
+    serial_log: Path
 
-    def agent_fire(
-        self, command: str, arguments: dict[str, Any] | None = None
-    ) -> concurrent.futures.Future[Any]: ...
+    def serial_tail(self, lines: int = 3) -> str:
+        """The last console lines, for one-line diagnoses."""
+        ...
 
     def wait_signal(self, signal: Signal, since: int, timeout: float) -> RecordedEvent | None:
         """The first event at or after ``since`` that shows ``signal``; None on timeout."""
-        ...
-
-    def wake_from_ram(self) -> None: ...
-
-    def power_cut(self) -> None:
-        """End the VM at once, as a power loss would."""
-        ...
-
-    def send_key(self, key: str) -> None:
-        """Press and release a key on the guest's keyboard."""
-        ...
-
-    def power_on(self) -> None:
-        """Start the VM again on the same disks and configuration (resume from S4)."""
-        ...
-
-    def replace_swap_disk(self) -> None:
-        """Give the powered-off guest a freshly formatted swap disk (destroys an S4 image)."""
-        ...
-
-    def platform_facts(self) -> dict[str, Any]:
-        """Versions and settings seen from the host (e.g. QMP query-version)."""
-        ...
-
-    def screendump(self, name: str) -> Path | None:
-        """A PNG of the display now, saved beside the serial log as ``name``; None when the
-        VM is not running or QEMU could not take it."""
-        ...
-
-    def hmp(self, command: str) -> str:
-        """A human monitor command (fault injection); its output."""
         ...
 
     def lockup_watch(self) -> LockupWatch:
@@ -144,10 +102,72 @@ class Machine(Protocol):
         beside the serial log; artifact name -> path (only those that could be taken)."""
         ...
 
-    def stop(self) -> None: ...
+    def platform_facts(self) -> dict[str, Any]:
+        """Versions and settings seen from the host (e.g. QMP query-version)."""
+        ...
 
 
-@runtime_checkable
+class Lifecycle(Protocol):
+    """A guest brought up until its agent and ssh answer, and stopped (the fixtures, the
+    cycle, the wakes)."""
+
+    def boot(self) -> dict[str, float]:
+        """A ready guest on fresh disks; returns phase timings."""
+        ...
+
+    def ensure_ready(self) -> None:
+        """Cold boot unless a guest is already up and answering."""
+        ...
+
+    def wait_ready(self, stage: str, timeout: float) -> dict[str, float]:
+        """Wait until the agent and ssh answer again (after a wake or resume)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the VM and close every connection to it."""
+        ...
+
+
+class PlatformControl(Protocol):
+    """The host acting on the platform's power and input: how the wakes bring a guest back."""
+
+    def wake_from_ram(self) -> None:
+        """Wake a guest sleeping in RAM (QMP system_wakeup, libvirt dompmwakeup)."""
+        ...
+
+    def send_key(self, key: str) -> None:
+        """Press and release a key on the guest's keyboard."""
+        ...
+
+    def power_on(self) -> None:
+        """Start the VM again on the same disks and configuration (resume from S4)."""
+        ...
+
+    def power_cut(self) -> None:
+        """End the VM at once, as a power loss would."""
+        ...
+
+
+class FaultInjection(Protocol):
+    """What the host breaks on purpose, to show that a check or a stage can fail."""
+
+    def set_link(self, up: bool) -> None:
+        """Set the guest NIC's link state from the host."""
+        ...
+
+    def fail_data_disk_io(self) -> None:
+        """Make every further I/O on the guest's scratch disk fail."""
+        ...
+
+    def replace_swap_disk(self) -> None:
+        """Give the powered-off guest a freshly formatted swap disk (destroys an S4 image)."""
+        ...
+
+    def hmp(self, command: str) -> str:
+        """A human monitor command; its output."""
+        ...
+
+
 class HostLifecycle(Protocol):
     """Host-side power paths that only a management layer (libvirt) offers."""
 
@@ -190,3 +210,34 @@ class HostLifecycle(Protocol):
         ...
 
     def revert_disks(self, tag: str) -> None: ...
+
+
+class Machine(GuestChannels, PlatformRecords, Lifecycle, PlatformControl, FaultInjection, Protocol):
+    """A running machine, whichever backend runs it."""
+
+    name: str
+    timeouts: Timeouts
+
+    @property
+    def host_lifecycle(self) -> HostLifecycle | None:
+        """The host-side paths, where the backend has them (libvirt); None otherwise."""
+        ...
+
+
+class Checkpointable(Protocol):
+    """A machine that can be frozen into a ready checkpoint and started from one: what the
+    session and the tools need to give every case a guest of its own without a cold boot."""
+
+    ready_from: Checkpoint | None  # what ``boot`` restores instead of booting
+
+    def cold_boot(self) -> dict[str, float]:
+        """Boot on fresh disks until the agent and ssh answer; phase timings."""
+        ...
+
+    def capture_checkpoint(self, directory: Path) -> Checkpoint:
+        """Freeze this ready guest into ``directory``; the VM is stopped afterwards."""
+        ...
+
+    def start_from(self, checkpoint: Checkpoint) -> dict[str, float]:
+        """Restore ``checkpoint`` on fresh copies of its disks, then wait until ready."""
+        ...

@@ -18,7 +18,7 @@ from harness.cycle.faults import Fault
 from harness.cycle.localise import localise, pm_test_state
 from harness.cycle.run import CycleOptions, run_group_cycle, run_series
 from harness.errors import HarnessError
-from harness.machines.protocol import Machine
+from harness.machines.protocol import Machine, PlatformRecords
 from harness.matrix.cell import Cell
 from harness.plugin.options import add_options, settings_from
 from harness.results import html as html_report
@@ -276,7 +276,7 @@ def group_cycle(request: pytest.FixtureRequest, cell: Cell) -> GroupCycle:
     return run
 
 
-def _annotate(outcome: CycleOutcome, machine: Machine, report_dir: Path) -> None:
+def _annotate(outcome: CycleOutcome, machine: PlatformRecords, report_dir: Path) -> None:
     facts = outcome.evidence.after or outcome.evidence.before
     outcome.combination = {
         "kernel": facts.get("guest.kernel"),

@@ -20,6 +20,7 @@ from harness.checks.verdict import Verdict
 from harness.cycle.run import run_cycle
 from harness.errors import HarnessError
 from harness.machines.events import RecordedEvent
+from harness.machines.protocol import Machine, PlatformRecords
 from harness.machines.qemu.machine import QemuMachine
 from harness.session import HarnessSession, Settings
 from harness.setup.image import Progress
@@ -168,7 +169,7 @@ def s3_host_clock_split(
     }
 
 
-def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label: str) -> None:
+def _cycle(machine: Machine, transition: Transition, figures: Figures, label: str) -> None:
     marks = Marks.now(machine)
     outcome = run_cycle(machine, transition)
     if outcome.verdict is not Verdict.PASS:
@@ -223,7 +224,7 @@ def _cycle(machine: QemuMachine, transition: Transition, figures: Figures, label
 
 
 def _host_clock_figures(
-    machine: QemuMachine, marks: Marks, figures: Figures, label: str, t: dict[str, float]
+    machine: PlatformRecords, marks: Marks, figures: Figures, label: str, t: dict[str, float]
 ) -> None:
     split = s3_host_clock_split(
         machine.console.seen_since(marks.console), machine.events.since(marks.events), t
@@ -286,8 +287,7 @@ def run_benchmark(runs: int, settings: Settings, out_dir: Path, progress: Progre
 
 
 def _fresh(session: HarnessSession, label: str, cold: bool = False) -> QemuMachine:
-    machine = session.fresh_guest(label)
-    assert isinstance(machine, QemuMachine)
+    machine = session.fresh_qemu_guest(label)
     if cold:
         machine.ready_from = None
     return machine

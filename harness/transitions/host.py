@@ -41,12 +41,14 @@ CROSSED_EVENTS = (Signal.SUSPENDED, Signal.SAVED, Signal.RESTORED)
 
 
 def host_of(machine: Machine) -> HostLifecycle:
-    if not isinstance(machine, HostLifecycle):
+    """The machine's host-side paths; UNSUPPORTED under a backend that has none."""
+    host = machine.host_lifecycle
+    if host is None:
         raise StateUnsupported(
             f"{machine.name}: host-side lifecycle paths need the libvirt backend "
             "(the libvirt cases use it; --backend libvirt for the rest)"
         )
-    return machine
+    return host
 
 
 def _save_action(host: HostLifecycle, action: str) -> None:

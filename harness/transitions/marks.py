@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.machines.protocol import Machine
+from harness.machines.protocol import PlatformRecords
 
 
 @dataclass(frozen=True)
@@ -16,5 +16,5 @@ class Marks:
     console: int
 
     @classmethod
-    def now(cls, machine: Machine) -> Marks:
+    def now(cls, machine: PlatformRecords) -> Marks:
         return cls(events=machine.events.mark(), console=machine.console.mark())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from harness.errors import GuestFault, HarnessError, WakeTimeout
-from harness.machines.protocol import Machine, Signal
+from harness.machines.protocol import Machine, PlatformRecords, Signal
 from harness.transitions.marks import Marks
 
 
@@ -26,7 +26,7 @@ class Wake(Protocol):
 
 
 def require_signal(
-    machine: Machine, signal: Signal, marks: Marks, timeout: float, stage: str
+    machine: PlatformRecords, signal: Signal, marks: Marks, timeout: float, stage: str
 ) -> None:
     if machine.wait_signal(signal, marks.events, timeout) is None:
         raise WakeTimeout(
@@ -36,7 +36,7 @@ def require_signal(
 
 
 def _require_console(
-    machine: Machine, pattern: str, marks: Marks, timeout: float, stage: str
+    machine: PlatformRecords, pattern: str, marks: Marks, timeout: float, stage: str
 ) -> None:
     if machine.console.wait_for(re.compile(pattern), marks.console, timeout) is None:
         raise WakeTimeout(

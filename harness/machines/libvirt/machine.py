@@ -34,7 +34,7 @@ from harness.machines.libvirt import events as lv_events
 from harness.machines.libvirt.domain_xml import NETDEV_ID, DomainFiles, build_domain_xml
 from harness.machines.libvirt.errors import LibvirtError, call
 from harness.machines.libvirt.host import LibvirtHost, domain_name, remove_domain
-from harness.machines.protocol import Signal
+from harness.machines.protocol import Checkpointable, HostLifecycle, Machine, Signal
 from harness.setup.image import GuestImage
 from harness.timeouts import Timeouts
 
@@ -65,8 +65,8 @@ STATES = {
 }
 
 
-class LibvirtMachine(MachineBase):
-    """A guest under libvirt; the same interface as QemuMachine plus HostLifecycle."""
+class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
+    """A guest under libvirt: a Machine as QemuMachine is, with the host-side lifecycle."""
 
     def __init__(
         self,
@@ -130,6 +130,10 @@ class LibvirtMachine(MachineBase):
     @property
     def running(self) -> bool:
         return self._dom is not None and bool(call("isActive", self.dom.isActive))
+
+    @property
+    def host_lifecycle(self) -> HostLifecycle:
+        return self
 
     def state(self) -> str:
         state, reason = call("state", lambda: self.dom.state(0))

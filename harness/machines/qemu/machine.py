@@ -26,7 +26,7 @@ from harness.machines import cloud_ready, disks
 from harness.machines.base import RESTORE_STAGE, MachineBase
 from harness.machines.config import DATA_FILE_NODE, DATA_NODE, QemuConfig
 from harness.machines.events import QEMU_EXITED, EventLog, RecordedEvent
-from harness.machines.protocol import Signal
+from harness.machines.protocol import Checkpointable, HostLifecycle, Machine, Signal
 from harness.machines.qemu.agent import GuestAgent
 from harness.machines.qemu.cmdline import RunPaths, build_argv
 from harness.machines.qemu.monitor import QmpMonitor
@@ -42,7 +42,7 @@ PANIC_LINE = re.compile(r"Kernel panic - not syncing")
 PORT_ATTEMPTS = 3
 
 
-class QemuMachine(MachineBase):
+class QemuMachine(MachineBase, Machine, Checkpointable):
     """A guest under direct QEMU."""
 
     def __init__(
@@ -83,6 +83,10 @@ class QemuMachine(MachineBase):
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.running
+
+    @property
+    def host_lifecycle(self) -> HostLifecycle | None:
+        return None  # QEMU alone has no management layer to save or restore a guest
 
     def cold_boot(self) -> dict[str, float]:
         self.stop()
