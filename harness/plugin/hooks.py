@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -55,7 +55,36 @@ REPORT_KEY = pytest.StashKey[RunReport]()
 SERIES_KEY = pytest.StashKey[list[CycleSeries]]()
 SETUP_ERROR_KEY = pytest.StashKey[str]()
 
-PowerCycle = Callable[..., CycleSeries]
+
+class PowerCycle(Protocol):
+    """The ``power_cycle`` fixture: run ``transition`` on ``machine`` (default: the case's
+    ``guest``) for ``cycles`` cycles (default: ``--cycles``, else the ``cycles`` marker, else
+    one), with ``faults`` injected; ``resync_clock`` overrides ``--clock-resync``. Every cycle
+    is recorded for the report."""
+
+    def __call__(
+        self,
+        transition: Transition,
+        *,
+        machine: Machine | None = None,
+        faults: Sequence[Fault] = (),
+        cycles: int | None = None,
+        resync_clock: bool | None = None,
+    ) -> CycleSeries: ...
+
+
+class GroupCycle(Protocol):
+    """The ``group_cycle`` fixture: run one ``transition`` that acts on all ``machines`` at
+    once (a host service), judged with ``checks`` on ``probes``; one series per machine."""
+
+    def __call__(
+        self,
+        transition: Transition,
+        machines: Sequence[Machine],
+        *,
+        checks: Sequence[Check] = DEFAULT_CHECKS,
+        probes: tuple[Probe, ...] = DEFAULT_PROBES,
+    ) -> list[CycleSeries]: ...
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -209,8 +238,7 @@ def guest_factory(harness_session: HarnessSession, cell: Cell) -> Iterator[Calla
 
 @pytest.fixture
 def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
-    """Run a transition (on the shared guest unless ``machine=`` is given) for the requested
-    number of cycles, and record every cycle for the report."""
+    """Run a transition on the case's guest unless ``machine=`` is given (see PowerCycle)."""
     series_list = request.node.stash.setdefault(SERIES_KEY, [])
     report = request.config.stash[REPORT_KEY]
     marker = request.node.get_closest_marker("cycles")
@@ -245,9 +273,6 @@ def power_cycle(request: pytest.FixtureRequest, cell: Cell) -> PowerCycle:
     return run
 
 
-GroupCycle = Callable[..., list[CycleSeries]]
-
-
 @pytest.fixture
 def group_cycle(request: pytest.FixtureRequest, cell: Cell) -> GroupCycle:
     """Run one transition that acts on several guests at once (a host service); one recorded
@@ -259,6 +284,7 @@ def group_cycle(request: pytest.FixtureRequest, cell: Cell) -> GroupCycle:
     def run(
         transition: Transition,
         machines: Sequence[Machine],
+        *,
         checks: Sequence[Check] = DEFAULT_CHECKS,
         probes: tuple[Probe, ...] = DEFAULT_PROBES,
     ) -> list[CycleSeries]:

@@ -1,6 +1,8 @@
 """Every health check, shown failing on a real fault injected into a real guest, with the check
 named; and the same checks passing on a clean cycle."""
 
+from typing import Any
+
 import pytest
 
 from harness.checks.judges import AFTER_REBOOT_CHECKS
@@ -24,7 +26,7 @@ from harness.transitions.catalogue import S3_AGENT
 pytestmark = pytest.mark.selftest
 
 
-def failed_checks(power_cycle: PowerCycle, **kwargs: object) -> dict[str, str]:
+def failed_checks(power_cycle: PowerCycle, **kwargs: Any) -> dict[str, str]:
     outcome = power_cycle(S3_AGENT, **kwargs).last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     return {c.name: c.detail for c in outcome.failed_checks}
