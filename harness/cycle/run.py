@@ -41,8 +41,8 @@ class CycleOptions:
 
 # After a wake through power-off (S4, a power loss) the guest's wall clock comes back from the
 # RTC, which the kernel reads in whole seconds when it goes down and again when it comes up:
-# up to 2 s behind by design, and more under TCG (2.87 s seen here). A clock that did not
-# advance across the power-off is still caught: the guest is off for longer than this.
+# up to 2 s behind by design, and somewhat more under TCG. A clock that did not advance
+# across the power-off is still caught: the guest is off for longer than this.
 RTC_RESTORED_TOLERANCE_S = 3.5
 
 

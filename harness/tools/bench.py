@@ -208,7 +208,7 @@ def _cycle(machine: Machine, transition: Transition, figures: Figures, label: st
             figures.add(f"{label}: ratio harness / guest, kernel clocks", harness / total)
             if firmware is not None:
                 # The kernel's clocks start after the firmware and the decompression: both
-                # are the guest's own work too (QEMU's own start is under 0.1 s of it).
+                # are the guest's own work too (QEMU's own start is a small part of it).
                 figures.add(f"{label}: guest own total, with firmware", total + firmware)
                 figures.add(
                     f"{label}: ratio harness / guest, with firmware", harness / (total + firmware)
