@@ -8,12 +8,14 @@ import hashlib
 import os
 import time
 
+from harness.checks import facts as fact
+from harness.checks.guest_scripts import program
 from harness.checks.probes import (
+    BOUNDED_WAIT,
     NET_SCRIPT,
     STATE_DIR,
     STREAM_BYTES,
     STREAM_COMMAND,
-    bash_wait,
     parse_facts,
 )
 from harness.guest import agent_files
@@ -25,28 +27,22 @@ TRANSFER_BYTES = 1 << 20
 LOG_MARK = "--- kernel log ---"
 
 
-TRANSFERS_WAIT_S = 30  # the transfers of 1 MiB each way take a TCG guest under half a second
+TRANSFERS_WAIT_S = 30  # the transfers of 1 MiB each way take a TCG guest well under a second
 
 
 def closing_tail(token: str) -> str:
-    """Appended to the facts script after the wake: waits for the transfers running beside it
-    to end (they leave ``token`` behind; at most TRANSFERS_WAIT_S), then reads the kernel
-    log, which therefore has whatever the checks provoked.
-    Saves the closing look a round trip of its own. The whole log is printed, cut on the
-    host: a program fewer in the guest (the log is bounded by its ring buffer)."""
-    transferred = f'read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ]'
-    return f"""
-read -r _t _ < /proc/uptime; echo "time.closing.start=$_t"
-t=; read -r t 2>/dev/null < {STATE_DIR}/transferred
-if [ "$t" = {token} ]; then seen=yes; else
-  [ -p {STATE_DIR}/closing.wait ] || mkfifo {STATE_DIR}/closing.wait
-  {bash_wait(f"{STATE_DIR}/closing.wait", transferred, TRANSFERS_WAIT_S, 0.02)}
-  seen=no; read -r t 2>/dev/null < {STATE_DIR}/transferred && [ "$t" = {token} ] && seen=yes
-fi
-echo "net.transfers_ended_before_closing=$seen"
-read -r _t _ < /proc/uptime; echo "time.closing.end=$_t"
-echo '{LOG_MARK}'; dmesg -x --notime
-"""
+    """Appended to the facts script after the wake (scripts/closing.sh): waits for the
+    transfers running beside it to end (they leave ``token`` behind; at most
+    TRANSFERS_WAIT_S), then prints the kernel log after LOG_MARK, which therefore has
+    whatever the checks provoked."""
+    return program(
+        "closing.sh",
+        STATE_DIR=STATE_DIR,
+        TOKEN=token,
+        TRANSFERS_WAIT_S=TRANSFERS_WAIT_S,
+        KERNEL_LOG_CUT=LOG_MARK,
+        BOUNDED_WAIT=BOUNDED_WAIT,
+    )
 
 
 def split_closing(stdout: str, before: dict[str, str]) -> tuple[str, list[str]]:
@@ -56,12 +52,12 @@ def split_closing(stdout: str, before: dict[str, str]) -> tuple[str, list[str]]:
     or whose log wrapped) the whole log is kept."""
     head, _, text = stdout.partition(LOG_MARK + "\n")
     lines = text.splitlines()
-    mark = before.get("guest.log_mark")
+    mark = before.get(fact.GUEST_LOG_MARK)
     if mark:
         ends = [i for i, line in enumerate(lines) if line.endswith(mark)]
         start = ends[-1] + 1 if ends else 0
     else:
-        start = int(before.get("guest.dmesg_lines") or 0)
+        start = int(before.get(fact.GUEST_DMESG_LINES) or 0)
     return head, lines[start:][-1000:]
 
 
@@ -73,18 +69,21 @@ def clock_via_agent(machine: Machine) -> dict[str, str]:
     guest_ns = machine.agent_execute("guest-get-time")
     received = time.time()
     step = int(guest_ns) / 1e9 - (sent + received) / 2
-    return {"clock.step_s": f"{step:.3f}", "clock.uncertainty_s": f"{(received - sent) / 2:.3f}"}
+    return {
+        fact.CLOCK_STEP_S: f"{step:.3f}",
+        fact.CLOCK_UNCERTAINTY_S: f"{(received - sent) / 2:.3f}",
+    }
 
 
 def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
     """Driver, link and interrupt facts of the virtio NIC the facts ``before`` the sleep named,
     read through the agent's file commands. Without one named there (probes without NET)
-    NET_SCRIPT looks for it, run by the agent (guest-exec: a program or two, 0.1-0.2 s of a
-    TCG guest's CPU right after a wake)."""
-    iface, device = before.get("net.iface", ""), before.get("net.device", "")
+    NET_SCRIPT looks for it, run by the agent (guest-exec: a program or two, tenths of a
+    second of a TCG guest's CPU right after a wake)."""
+    iface, device = before.get(fact.NET_IFACE, ""), before.get(fact.NET_DEVICE, "")
     if not iface or not device:
         found = parse_facts(machine.agent_shell(NET_SCRIPT))
-        return {**found, "net.irqs": nic_irqs(machine, found.get("net.device", ""))}
+        return {**found, fact.NET_IRQS: nic_irqs(machine, found.get(fact.NET_DEVICE, ""))}
 
     def text(path: str) -> str:
         data = agent_files.read_file(machine.agent_execute, path)
@@ -92,12 +91,12 @@ def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
 
     uevent = text(f"/sys/class/net/{iface}/device/uevent").splitlines()
     return {
-        "net.iface": iface,
-        "net.driver": next((v[7:] for v in uevent if v.startswith("DRIVER=")), ""),
-        "net.operstate": text(f"/sys/class/net/{iface}/operstate").strip(),
-        "net.carrier": text(f"/sys/class/net/{iface}/carrier").strip(),
-        "net.device": device,
-        "net.irqs": nic_irqs(machine, device),
+        fact.NET_IFACE: iface,
+        fact.NET_DRIVER: next((v[7:] for v in uevent if v.startswith("DRIVER=")), ""),
+        fact.NET_OPERSTATE: text(f"/sys/class/net/{iface}/operstate").strip(),
+        fact.NET_CARRIER: text(f"/sys/class/net/{iface}/carrier").strip(),
+        fact.NET_DEVICE: device,
+        fact.NET_IRQS: nic_irqs(machine, device),
     }
 
 
@@ -110,7 +109,7 @@ def nic_irqs(machine: Machine, device: str) -> str:
 
 def irq_count(interrupts: str, device: str) -> int:
     """The sum over the CPUs' columns of /proc/interrupts' lines of ``device``'s queues
-    (``virtio0-input.0``...), counted on the host (the guest's awk cost it 20-40 ms)."""
+    (``virtio0-input.0``...), counted on the host: an awk in the guest costs it tens of ms."""
     lines = interrupts.splitlines()
     if not lines:
         return 0
@@ -125,31 +124,24 @@ def irq_count(interrupts: str, device: str) -> int:
 
 def transfer_both_ways(machine: Machine, token: str = "") -> dict[str, str]:
     """1 MiB host -> guest, then the same MiB guest -> host, over ssh (virtio-net), in one
-    command: the guest checksums what arrived, keeps it in tmpfs and sends it back as it is
-    (no base64 there: under TCG the guest would make, hash and encode a MiB of its own, a
-    tenth of a second each), after a line with that checksum; what comes back must have it.
+    command (scripts/transfer.sh): the guest checksums what arrived, keeps it in tmpfs and
+    sends it back as it is, after a line with that checksum; what comes back must have it.
     Each direction is still judged on its own. The file stays for the next transfer. The
     guest leaves ``token`` behind once done (see closing_tail)."""
     data = os.urandom(TRANSFER_BYTES)
-    path = f"{STATE_DIR}/transfer.bin"
-    # After a fresh boot the state folder is made by the facts script, which runs beside this.
-    result = machine.fetch(
-        f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; tee {path} | sha256sum && cat {path}"
-        f"; s=$?; echo {token} > {STATE_DIR}/transferred; exit $s",
-        stdin=data,
-    )
+    result = machine.fetch(program("transfer.sh", STATE_DIR=STATE_DIR, TOKEN=token), stdin=data)
     line, _, back = result.data.partition(b"\n")
     guest_sha = line.decode(errors="replace").split(" ", 1)[0].strip()
     facts = {
-        "net.host_to_guest": "ok"
+        fact.NET_HOST_TO_GUEST: "ok"
         if guest_sha == _sha(data)
         else f"corrupt ({guest_sha[:16]} != {_sha(data)[:16]})"
     }
     if result.ok and guest_sha and _sha(back) == guest_sha:
-        facts["net.guest_to_host"] = "ok"
+        facts[fact.NET_GUEST_TO_HOST] = "ok"
     else:
         said = result.stderr.strip().splitlines()
-        facts["net.guest_to_host"] = f"corrupt ({len(back)} bytes received)" + (
+        facts[fact.NET_GUEST_TO_HOST] = f"corrupt ({len(back)} bytes received)" + (
             f": the guest said {said[0][:200]!r}" if said else ""
         )
     return facts

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.checks import guest_scripts
 from harness.checks import probes as probe_lib
 from harness.errors import SetupError
 from harness.machines.config import ROOT_DRIVE
@@ -104,11 +105,10 @@ def disk_io_errors() -> Fault:
 
 
 # Where the probe file's first block lies on the root disk, in bytes: its partition's start
-# (512-byte sectors; none for a file system on the whole disk) and its first extent (filefrag,
-# in 4 KiB blocks of the file system's device).
-_LOCATE_PROBE_FILE = f"""src=$(findmnt -nvo SOURCE --target {probe_lib.PROBE_FILE})
-start=0; read -r start 2>/dev/null < "/sys/class/block/${{src##*/}}/start"
-echo "start=$start"; filefrag -v -b4096 {probe_lib.PROBE_FILE}"""
+# and its first extent (see scripts/locate_probe_file.sh).
+_LOCATE_PROBE_FILE = guest_scripts.program(
+    "locate_probe_file.sh", package=__package__, PROBE_FILE=probe_lib.PROBE_FILE
+)
 _FIRST_EXTENT = re.compile(r"^\s*0:\s+0\.\.\s*\d+:\s+(\d+)\.\.", re.MULTILINE)
 
 
@@ -138,12 +138,11 @@ def root_disk_data_overwritten() -> Fault:
 def root_filesystem_read_only() -> Fault:
     """The guest's disk file systems go read-only after the wake (sysrq's emergency remount,
     what ext4's errors=remount-ro does after an I/O error), so that no new write lands."""
-    fifo = f"{probe_lib.STATE_DIR}/remount.wait"
-    read_only = 'grep -q "^[^ ]* / [^ ]* ro[ ,]" /proc/mounts'
-    script = (
-        f"[ -p {fifo} ] || mkfifo {fifo}; echo 1 > /proc/sys/kernel/sysrq; "
-        f"echo u > /proc/sysrq-trigger; {probe_lib.bash_wait(fifo, read_only, 10, 0.05)}; "
-        f"{read_only} || {{ echo 'the root file system is still read-write' >&2; exit 1; }}"
+    script = guest_scripts.program(
+        "remount_read_only.sh",
+        package=__package__,
+        STATE_DIR=probe_lib.STATE_DIR,
+        BOUNDED_WAIT=probe_lib.BOUNDED_WAIT,
     )
     return Fault(
         "root file system remounted read-only (sysrq-u) after the wake",
@@ -161,19 +160,8 @@ def kernel_call_trace() -> Fault:
     )
 
 
-# A real-time busy loop owns CPU 1 for 25 s (bash's own clock: no process to wake, which the
-# loop would starve), RCU's grace-period kthread bound there: after 21 s the kernel reports
-# the stall, as it does for a vCPU that stops taking its timer interrupts. Only a grace period
-# already started when the loop takes the CPU can stall (the starved kthread starts no new
-# one): programs exiting on CPU 0 meanwhile queue RCU callbacks, so that grace periods follow
-# each other and one is in progress then (without them a quiet guest had none, now and then).
-CPU_STALL_SCRIPT = (
-    "sysctl -qw kernel.sched_rt_runtime_us=-1 && "
-    "taskset -pc 1 $(pgrep -x rcu_preempt) >/dev/null && "
-    "{ taskset -c 0 bash -c 'while [ $SECONDS -lt 3 ]; do /bin/true; done' & } && "
-    "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 25 ]; do :; done'; "
-    "wait; sysctl -qw kernel.sched_rt_runtime_us=950000"
-)
+# CPU 1 held for 25 s, long enough for RCU's stall report (scripts/cpu_stall.sh).
+CPU_STALL_SCRIPT = guest_scripts.code("cpu_stall.sh", __package__)
 
 
 def cpu_stall() -> Fault:
@@ -191,16 +179,13 @@ def cpu_stall() -> Fault:
 # when RCU's report comes out (21 s), not at the end of its wait; after 25 s the stall ends
 # and the agent is let go, so that the guest is usable again.
 STALL_ON_WAKE_HOOK = "/usr/lib/systemd/system-sleep/zz-s3s4-stall-on-wake"
-STALL_ON_WAKE_SCRIPT = f"""cat > /usr/local/sbin/s3s4-cpu-stall <<'EOF'
-{CPU_STALL_SCRIPT}; pkill -CONT -x qemu-ga
-EOF
-cat > {STALL_ON_WAKE_HOOK} <<'EOF'
-#!/bin/sh
-[ "$1" = post ] || exit 0
-rm -f "$0"
-systemd-run --no-block --collect --unit s3s4-cpu-stall sh /usr/local/sbin/s3s4-cpu-stall
-EOF
-chmod +x {STALL_ON_WAKE_HOOK} && pkill -STOP -x qemu-ga"""
+STALL_ON_WAKE_SCRIPT = guest_scripts.program(
+    "stall_on_wake.sh",
+    package=__package__,
+    CPU_STALL=CPU_STALL_SCRIPT,
+    HOOK=guest_scripts.code("stall_on_wake_hook.sh", __package__),
+    HOOK_PATH=STALL_ON_WAKE_HOOK,
+)
 
 
 def cpu_stall_on_wake() -> Fault:
@@ -259,15 +244,8 @@ def spin_executable() -> bytes:
     return header + program + code
 
 
-# The freezer gives up on a task after pm_freeze_timeout (20 s) and the kernel then logs that
-# it left the sleep sequence, which would end the entry wait before the lockup watch has had
-# its 20 s: the freezer is given longer than any entry limit.
-SPIN_ON_CPU1 = (
-    f"cat > {SPIN_PATH} && chmod +x {SPIN_PATH} && "
-    "sysctl -qw kernel.sched_rt_runtime_us=-1 && "
-    "echo 600000 > /sys/power/pm_freeze_timeout && "
-    f"{{ setsid chrt -f 99 taskset -c 1 {SPIN_PATH} </dev/null >/dev/null 2>&1 & }}"
-)
+# Written from its input and started on CPU 1 (scripts/spin_on_cpu1.sh).
+SPIN_ON_CPU1 = guest_scripts.program("spin_on_cpu1.sh", package=__package__, SPIN_PATH=SPIN_PATH)
 LOCKUP_INJECTION_ATTEMPTS = 5
 LOCKUP_CONFIRMING_LOOKS = 3
 SPIN_START_S = 30.0

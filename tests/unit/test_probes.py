@@ -2,13 +2,16 @@ import hashlib
 import os
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from harness.checks.guest_scripts import code
 from harness.checks.live_probes import irq_count, judge_stream
 from harness.checks.probes import (
     BLOCK,
+    BOUNDED_WAIT,
     DEFAULT_PROBES,
     DISK,
     IDENTITY,
@@ -25,11 +28,11 @@ from harness.checks.probes import (
     STREAM_CHUNKS,
     STREAM_COMMAND,
     Probe,
-    bash_wait,
     parse_facts,
     probe_seconds,
     script,
 )
+from harness.cycle import faults
 from harness.guest.ssh import CommandResult
 
 
@@ -90,7 +93,7 @@ def test_a_probe_whose_output_file_is_not_written_prints_nothing_stale(tmp_path:
     text = script(probes, "before")
     assert run_script(text.replace("$B", "old"), tmp_path)[0]["b.x"] == "old"
     # The probe's subshell never runs (its output cannot be opened): no fact, not the old one.
-    broken = text.replace("> /run/s3s4-harness/facts.b", "> /nonexistent/dir/facts.b")
+    broken = text.replace('> "$STATE_DIR/facts.$_p"', '> "/nonexistent/dir/facts.$_p"')
     assert broken != text
     facts, _ = run_script(broken, tmp_path)
     probe_seconds(facts)
@@ -176,7 +179,7 @@ def test_the_probe_after_the_transition_ends_the_pacing_of_a_guest_that_saw_no_s
     _start(text)
     time.sleep(1.0)
     after = BLOCK.after.replace(STATE_DIR, str(tmp_path)).split("\n")
-    notify = next(line for line in after if "echo over" in line)
+    notify = f"STATE_DIR={tmp_path}\n" + next(line for line in after if "echo over" in line)
     subprocess.run(["sh", "-c", notify], check=True, timeout=5)
     steps, why = _ended(tmp_path, disk)
     assert why == "after" and 1 <= steps < INFLIGHT_STEPS, (steps, why)
@@ -223,8 +226,15 @@ def test_a_guest_that_saw_no_sleep_writes_a_fresh_mib_after_it(tmp_path: Path) -
 
 def test_the_in_flight_write_paces_every_step_when_nothing_ends_it(tmp_path: Path) -> None:
     text, _, disk = _paced_writer(tmp_path)
-    _start(text.replace(f"-t {INFLIGHT_PACE_S} ", "-t 0.02 "))
+    _start(_quick_pace(text))
     assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
+
+
+def _quick_pace(text: str) -> str:
+    """The in-flight writer's fragment paced every 0.02 s."""
+    paced = text.replace(f"INFLIGHT_PACE_S={INFLIGHT_PACE_S}\n", "INFLIGHT_PACE_S=0.02\n")
+    assert paced != text
+    return paced
 
 
 def _after_wait(tmp_path: Path) -> tuple[str, float]:
@@ -290,8 +300,8 @@ def _local(text: str, tmp_path: Path) -> str:
 
 def _round(tmp_path: Path) -> str:
     """The identity probe's count of captures, moved as it does, without its other facts."""
-    lines = IDENTITY.before.replace(STATE_DIR, str(tmp_path)).split("\n")
-    return next(line for line in lines if "round" in line)
+    lines = IDENTITY.before.split("\n")
+    return f"STATE_DIR={tmp_path}\n" + next(line for line in lines if "/round" in line)
 
 
 def test_the_pattern_is_made_once_with_each_mibs_checksum(tmp_path: Path) -> None:
@@ -550,7 +560,7 @@ def test_a_lost_in_flight_write_reads_back_as_another_cycles_data(tmp_path: Path
     text, _, disk = _paced_writer(tmp_path)
     after = _local(BLOCK.after, tmp_path).replace("/sys/block/vdc/stat", "/dev/null")
     after = after.replace("/dev/vdc", str(disk))
-    _start(text.replace(f"-t {INFLIGHT_PACE_S} ", "-t 0.02 "))  # round 0: offset 0
+    _start(_quick_pace(text))  # round 0: offset 0
     assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
     facts, _ = run_script(after, tmp_path)
     pattern_sha = (tmp_path / "pattern.sha").read_text().strip()
@@ -604,8 +614,66 @@ def test_the_bounded_wait_ends_when_its_test_holds_or_its_time_is_up(
     fifo = tmp_path / "wait"
     os.mkfifo(fifo)
     (tmp_path / "DONE").touch()
-    text = bash_wait(str(fifo), until.replace("DONE", str(tmp_path / "DONE")), 2, 0.02, later)
+    until = until.replace("DONE", str(tmp_path / "DONE")).replace("NEVER", str(tmp_path / "never"))
     started = time.monotonic()
     # (its status on giving up is the last pause's, as the facts scripts ignore it)
-    subprocess.run(["sh", "-c", text.replace("NEVER", str(tmp_path / "never"))])
+    subprocess.run(["bash", "-c", BOUNDED_WAIT, later, str(fifo), "2", "0.02", until])
     assert low <= time.monotonic() - started < high
+
+
+SCRIPTS = {
+    package: sorted(
+        (Path(__file__).resolve().parents[2] / package.replace(".", "/")).glob("scripts/*.sh")
+    )
+    for package in ("harness.checks", "harness.cycle")
+}
+ALL_SCRIPTS = [(package, path) for package, paths in SCRIPTS.items() for path in paths]
+
+
+def _parsed(text: str) -> str:
+    """``text`` as bash parses it: the body of a function that holds it, printed by bash,
+    which leaves out comments and keeps here-documents and quoted strings as they are."""
+    done = subprocess.run(
+        ["bash", "-c", f"f() {{\n{text}\n}}\ndeclare -f f"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(("package", "path"), ALL_SCRIPTS, ids=[p.name for _, p in ALL_SCRIPTS])
+def test_a_script_sent_without_its_comments_is_the_same_program(package: str, path: Path) -> None:
+    """The loader drops comment lines: none may be inside a here-document or a string."""
+    sent = code(path.name, package)
+    assert _parsed(sent) == _parsed(path.read_text())
+    assert "\n\n" not in sent and sent.endswith("\n")
+
+
+@pytest.mark.parametrize(("package", "path"), ALL_SCRIPTS, ids=[p.name for _, p in ALL_SCRIPTS])
+def test_each_script_names_its_shell_and_says_what_it_does(package: str, path: Path) -> None:
+    first, second, *_ = path.read_text().splitlines()
+    assert first in ("#!/bin/sh", "#!/bin/bash"), first
+    assert second.startswith("# ") and len(second) > 20, second
+
+
+def test_the_scripts_are_package_data() -> None:
+    """Installed (not only run from the tree), the loader finds every script."""
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]
+    for package, paths in SCRIPTS.items():
+        assert paths, package
+        assert "scripts/*.sh" in data.get(package, []), (package, data)
+
+
+def test_the_stall_on_wake_fault_writes_its_hook_and_its_stall_whole(tmp_path: Path) -> None:
+    """The hook needs its #! line to be run by systemd-sleep; the stall lets the agent go."""
+    stall, hook = tmp_path / "stall", tmp_path / "hook"
+    text = (
+        faults.STALL_ON_WAKE_SCRIPT.replace("/usr/local/sbin/s3s4-cpu-stall", str(stall))
+        .replace(faults.STALL_ON_WAKE_HOOK, str(hook))
+        .replace("pkill -STOP", ": pkill -STOP")
+    )
+    subprocess.run(["sh", "-c", text], check=True)
+    assert hook.read_text().startswith("#!/bin/sh\n") and os.access(hook, os.X_OK)
+    assert f"sh {stall}" in hook.read_text()
+    assert stall.read_text().strip().endswith("\npkill -CONT -x qemu-ga")
+    assert "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 25 ]" in stall.read_text()
