@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from harness.checks import facts as fact
 from harness.checks.probes import INFLIGHT_STEPS
 from harness.checks.verdict import CheckResult, CycleEvidence
 from harness.guest.console.diagnosis import STALL_LINE, TIMER_ISSUE_LINE
@@ -61,7 +62,7 @@ def kernel_records_seen(ev: CycleEvidence) -> CheckResult:
 
 def _unmeasured(name: str, ev: CycleEvidence) -> CheckResult | None:
     """A failure that says the facts were never read, instead of judging missing facts."""
-    if "guest.boot_id" in ev.after:
+    if fact.GUEST_BOOT_ID in ev.after:
         return None
     return CheckResult(name, False, f"not measured after resume: {ev.after_error or 'no facts'}")
 
@@ -70,17 +71,17 @@ def resumed_not_rebooted(ev: CycleEvidence) -> CheckResult:
     """Same boot_id and the RAM-only marker survived: the guest resumed, it did not boot."""
     if unmeasured := _unmeasured("resumed_not_rebooted", ev):
         return unmeasured
-    keys = ("guest.boot_id", "guest.ram_marker")
+    keys = (fact.GUEST_BOOT_ID, fact.GUEST_RAM_MARKER)
     facts = {k: (ev.before.get(k), ev.after.get(k)) for k in keys}
     changed = [k for k, (b, a) in facts.items() if not b or b != a]
-    uptime = (_float(ev.before.get("guest.uptime")), _float(ev.after.get("guest.uptime")))
+    uptime = (_float(ev.before.get(fact.GUEST_UPTIME)), _float(ev.after.get(fact.GUEST_UPTIME)))
     if uptime[1] < uptime[0]:
         changed.append(f"uptime {uptime[0]:.0f}s -> {uptime[1]:.0f}s")
     detail = (
         "same boot_id and RAM marker"
         if not changed
         else f"guest rebooted: {', '.join(changed)} changed "
-        f"({ev.before.get('guest.boot_id')} -> {ev.after.get('guest.boot_id')})"
+        f"({ev.before.get(fact.GUEST_BOOT_ID)} -> {ev.after.get(fact.GUEST_BOOT_ID)})"
     )
     return CheckResult(
         "resumed_not_rebooted",
@@ -96,11 +97,11 @@ def booted_afresh(ev: CycleEvidence) -> CheckResult:
     if unmeasured := _unmeasured("booted_afresh", ev):
         return unmeasured
     problems = []
-    if ev.before.get("guest.boot_id") == ev.after.get("guest.boot_id"):
+    if ev.before.get(fact.GUEST_BOOT_ID) == ev.after.get(fact.GUEST_BOOT_ID):
         problems.append("same boot_id: the guest was not shut down")
-    if ev.before.get("guest.ram_marker") == ev.after.get("guest.ram_marker"):
+    if ev.before.get(fact.GUEST_RAM_MARKER) == ev.after.get(fact.GUEST_RAM_MARKER):
         problems.append("RAM marker survived")
-    written, reread = ev.before.get("disk.written_sha"), ev.after.get("disk.reread_sha")
+    written, reread = ev.before.get(fact.DISK_WRITTEN_SHA), ev.after.get(fact.DISK_REREAD_SHA)
     if not written or written != reread:
         problems.append(f"file written before the shutdown reads back as {reread or 'nothing'}")
     detail = "a new boot; the file written before reads back intact"
@@ -108,7 +109,7 @@ def booted_afresh(ev: CycleEvidence) -> CheckResult:
         "booted_afresh",
         not problems,
         "; ".join(problems) or detail,
-        {"boot_id": [ev.before.get("guest.boot_id"), ev.after.get("guest.boot_id")]},
+        {"boot_id": [ev.before.get(fact.GUEST_BOOT_ID), ev.after.get(fact.GUEST_BOOT_ID)]},
     )
 
 
@@ -116,11 +117,11 @@ def sentinel_carried_on(ev: CycleEvidence) -> CheckResult:
     """The process started before sleeping has the same PID, is alive and still counting."""
     if unmeasured := _unmeasured("sentinel_carried_on", ev):
         return unmeasured
-    before_pid, after_pid = ev.before.get("sentinel.pid"), ev.after.get("sentinel.pid")
-    alive = ev.after.get("sentinel.alive") == "yes"
-    count_before = _int(ev.before.get("sentinel.count"))
-    count_after = _int(ev.after.get("sentinel.count"))
-    count_later = _int(ev.after.get("sentinel.count_later"))
+    before_pid, after_pid = ev.before.get(fact.SENTINEL_PID), ev.after.get(fact.SENTINEL_PID)
+    alive = ev.after.get(fact.SENTINEL_ALIVE) == "yes"
+    count_before = _int(ev.before.get(fact.SENTINEL_COUNT))
+    count_after = _int(ev.after.get(fact.SENTINEL_COUNT))
+    count_later = _int(ev.after.get(fact.SENTINEL_COUNT_LATER))
     problems = []
     if not before_pid or before_pid != after_pid:
         problems.append(f"pid {before_pid} -> {after_pid}")
@@ -154,17 +155,23 @@ def disk_roundtrip(ev: CycleEvidence) -> CheckResult:
     """Data written before sleeping reads back intact from disk, and new writes work after."""
     if unmeasured := _unmeasured("disk_roundtrip", ev):
         return unmeasured
-    written, reread = ev.before.get("disk.written_sha"), ev.after.get("disk.reread_sha")
-    fresh, fresh_reread = ev.after.get("disk.fresh_sha"), ev.after.get("disk.fresh_reread_sha")
+    written, reread = ev.before.get(fact.DISK_WRITTEN_SHA), ev.after.get(fact.DISK_REREAD_SHA)
+    fresh, fresh_reread = (
+        ev.after.get(fact.DISK_FRESH_SHA),
+        ev.after.get(fact.DISK_FRESH_REREAD_SHA),
+    )
     problems = []
     if not written or written != reread:
         problems.append(f"file written before reads back as {reread or 'nothing'}")
-    status = ev.after.get("disk.fresh_write_status")
+    status = ev.after.get(fact.DISK_FRESH_WRITE_STATUS)
     if status != "0":
         problems.append(f"write after resume failed (dd status {status or 'unknown'})")
     elif not fresh or fresh != fresh_reread:
         problems.append(f"write after resume reads back as {fresh_reread or 'nothing'}")
-    requests = (_int(ev.before.get("blk.vda_requests")), _int(ev.after.get("blk.vda_requests")))
+    requests = (
+        _int(ev.before.get(fact.BLK_VDA_REQUESTS)),
+        _int(ev.after.get(fact.BLK_VDA_REQUESTS)),
+    )
     if requests[1] <= requests[0] and not ev.after_error and requests[0] >= 0:
         problems.append(f"request counter stuck at {requests[1]}")
     evidence = {"written": written, "reread": reread, "fresh": fresh, "fresh_reread": fresh_reread}
@@ -205,38 +212,42 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
         return unmeasured
     b, a = ev.before, ev.after
     problems = []
-    steps, _, why = (a.get("blk.inflight_steps") or "").partition(" ")
-    wrote_at_wake = why == "slept" and _int(a.get("blk.inflight_mib")) == _int(steps) + 1
-    if a.get("blk.inflight_status") != "0":
-        problems.append(f"in-flight write ended with {a.get('blk.inflight_status')}")
-    if not b.get("blk.pattern_sha") or a.get("blk.inflight_sha") != b.get("blk.pattern_sha"):
+    steps, _, why = (a.get(fact.BLK_INFLIGHT_STEPS) or "").partition(" ")
+    wrote_at_wake = why == "slept" and _int(a.get(fact.BLK_INFLIGHT_MIB)) == _int(steps) + 1
+    if a.get(fact.BLK_INFLIGHT_STATUS) != "0":
+        problems.append(f"in-flight write ended with {a.get(fact.BLK_INFLIGHT_STATUS)}")
+    if not b.get(fact.BLK_PATTERN_SHA) or a.get(fact.BLK_INFLIGHT_SHA) != b.get(
+        fact.BLK_PATTERN_SHA
+    ):
         problems.append("in-flight write reads back corrupt")
-    fresh_ok = a.get("blk.fresh_status") == "0" and a.get("blk.fresh_sha") == a.get(
-        "blk.fresh_reread_sha"
+    fresh_ok = a.get(fact.BLK_FRESH_STATUS) == "0" and a.get(fact.BLK_FRESH_SHA) == a.get(
+        fact.BLK_FRESH_REREAD_SHA
     )
     if not wrote_at_wake and not fresh_ok:
-        problems.append(f"fresh write failed ({a.get('blk.fresh_status')}) or reads back corrupt")
-    if _int(a.get("blk.vdc_requests")) <= _int(b.get("blk.vdc_requests")):
-        problems.append(f"request counter stuck at {a.get('blk.vdc_requests')}")
+        problems.append(
+            f"fresh write failed ({a.get(fact.BLK_FRESH_STATUS)}) or reads back corrupt"
+        )
+    if _int(a.get(fact.BLK_VDC_REQUESTS)) <= _int(b.get(fact.BLK_VDC_REQUESTS)):
+        problems.append(f"request counter stuck at {a.get(fact.BLK_VDC_REQUESTS)}")
     after_wake = "" if wrote_at_wake else " and 1 MiB after"
     detail = (
-        f"{a.get('blk.inflight_mib')} MiB written from just before the request "
+        f"{a.get(fact.BLK_INFLIGHT_MIB)} MiB written from just before the request "
         f"({_inflight_steps(a)}){after_wake} read back intact; requests "
-        f"{b.get('blk.vdc_requests')} -> "
-        f"{a.get('blk.vdc_requests')}"
+        f"{b.get(fact.BLK_VDC_REQUESTS)} -> "
+        f"{a.get(fact.BLK_VDC_REQUESTS)}"
         if not problems
         else "; ".join(problems)
     )
     keys = (
-        "blk.pattern_sha",
-        "blk.inflight_status",
-        "blk.inflight_steps",
-        "blk.inflight_mib",
-        "blk.inflight_sha",
-        "blk.fresh_status",
-        "blk.fresh_sha",
-        "blk.fresh_reread_sha",
-        "blk.vdc_requests",
+        fact.BLK_PATTERN_SHA,
+        fact.BLK_INFLIGHT_STATUS,
+        fact.BLK_INFLIGHT_STEPS,
+        fact.BLK_INFLIGHT_MIB,
+        fact.BLK_INFLIGHT_SHA,
+        fact.BLK_FRESH_STATUS,
+        fact.BLK_FRESH_SHA,
+        fact.BLK_FRESH_REREAD_SHA,
+        fact.BLK_VDC_REQUESTS,
     )
     return CheckResult(
         "virtio_blk_healthy", not problems, detail, {k: [b.get(k), a.get(k)] for k in keys}
@@ -244,8 +255,8 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
 
 
 def _inflight_steps(after: dict[str, str]) -> str:
-    """How the in-flight write's pacing ended ("<steps> <why>", see probes.BLOCK)."""
-    steps, _, why = (after.get("blk.inflight_steps") or "").partition(" ")
+    """How the in-flight write's pacing ended ("<steps> <why>", see scripts/inflight_writer.sh)."""
+    steps, _, why = (after.get(fact.BLK_INFLIGHT_STEPS) or "").partition(" ")
     of = f"{steps} of {INFLIGHT_STEPS} paced steps"
     if why == "slept":
         return f"{of} written before the guest slept, one more as it woke"
@@ -253,7 +264,7 @@ def _inflight_steps(after: dict[str, str]) -> str:
         return f"{of} written before the transition ended; the guest saw no sleep"
     if why == "paced":
         return f"all {INFLIGHT_STEPS} paced steps written before any sleep was seen"
-    return f"pacing ended: {after.get('blk.inflight_steps') or 'unknown'}"
+    return f"pacing ended: {after.get(fact.BLK_INFLIGHT_STEPS) or 'unknown'}"
 
 
 def suspend_counted(ev: CycleEvidence) -> CheckResult:
@@ -263,8 +274,8 @@ def suspend_counted(ev: CycleEvidence) -> CheckResult:
     if unmeasured := _unmeasured("suspend_counted", ev):
         return unmeasured
     before, after = (
-        _int(ev.before.get("guest.suspend_success")),
-        _int(ev.after.get("guest.suspend_success")),
+        _int(ev.before.get(fact.GUEST_SUSPEND_SUCCESS)),
+        _int(ev.after.get(fact.GUEST_SUSPEND_SUCCESS)),
     )
     ok = after > before >= 0
     return CheckResult(
@@ -277,19 +288,19 @@ def suspend_counted(ev: CycleEvidence) -> CheckResult:
 
 def clock_in_step(ev: CycleEvidence) -> CheckResult:
     """The guest's wall clock agrees with the host's after resume, within the tolerance."""
-    raw = ev.after.get("clock.step_s")
+    raw = ev.after.get(fact.CLOCK_STEP_S)
     if raw is None:
         return CheckResult(
             "clock_in_step",
             False,
             "guest clock not measured "
-            f"({ev.after.get('clock.error', ev.after_error or 'no answer')})",
+            f"({ev.after.get(fact.CLOCK_ERROR, ev.after_error or 'no answer')})",
         )
     step = float(raw)
     ok = abs(step) <= ev.clock_tolerance_s
     detail = (
         f"guest clock {step:+.2f}s from the host (tolerance "
-        f"{ev.clock_tolerance_s:g}s, ±{ev.after.get('clock.uncertainty_s')}s)"
+        f"{ev.clock_tolerance_s:g}s, ±{ev.after.get(fact.CLOCK_UNCERTAINTY_S)}s)"
     )
     return CheckResult(
         "clock_in_step", ok, detail, {"step_s": step, "tolerance_s": ev.clock_tolerance_s}
@@ -327,7 +338,7 @@ def kernel_log_clean(ev: CycleEvidence) -> CheckResult:
         return unmeasured
     found = classify_kernel_log(ev.kernel_log)
     failing = {k: v for k, v in found.items() if k in FAILING_CLASSES}
-    taint = (ev.before.get("guest.taint"), ev.after.get("guest.taint"))
+    taint = (ev.before.get(fact.GUEST_TAINT), ev.after.get(fact.GUEST_TAINT))
     tainted = bool(taint[1]) and taint[0] != taint[1]
     problems = [f"{k}: {v[0]}" for k, v in failing.items()]
     if tainted:
@@ -350,30 +361,32 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
     each way over it arrives intact."""
     a = ev.after
     problems = []
-    if a.get("net.driver") != "virtio_net":
-        problems.append(f"driver {a.get('net.driver') or 'none'}")
-    if a.get("net.operstate") != "up" or a.get("net.carrier") != "1":
-        problems.append(f"link {a.get('net.operstate') or '?'} (carrier {a.get('net.carrier')})")
-    if _int(a.get("net.irqs_after_transfer")) <= _int(a.get("net.irqs")):
-        problems.append(f"no interrupts during the transfers (stuck at {a.get('net.irqs')})")
-    for direction in ("net.host_to_guest", "net.guest_to_host"):
+    if a.get(fact.NET_DRIVER) != "virtio_net":
+        problems.append(f"driver {a.get(fact.NET_DRIVER) or 'none'}")
+    if a.get(fact.NET_OPERSTATE) != "up" or a.get(fact.NET_CARRIER) != "1":
+        problems.append(
+            f"link {a.get(fact.NET_OPERSTATE) or '?'} (carrier {a.get(fact.NET_CARRIER)})"
+        )
+    if _int(a.get(fact.NET_IRQS_AFTER_TRANSFER)) <= _int(a.get(fact.NET_IRQS)):
+        problems.append(f"no interrupts during the transfers (stuck at {a.get(fact.NET_IRQS)})")
+    for direction in (fact.NET_HOST_TO_GUEST, fact.NET_GUEST_TO_HOST):
         if a.get(direction) != "ok":
             problems.append(f"{direction.split('.')[1]} {a.get(direction) or 'not done'}")
     detail = (
-        f"{a.get('net.iface')} virtio_net up, 1 MiB each way intact, interrupts "
-        f"{a.get('net.irqs')} -> {a.get('net.irqs_after_transfer')}"
+        f"{a.get(fact.NET_IFACE)} virtio_net up, 1 MiB each way intact, interrupts "
+        f"{a.get(fact.NET_IRQS)} -> {a.get(fact.NET_IRQS_AFTER_TRANSFER)}"
         if not problems
         else "; ".join(problems)
     )
     keys = (
-        "net.iface",
-        "net.driver",
-        "net.operstate",
-        "net.carrier",
-        "net.irqs",
-        "net.irqs_after_transfer",
-        "net.host_to_guest",
-        "net.guest_to_host",
+        fact.NET_IFACE,
+        fact.NET_DRIVER,
+        fact.NET_OPERSTATE,
+        fact.NET_CARRIER,
+        fact.NET_IRQS,
+        fact.NET_IRQS_AFTER_TRANSFER,
+        fact.NET_HOST_TO_GUEST,
+        fact.NET_GUEST_TO_HOST,
     )
     return CheckResult(
         "virtio_net_healthy", not problems, detail, {k: [ev.before.get(k), a.get(k)] for k in keys}
@@ -388,8 +401,8 @@ def tcp_connection_survived(ev: CycleEvidence) -> CheckResult:
         return _not_applicable(
             "tcp_connection_survived", "the VM process was restarted, taking the host's end with it"
         )
-    echo = (ev.before.get("tcp.echo"), ev.after.get("tcp.echo"))
-    stream = ev.after.get("tcp.stream")
+    echo = (ev.before.get(fact.TCP_ECHO), ev.after.get(fact.TCP_ECHO))
+    stream = ev.after.get(fact.TCP_STREAM)
     ok = echo == ("ok", "ok") and stream == "ok"
     detail = (
         "the connection opened before sleeping echoed data after; the transfer in flight "

@@ -1,5 +1,6 @@
 import hashlib
 import os
+import re
 import subprocess
 import time
 import tomllib
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import facts as fact
 from harness.checks.guest_scripts import code
 from harness.checks.live_probes import irq_count, judge_stream
 from harness.checks.probes import (
@@ -662,6 +664,50 @@ def test_the_scripts_are_package_data() -> None:
     for package, paths in SCRIPTS.items():
         assert paths, package
         assert "scripts/*.sh" in data.get(package, []), (package, data)
+
+
+GUEST_WRITTEN = {
+    name: key
+    for name, key in vars(fact).items()
+    if name.isupper() and isinstance(key, str) and key not in fact.HOST_MADE
+}
+GUEST_WRITTEN.pop("TIME_MARK_PREFIX")
+SCRIPT_TEXT = "\n".join(path.read_text() for _, path in ALL_SCRIPTS)
+FACT_KEY = r"(?:guest|blk|disk|sentinel|net|clock|tcp)\.[a-z_]+"
+
+
+def test_each_fact_constant_is_named_after_its_key() -> None:
+    for name, key in vars(fact).items():
+        if name.isupper() and isinstance(key, str) and name != "TIME_MARK_PREFIX":
+            assert name == key.upper().replace(".", "_"), (name, key)
+
+
+@pytest.mark.parametrize("name", sorted(GUEST_WRITTEN))
+def test_each_fact_the_checks_read_is_written_by_a_guest_script(name: str) -> None:
+    """Renaming a key on one side only (the script's ``KEY=`` or the constant) fails here."""
+    key = GUEST_WRITTEN[name]
+    assert re.search(rf"(?<![\w.]){re.escape(key)}=", SCRIPT_TEXT), f"no script writes {key}="
+    assert key not in fact.HOST_MADE
+
+
+def test_each_fact_a_guest_script_writes_is_named_in_the_facts_module() -> None:
+    written = set(re.findall(rf"(?<![\w.$])({FACT_KEY})=", SCRIPT_TEXT))
+    assert written, "no fact found in the scripts"
+    assert written <= set(GUEST_WRITTEN.values()), written - set(GUEST_WRITTEN.values())
+    assert not written & fact.HOST_MADE
+    assert f'"{fact.TIME_MARK_PREFIX}$1.$2=' in SCRIPT_TEXT  # capture.sh's marks
+
+
+def test_a_fact_read_by_its_key_anywhere_in_the_harness_is_a_named_one() -> None:
+    """Modules that still spell a key out (``facts.get("guest.swaps")``) spell a real one."""
+    known = {key for name, key in vars(fact).items() if name.isupper() and isinstance(key, str)}
+    harness = Path(__file__).resolve().parents[2] / "harness"
+    spelled = {
+        (path.relative_to(harness).as_posix(), key)
+        for path in harness.rglob("*.py")
+        for key in re.findall(rf"""(?:\.get\(|\[)\s*["']({FACT_KEY})["']""", path.read_text())
+    }
+    assert {(path, key) for path, key in spelled if key not in known} == set()
 
 
 def test_the_stall_on_wake_fault_writes_its_hook_and_its_stall_whole(tmp_path: Path) -> None:
