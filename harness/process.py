@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -9,12 +10,14 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel kills it if the harness dies, even by SIGKILL."""
+def die_with_parent() -> None:
+    """Runs in the child before exec (``preexec_fn``): the kernel kills it if the harness
+    dies, even by SIGKILL."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -50,7 +53,7 @@ class ChildProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 env={**os.environ, **self.env} if self.env else None,
             )
         if self._on_exit is not None:
@@ -115,3 +118,63 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def run_to_end(
+    argv: list[str],
+    output: TextIO,
+    on_line: Callable[[str], None],
+    timeout: float,
+    stop_grace: float,
+) -> int:
+    """Run a long step (an image build) in a session of its own, dying with the harness; its
+    output lines go to ``output`` and ``on_line``; its exit status.
+
+    Interrupted (Ctrl-C, or any exception) or past ``timeout`` (TimeoutError), its whole
+    process group is stopped (SIGTERM, SIGKILL after ``stop_grace`` seconds) and waited for
+    before this returns: nothing of it still runs when the caller cleans up after it.
+    """
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    assert proc.stdout is not None
+    reader = threading.Thread(
+        target=_copy_lines, args=(proc.stdout, output, on_line), name="step-output", daemon=True
+    )
+    reader.start()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired as exc:
+        stop_group(proc, stop_grace)
+        raise TimeoutError(f"{argv[0]} still running after {timeout:.0f}s; stopped") from exc
+    except BaseException:
+        stop_group(proc, stop_grace)
+        raise
+    finally:
+        reader.join(stop_grace)
+    return proc.returncode
+
+
+def _copy_lines(stream: TextIO, output: TextIO, on_line: Callable[[str], None]) -> None:
+    for line in stream:
+        output.write(line)
+        on_line(line)
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM to ``proc``'s process group (its session's leader), SIGKILL after ``grace``
+    seconds; waits until ``proc`` has exited."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -4,6 +4,10 @@ The key covers the recipe files, the kernel package and the versions the host's 
 the key packages, so a changed recipe or a new kernel in the archive means a new image. A
 build happens in a temporary directory under a lock and is renamed into place when complete,
 so a crash or Ctrl-C never leaves a half-written image where a reader would take it.
+mmdebstrap runs in a mount namespace of its own (unshare mode), bounded in time, and is
+stopped and waited for when the build is interrupted; its work directory is removed without
+ever crossing a mount (see ``scratch``). A built image is readable by root alone: its disk
+holds the guest's ssh host keys, whose public halves are kept beside it for ssh to check.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,12 +31,25 @@ from typing import Any
 
 from harness.errors import ImageBuildError, SetupError
 from harness.paths import REPO_ROOT
+from harness.process import run_to_end
+from harness.setup import scratch
 
 RECIPES_DIR = REPO_ROOT / "images"
 DEFAULT_CACHE = Path(os.environ.get("S3S4_IMAGE_CACHE") or RECIPES_DIR / "cache")
 ARCHIVE = "http://deb.debian.org/debian"
 DEFAULT_RECIPE = "debian"
 MANIFEST = "manifest.json"
+HOST_KEYS = "ssh_host_keys.pub"
+BUILD_TIMEOUT_S = 1800.0  # mmdebstrap: minutes from a near mirror; a stalled one ends here
+BUILD_STOP_GRACE_S = 60.0  # an interrupted mmdebstrap unmounts and cleans up in this long
+STEP_TIMEOUT_S = 600.0  # each other build step (mke2fs, qemu-img convert ...)
+# What a build leaves beside the disk; part of the cache key, so that an image built before a
+# change to it is built again rather than found incomplete.
+BUILD_LAYOUT = 2
+# A Debian suite, and a package as mmdebstrap's --include takes it (name, =version, /suite):
+# they reach apt's sources lines and mmdebstrap's arguments, so nothing else gets through.
+SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]*\Z")
+PACKAGE = re.compile(r"[a-z0-9][a-z0-9.+-]+(=[A-Za-z0-9.+~:-]+)?(/[a-z0-9][a-z0-9.+-]*)?\Z")
 
 Progress = Callable[[str], None]
 
@@ -52,10 +71,19 @@ class GuestImage:
     cmdline: str
     packages: dict[str, str]
     cloud: bool = False  # configured by a cloud-init seed, ready once cloud-init is done
+    # The guest's public ssh host keys (``type base64``), recorded when the image was built:
+    # the only ones its ssh accepts. Empty for a cloud image, whose keys its first boot makes.
+    host_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_manifest(cls, directory: Path) -> GuestImage:
         data = json.loads((directory / MANIFEST).read_text())
+        keys = directory / HOST_KEYS
+        if not keys.is_file() or not keys.read_text().strip():
+            raise SetupError(
+                f"image {directory} is incomplete ({HOST_KEYS} missing): "
+                f"delete {directory} and run again"
+            )
         image = cls(
             name=data["name"],
             key=data["key"],
@@ -65,6 +93,7 @@ class GuestImage:
             kernel_release=data["kernel_release"],
             cmdline=data["cmdline"],
             packages=data["packages"],
+            host_keys=tuple(keys.read_text().splitlines()),
         )
         for path in (image.disk, directory / "vmlinuz", directory / "initrd.img"):
             if not path.is_file() or path.stat().st_size == 0:
@@ -101,7 +130,7 @@ class Recipe:
         digest = hashlib.sha256()
         for path in self.files():
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        digest.update(json.dumps([kernel_package, sorted(versions.items())]).encode())
+        digest.update(json.dumps([BUILD_LAYOUT, kernel_package, sorted(versions.items())]).encode())
         return digest.hexdigest()[:16]
 
 
@@ -140,7 +169,7 @@ class ImageCache:
         progress: Progress = _stderr_progress,
     ) -> GuestImage:
         """The cached image for this recipe and kernel, building it first if needed."""
-        kernel_package = kernel_package or recipe.settings["kernel_package"]
+        kernel_package = checked_package(kernel_package or recipe.settings["kernel_package"])
         versions = apt_candidate_versions([kernel_package, *recipe.settings["versioned_packages"]])
         key = recipe.content_key(kernel_package, versions)
         final = self.root / f"{recipe.settings['name']}-{key}"
@@ -151,14 +180,15 @@ class ImageCache:
             if (final / MANIFEST).is_file():  # another run built it while we waited
                 return GuestImage.from_manifest(final)
             _require_tools()
-            work = self.root / f".build-{final.name}-{os.getpid()}"
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir()
+            scratch.sweep_dead_builds(self.root)
+            work = self.root / f"{scratch.BUILD_PREFIX}{final.name}-{os.getpid()}"
+            scratch.remove_work_dir(work)
+            work.mkdir(mode=0o755)  # apt downloads into it as _apt; 0700 once that is done
             try:
                 _build(recipe, kernel_package, key, work, self.root / f"{final.name}.log", progress)
                 work.rename(final)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                scratch.remove_work_dir(work)
         return GuestImage.from_manifest(final)
 
 
@@ -214,16 +244,18 @@ def _build(
     progress(f"building {settings['name']} ({kernel_package}) into {work.parent} ...")
     argv = [
         "mmdebstrap",
+        f"--mode={build_mode()}",
         "--variant=minbase",
-        "--include=" + ",".join([kernel_package, *settings["packages"]]),
+        "--include="
+        + ",".join(checked_package(p) for p in [kernel_package, *settings["packages"]]),
         *(f"--dpkgopt=path-exclude={p}" for p in settings["exclude_paths"]),
-        f'--essential-hook={recipe.directory / "essential-hook.sh"} "$1"',
-        f'--customize-hook={recipe.directory / "customize-hook.sh"} "$1"',
-        settings["suite"],
+        *(hook_option(recipe.directory, kind) for kind in ("essential", "customize")),
+        checked_suite(settings["suite"]),
         str(rootdir),
         *mirror_lines(settings["suite"], kernel_package),
     ]
     _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
+    work.chmod(0o700)  # what is made from here on holds the guest's ssh host keys
     kernels = sorted((rootdir / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise ImageBuildError(f"{kernel_package} installed no kernel in /boot; see {log_path}")
@@ -232,6 +264,7 @@ def _build(
     shutil.copyfile(kernels[-1], work / "vmlinuz")
     shutil.copyfile(rootdir / "boot" / f"initrd.img-{release}", work / "initrd.img")
     packages = _installed_packages(rootdir)
+    host_keys = guest_host_keys(rootdir)
     progress(f"3/4 mke2fs: {settings['disk_size_mib']} MiB ext4 from the root directory")
     raw = work / "root.raw"
     with raw.open("wb") as handle:
@@ -242,9 +275,11 @@ def _build(
     progress("4/4 qemu-img convert to qcow2")
     _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
     raw.unlink()
-    shutil.rmtree(rootdir)
-    for name in ("base.qcow2", "vmlinuz", "initrd.img"):
-        (work / name).chmod(0o444)  # base images are never written to
+    scratch.remove_work_dir(rootdir)
+    (work / HOST_KEYS).write_text("".join(f"{key}\n" for key in host_keys))
+    # Never written to, and readable by root alone: the disk holds the guest's ssh host keys.
+    for name in ("base.qcow2", "vmlinuz", "initrd.img", HOST_KEYS):
+        (work / name).chmod(0o400)
     manifest = {
         "name": settings["name"],
         "key": key,
@@ -256,6 +291,7 @@ def _build(
         "build_seconds": round(time.monotonic() - started, 1),
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    (work / MANIFEST).chmod(0o600)
     progress(f"done in {manifest['build_seconds']}s")
 
 
@@ -297,7 +333,12 @@ def _uefi_disk(
         f"start={1 + esp_mib}MiB, size={root_mib}MiB, type={LINUX_TYPE}, name=root\n"
     )
     result = subprocess.run(
-        ["sfdisk", "-q", str(disk)], input=layout, capture_output=True, text=True, check=False
+        ["sfdisk", "-q", str(disk)],
+        input=layout,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=STEP_TIMEOUT_S,
     )
     if result.returncode != 0:
         raise ImageBuildError(f"sfdisk failed: {result.stderr.strip()}")
@@ -311,10 +352,42 @@ def _uefi_disk(
 def mirror_lines(suite: str, kernel_package: str) -> list[str]:
     """Sources for mmdebstrap: none (its default, the recipe's suite) unless the kernel comes
     from another suite (``linux-image-amd64/bookworm-backports``), which is then added."""
-    _, _, kernel_suite = kernel_package.partition("/")
-    if not kernel_suite or kernel_suite == suite:
+    _, _, kernel_suite = checked_package(kernel_package).partition("/")
+    if not kernel_suite or kernel_suite == checked_suite(suite):
         return []
     return [f"deb {ARCHIVE} {suite} main", f"deb {ARCHIVE} {kernel_suite} main"]
+
+
+def checked_suite(suite: str) -> str:
+    if not SUITE.match(suite):
+        raise SetupError(f"{suite!r} is not a Debian suite name (such as bookworm-backports)")
+    return suite
+
+
+def checked_package(package: str) -> str:
+    if not PACKAGE.match(package):
+        raise SetupError(
+            f"{package!r} is not a Debian package (NAME, NAME=VERSION or NAME/SUITE, such as "
+            "linux-image-amd64/bookworm-backports)"
+        )
+    return package
+
+
+def hook_option(recipe_dir: Path, kind: str) -> str:
+    """mmdebstrap's ``--KIND-hook``: a shell command line, so the script's path is quoted."""
+    return f'--{kind}-hook={shlex.quote(str(recipe_dir / f"{kind}-hook.sh"))} "$1"'
+
+
+def guest_host_keys(rootdir: Path) -> list[str]:
+    """The public ssh host keys the image's sshd will offer (``type base64``)."""
+    keys = []
+    for path in sorted((rootdir / "etc" / "ssh").glob("ssh_host_*_key.pub")):
+        fields = path.read_text().split()
+        if len(fields) >= 2:
+            keys.append(f"{fields[0]} {fields[1]}")
+    if not keys:
+        raise ImageBuildError(f"the image has no ssh host key in {rootdir}/etc/ssh")
+    return keys
 
 
 def _installed_packages(rootdir: Path) -> dict[str, str]:
@@ -324,8 +397,29 @@ def _installed_packages(rootdir: Path) -> dict[str, str]:
     return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
 
+def build_mode() -> str:
+    """mmdebstrap's ``unshare`` mode where root may make a mount namespace: the build's mounts
+    then exist in that namespace only and vanish with it, never in the host's. Else root mode,
+    which mounts nothing there either (it needs the same right to mount)."""
+    try:
+        probe = subprocess.run(
+            ["unshare", "--mount", "--propagation", "unchanged", "--", "true"],
+            capture_output=True,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "root"
+    return "unshare" if probe.returncode == 0 else "root"
+
+
 def _run(argv: list[str]) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ImageBuildError(f"{argv[0]} still running after {STEP_TIMEOUT_S:.0f}s") from exc
     if result.returncode != 0:
         raise ImageBuildError(
             f"{argv[0]} failed ({result.returncode}): {result.stderr.strip().splitlines()[-1:]}"
@@ -334,18 +428,20 @@ def _run(argv: list[str]) -> str:
 
 
 def _run_streaming(argv: list[str], log_path: Path, progress: Progress, label: str) -> None:
-    """Run a long build step, copying its output to a log and its milestones to progress."""
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc,
-    ):
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if line.startswith("I: "):
-                progress(f"{label}: {line[3:].strip()}")
-    if proc.returncode != 0:
+    """Run a long build step, copying its output to a log and its milestones to progress;
+    bounded by BUILD_TIMEOUT_S, and stopped and waited for when interrupted."""
+
+    def milestone(line: str) -> None:
+        if line.startswith("I: "):
+            progress(f"{label}: {line[3:].strip()}")
+
+    with log_path.open("w") as log:
+        try:
+            returncode = run_to_end(argv, log, milestone, BUILD_TIMEOUT_S, BUILD_STOP_GRACE_S)
+        except TimeoutError as exc:
+            raise ImageBuildError(f"{label}: {exc}; full log kept at {log_path}") from exc
+    if returncode != 0:
         tail = log_path.read_text().strip().splitlines()[-3:]
         raise ImageBuildError(
-            f"{label} failed ({proc.returncode}); last lines: {tail}; full log kept at {log_path}"
+            f"{label} failed ({returncode}); last lines: {tail}; full log kept at {log_path}"
         )

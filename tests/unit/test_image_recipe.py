@@ -1,9 +1,17 @@
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness.errors import SetupError
-from harness.setup.image import GuestImage, Recipe, mirror_lines
+from harness.errors import ImageBuildError, SetupError
+from harness.setup.image import (
+    GuestImage,
+    Recipe,
+    checked_package,
+    guest_host_keys,
+    hook_option,
+    mirror_lines,
+)
 
 
 def test_builtin_recipe_loads() -> None:
@@ -89,3 +97,75 @@ def test_a_kernel_from_another_suite_adds_that_suite() -> None:
         "deb http://deb.debian.org/debian bookworm main",
         "deb http://deb.debian.org/debian bookworm-backports main",
     ]
+
+
+def test_a_hook_path_reaches_mmdebstraps_shell_quoted(tmp_path: Path) -> None:
+    odd = tmp_path / "my recipes; touch $HOME-owned"
+    odd.mkdir()
+    hook = odd / "customize-hook.sh"
+    hook.write_text('#!/bin/sh\nprintf "%s|" "$0" "$@"\n')
+    hook.chmod(0o755)
+    command = hook_option(odd, "customize").removeprefix("--customize-hook=")
+    # mmdebstrap runs a hook as: sh -c COMMAND exec ROOT
+    result = subprocess.run(
+        ["sh", "-c", command, "exec", "/the root"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"{hook}|/the root|"
+
+
+@pytest.mark.parametrize(
+    "suite", ["bookworm main\ndeb http://evil.example/ x", "bookworm [trusted=yes]", "", "-x"]
+)
+def test_a_suite_that_is_not_a_suite_name_is_refused(suite: str) -> None:
+    with pytest.raises(SetupError, match="is not a Debian suite name"):
+        mirror_lines(suite, "linux-image-amd64/bookworm-backports")
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "linux-image-amd64/bookworm main\ndeb http://evil.example/ x",
+        "linux-image-amd64/bookworm [trusted=yes]",
+        "linux-image-amd64,evil",
+        "--option=x",
+    ],
+)
+def test_a_kernel_package_that_is_not_a_package_is_refused(package: str) -> None:
+    with pytest.raises(SetupError, match="is not a Debian package"):
+        mirror_lines("bookworm", package)
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["linux-image-amd64", "linux-image-6.1.0-28-amd64", "linux-image-amd64=6.1.123-1"],
+)
+def test_kernel_packages_as_the_matrix_names_them_pass(package: str) -> None:
+    assert checked_package(package) == package
+
+
+def test_a_built_image_carries_its_host_keys(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(
+        '{"name": "x", "key": "k", "kernel_release": "6.1", "cmdline": "", "packages": {}}'
+    )
+    (tmp_path / "ssh_host_keys.pub").write_text("ssh-ed25519 AAAAC3Nz\nssh-rsa AAAAB3\n")
+    for name in ("vmlinuz", "initrd.img"):
+        (tmp_path / name).write_bytes(b"k")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "base.qcow2"), "1M"])
+    image = GuestImage.from_manifest(tmp_path)
+    assert image.host_keys == ("ssh-ed25519 AAAAC3Nz", "ssh-rsa AAAAB3")
+    (tmp_path / "ssh_host_keys.pub").unlink()
+    with pytest.raises(SetupError, match=r"incomplete \(ssh_host_keys.pub missing\)"):
+        GuestImage.from_manifest(tmp_path)
+
+
+def test_host_keys_are_read_from_the_built_root(tmp_path: Path) -> None:
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    (ssh / "ssh_host_ed25519_key.pub").write_text("ssh-ed25519 AAAAC3Nz root@build\n")
+    (ssh / "ssh_host_ed25519_key").write_text("PRIVATE\n")
+    (ssh / "ssh_host_rsa_key.pub").write_text("ssh-rsa AAAAB3 root@build\n")
+    assert guest_host_keys(tmp_path) == ["ssh-ed25519 AAAAC3Nz", "ssh-rsa AAAAB3"]
+    for path in ssh.iterdir():
+        path.unlink()
+    with pytest.raises(ImageBuildError, match="no ssh host key"):
+        guest_host_keys(tmp_path)
