@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,15 +78,25 @@ class SshKey:
 
 
 class _PinHostKey(paramiko.MissingHostKeyPolicy):
-    """Accept the guest's host key the first time, then insist on the same key."""
+    """Accept only the guest's own host key. With ``known`` keys (``type base64``, as in a
+    ``.pub`` file), any other key is refused. Without (a cloud image: its host keys are made
+    at its first boot), the first key seen is accepted and then insisted on: trust on first
+    use, over a port that only this host's loopback reaches."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Sequence[str] = ()) -> None:
+        self.known = frozenset(" ".join(line.split()[:2]) for line in known)
         self.pinned: paramiko.PKey | None = None
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        if self.pinned is None:
+        if self.known:
+            if f"{key.get_name()} {key.get_base64()}" not in self.known:
+                raise SshError(
+                    f"the guest at {hostname} offered a {key.get_name()} host key that is not "
+                    "its image's: refusing to talk to it"
+                )
+        elif self.pinned is None:
             self.pinned = key
         elif self.pinned != key:
             raise SshError(f"guest host key changed for {hostname}")
@@ -143,13 +154,32 @@ class StreamDownload:
         self._channel.close()
 
 
+def _read_to_end(
+    channel: paramiko.Channel, recv: Callable[[int], bytes], deadline: float
+) -> bytes:
+    """What ``recv`` gives until end of file; TimeoutError once ``deadline`` has passed."""
+    data = bytearray()
+    while (left := deadline - time.monotonic()) > 0:
+        channel.settimeout(left)
+        try:
+            chunk = recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    raise TimeoutError(f"output still coming at the deadline ({len(data)} bytes so far)")
+
+
 class SshConnection:
     """A persistent ssh connection to root@127.0.0.1:port, reopened when it drops."""
 
-    def __init__(self, port: int, key: SshKey) -> None:
+    def __init__(self, port: int, key: SshKey, host_keys: Sequence[str] = ()) -> None:
+        """``host_keys``: the guest's public host keys, the only ones accepted (see
+        ``_PinHostKey`` for a guest whose keys are not known in advance)."""
         self.port = port
         self._key = key
-        self._policy = _PinHostKey()
+        self._policy = _PinHostKey(host_keys)
         self._client: paramiko.SSHClient | None = None
 
     @property
@@ -179,6 +209,9 @@ class SshConnection:
                     allow_agent=False,
                     look_for_keys=False,
                 )
+            except SshError:
+                client.close()
+                raise  # the host key refused: not the guest
             except paramiko.AuthenticationException as exc:
                 client.close()
                 raise SshKeyRefused(
@@ -204,7 +237,10 @@ class SshConnection:
 
     def fetch(self, command: str, timeout: float, stdin: bytes | None = None) -> BinaryResult:
         """``run``, keeping what the command wrote as bytes (binary data needs no encoding in
-        the guest: under TCG every program started there costs tens of ms)."""
+        the guest: under TCG every program started there costs tens of ms). ``timeout``
+        bounds the whole command, not each wait for output: one that trickles output
+        forever ends at it all the same."""
+        deadline = time.monotonic() + timeout
         if not self.connected:
             self.connect(timeout)
         assert self._client is not None
@@ -215,8 +251,10 @@ class SshConnection:
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            stdout = channel.makefile("rb").read()
-            stderr = channel.makefile_stderr("rb").read()
+            stdout = _read_to_end(channel, channel.recv, deadline)
+            stderr = _read_to_end(channel, channel.recv_stderr, deadline)
+            if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError("no exit status")
             status = channel.recv_exit_status()
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             self.close()

@@ -85,7 +85,7 @@ class MachineBase:
         self.serial_log = self.console.path
         self._ssh_key = ssh_key
         self._ssh_port = free_local_port()
-        self._ssh = SshConnection(self._ssh_port, ssh_key)
+        self._ssh = SshConnection(self._ssh_port, ssh_key, image.host_keys)
 
     def run(
         self, command: str, timeout: float | None = None, stdin: bytes | None = None

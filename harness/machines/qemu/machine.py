@@ -204,7 +204,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
                     raise
                 log.info("%s: ssh port %d taken; another", self.name, self._ssh_port)
                 self._ssh_port = free_local_port()
-                self._ssh = SshConnection(self._ssh_port, self._ssh_key)
+                self._ssh = SshConnection(self._ssh_port, self._ssh_key, self.image.host_keys)
                 self.argv = build_argv(self.config, self.paths, self._ssh_port)
 
     def _launch_once(self, incoming: bool) -> None:
