@@ -23,6 +23,7 @@ from harness.setup.image import ARCHIVE, DEFAULT_CACHE, locked
 
 SUITES = ("bookworm", "bookworm-updates", "bookworm-backports", "trixie")
 LISTS_MAX_AGE_S = 24 * 3600
+PROBE_TIMEOUT_S = 60.0  # ldd and --version of a provisioned QEMU: instant when it runs at all
 
 
 @dataclass(frozen=True)
@@ -216,18 +217,30 @@ def provision_ovmf(wanted: str, archive: DebianArchive | None = None) -> tuple[P
 
 
 def _check_libraries(binary: Path, package: str, version: str) -> None:
-    """A build for another Debian release fails here, naming what is missing."""
-    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    """A build for another Debian release fails here, naming what is missing. Both programs
+    are bounded: a binary that hangs (or an ``ldd`` that runs it) is an error, not a stall."""
+    ldd = _bounded(["ldd", str(binary)], f"ldd {binary}")
     out = ldd.stdout + ldd.stderr
     missing = [line.split()[0] for line in out.splitlines() if "=> not found" in line]
     missing += re.findall(r"version `([^']+)' not found", out)
-    probe = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False)
+    probe = _bounded([str(binary), "--version"], f"{binary} --version")
     if missing or probe.returncode != 0:
-        detail = ", ".join(missing) or probe.stderr.strip().splitlines()[-1:][0][:200]
+        detail = ", ".join(missing) or (probe.stderr.strip().splitlines() or ["?"])[-1][:200]
         raise SetupError(
             f"{package} {version} cannot run on this host ({detail}): pick a build for this "
             "Debian release (bookworm or bookworm-backports)"
         )
+
+
+def _bounded(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, check=False, timeout=PROBE_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SetupError(f"{what} still running after {PROBE_TIMEOUT_S:.0f}s: stopped") from exc
+    except OSError as exc:
+        raise SetupError(f"{what}: {exc}") from exc
 
 
 def _safe(version: str) -> str:

@@ -1,10 +1,12 @@
 """Component specs: what names a Debian version, how versions are matched."""
 
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.errors import SetupError
+from harness.setup import components
 from harness.setup.components import DebianArchive, is_version, provision_qemu, upstream
 
 
@@ -59,3 +61,16 @@ def test_arch_all_companions_drop_the_binnmu_suffix() -> None:
 def test_a_missing_binary_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SetupError, match=r"not found: run \./run setup"):
         provision_qemu(str(tmp_path / "qemu-system-x86_64"))
+
+
+def test_a_provisioned_qemu_that_hangs_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "qemu-system-x86_64"
+    binary.write_text("#!/bin/sh\nexec sleep 600\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr(components, "PROBE_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(SetupError, match=r"qemu-system-x86_64 --version still running after 1s"):
+        components._check_libraries(binary, "qemu-system-x86", "1:99.0")
+    assert time.monotonic() - started < 10
