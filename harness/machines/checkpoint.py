@@ -2,19 +2,21 @@
 so that every test case can start from a restore of it (seconds under TCG) instead of a cold
 boot (tens of seconds), and still start from the same state as every other case.
 
-Capture: QMP ``migrate`` to a file (QEMU 7.2 has no ``file:`` URI, so ``exec:cat``); when the
+Capture: QMP ``migrate`` to a file that the harness opens and hands to QEMU (``fd:``; QEMU
+7.2 has no ``file:`` URI, and its sandbox forbids the ``exec:`` of a program); when the
 migration completes QEMU has paused the guest and flushed its disks, and copies of the disks
 are taken at that very point. Restore: the same argv plus ``-incoming defer``, fresh copies of
-the frozen disks (each restore its own), then ``migrate-incoming`` from the file.
+the frozen disks (each restore its own), then ``migrate-incoming`` from the file, handed over
+the same way.
 """
 
 from __future__ import annotations
 
-import shlex
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.errors import HarnessError, SetupError, StageTimeout
 from harness.machines import disks
@@ -42,12 +44,40 @@ class Checkpoint:
         return sum(p.stat().st_size for p in (self.state, *self.disks.values()) if p.exists())
 
 
-def save_command(path: Path) -> str:
-    return "exec:cat > " + shlex.quote(str(path))
+class FdPassing(Protocol):
+    """A monitor that can hand QEMU an open file (SCM_RIGHTS, then ``getfd``)."""
+
+    def pass_fd(self, fd: int, name: str, timeout: float = ...) -> None: ...
 
 
-def load_command(path: Path) -> str:
-    return "exec:cat " + shlex.quote(str(path))
+SAVE_FD = "checkpoint-save"
+LOAD_FD = "checkpoint-load"
+
+
+def save_uri(monitor: FdPassing | None, path: Path) -> str:
+    """Open ``path`` for the migration stream (0600, emptied) and hand it to QEMU; the URI
+    for ``migrate``."""
+    return _hand_over(monitor, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SAVE_FD)
+
+
+def load_uri(monitor: FdPassing | None, path: Path) -> str:
+    """Open the saved stream at ``path`` and hand it to QEMU; the URI for
+    ``migrate-incoming``."""
+    return _hand_over(monitor, path, os.O_RDONLY, LOAD_FD)
+
+
+def _hand_over(monitor: FdPassing | None, path: Path, flags: int, name: str) -> str:
+    if monitor is None:
+        raise HarnessError(f"checkpoint: no QMP connection to hand {path} over")
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise HarnessError(f"checkpoint: cannot open {path}: {exc.strerror}") from exc
+    try:
+        monitor.pass_fd(fd, name)
+    finally:
+        os.close(fd)  # QEMU holds its own copy now
+    return f"fd:{name}"
 
 
 def migration_capabilities() -> dict[str, Any]:

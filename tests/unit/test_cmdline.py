@@ -55,3 +55,32 @@ def test_extra_args_come_last_and_unknown_firmware_is_refused() -> None:
     assert argv[-2:] == ["-global", "PIIX4_PM.disable_s3=1"]
     with pytest.raises(ValueError, match="unknown firmware"):
         build_argv(config(firmware=Firmware("coreboot")), PATHS, 1)
+
+
+def test_qemu_is_sandboxed_and_its_guest_reaches_only_the_ssh_forward() -> None:
+    argv = build_argv(config(), PATHS, 40022)
+    sandbox = argv[argv.index("-sandbox") + 1]
+    assert sandbox.split(",") == [
+        "on",
+        "obsolete=deny",
+        "elevateprivileges=deny",
+        "spawn=deny",  # no exec: migration, no helper programs
+        "resourcecontrol=deny",
+    ]
+    assert "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in argv
+
+
+def test_a_comma_in_a_path_cannot_add_an_option() -> None:
+    odd = RunPaths(
+        Path("/r,x/qmp.sock"),
+        Path("/r,x/qga.sock"),
+        Path("/r,x/console.sock"),
+        Path("/r,x/root.qcow2,backing.file=/etc/shadow"),
+        Path("/r,x/swap.raw"),
+        Path("/r,x/data.raw"),
+    )
+    joined = " ".join(build_argv(config(), odd, 1))
+    assert "file=/r,,x/root.qcow2,,backing.file=/etc/shadow,if=none,id=root," in joined
+    assert "socket,id=qmp0,path=/r,,x/qmp.sock" in joined
+    assert "filename=/r,,x/data.raw," in joined
+    assert ",x/" not in joined.replace(",,x/", "")

@@ -1,4 +1,12 @@
-"""Build the qemu-system command line for one guest. Pure: no I/O, easy to unit test."""
+"""Build the qemu-system command line for one guest. Pure: no I/O, easy to unit test.
+
+QEMU runs as root on images from elsewhere, so it is confined as far as the harness lets it
+be: a seccomp sandbox (no obsolete system calls, no privilege changes, no new programs, no
+scheduler or memory-policy changes; the checkpoints pass QEMU open files instead of
+``exec:``), and user networking that carries only the host's forward to the guest's sshd and
+the guest's DHCP (``restrict=on``: the guest reaches no other address). Paths go into QEMU's
+option strings with their commas doubled, as QEMU's option syntax escapes them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.machines.config import DATA_FILE_NODE, DATA_NODE, ROOT_DRIVE, Firmware, QemuConfig
+
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 
 @dataclass(frozen=True)
@@ -34,17 +44,19 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         str(config.cpus),
         "-nodefaults",
         "-no-user-config",
+        "-sandbox",
+        SANDBOX,
         "-display",
         "none",
         "-vga",
         "std",
         # The harness listens on the console socket and logs what the guest prints.
         "-chardev",
-        f"socket,id=serial0,path={paths.console_socket}",
+        f"socket,id=serial0,path={option_value(paths.console_socket)}",
         "-serial",
         "chardev:serial0",
         "-chardev",
-        f"socket,id=qmp0,path={paths.qmp_socket}",
+        f"socket,id=qmp0,path={option_value(paths.qmp_socket)}",
         "-mon",
         "chardev=qmp0,mode=control",
     ]
@@ -57,7 +69,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     # (blockdev-reopen onto a blkdebug node) without the guest noticing anything but errors.
     argv += [
         "-blockdev",
-        f"driver=file,node-name={DATA_FILE_NODE},filename={paths.data_disk},"
+        f"driver=file,node-name={DATA_FILE_NODE},filename={option_value(paths.data_disk)},"
         "cache.direct=off,cache.no-flush=on",
         "-blockdev",
         f"driver=raw,node-name={DATA_NODE},file={DATA_FILE_NODE}",
@@ -66,7 +78,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     ]
     argv += [
         "-netdev",
-        f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device",
         # No option ROM (iPXE): the guest boots its kernel directly or from disk, never over
         # the network, and under TCG the ROM's setup adds about a second to every firmware boot.
@@ -74,7 +86,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "-device",
         "virtio-serial-pci,id=vser0",
         "-chardev",
-        f"socket,id=qga0,path={paths.agent_socket}",
+        f"socket,id=qga0,path={option_value(paths.agent_socket)}",
         "-device",
         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
         "-device",
@@ -90,11 +102,16 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     return argv
 
 
+def option_value(path: Path) -> str:
+    """``path`` as a value in a QEMU option string: a comma there would start a new option."""
+    return str(path).replace(",", ",,")
+
+
 def _disk_args(name: str, path: Path, fmt: str, readonly: bool = False) -> list[str]:
     options = "readonly=on" if readonly else "cache=unsafe"
     return [
         "-drive",
-        f"file={path},if=none,id={name},format={fmt},{options}",
+        f"file={option_value(path)},if=none,id={name},format={fmt},{options}",
         "-device",
         f"virtio-blk-pci,drive={name},id={name}-disk",
     ]
@@ -108,8 +125,8 @@ def _firmware_args(firmware: Firmware) -> list[str]:
             raise ValueError("OVMF needs both a code and a vars file")
         return [
             "-drive",
-            f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.ovmf_code}",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(firmware.ovmf_code)}",
             "-drive",
-            f"if=pflash,format=raw,unit=1,file={firmware.ovmf_vars}",
+            f"if=pflash,format=raw,unit=1,file={option_value(firmware.ovmf_vars)}",
         ]
     raise ValueError(f"unknown firmware kind {firmware.kind!r} (use seabios or ovmf)")

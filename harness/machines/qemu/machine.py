@@ -106,7 +106,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         self.qmp("migrate-set-parameters", {"max-bandwidth": ckpt.UNCAPPED_BANDWIDTH})
         mark = self.events.mark()
         try:
-            self.qmp("migrate", {"uri": ckpt.save_command(state)})
+            self.qmp("migrate", {"uri": ckpt.save_uri(self._monitor, state)})
             ckpt.wait_migration(self.events, mark, self.timeouts.hibernate, "save")
             frozen = ckpt.freeze_disks(self._disk_paths(), directory)
         except (HarnessError, OSError) as exc:
@@ -131,7 +131,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
             self._launch(incoming=True)
             self.qmp("migrate-set-capabilities", ckpt.migration_capabilities())
             mark = self.events.mark()
-            self.qmp("migrate-incoming", {"uri": ckpt.load_command(checkpoint.state)})
+            self.qmp("migrate-incoming", {"uri": ckpt.load_uri(self._monitor, checkpoint.state)})
             ckpt.wait_migration(self.events, mark, self.timeouts.resume, "restore")
         except HarnessError as exc:
             output = self._process_output()

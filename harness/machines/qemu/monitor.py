@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,23 @@ class QmpMonitor:
     def execute(
         self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 30.0
     ) -> Any:
+        return self._call(command, self._client.execute(command, arguments), timeout)
+
+    def pass_fd(self, fd: int, name: str, timeout: float = 30.0) -> None:
+        """Hand QEMU an open file descriptor (SCM_RIGHTS on this socket, then ``getfd``), for
+        a command that takes ``fd:NAME``: QEMU then opens no path and runs no program."""
         try:
-            return self._runner.run(self._client.execute(command, arguments), timeout)
+            self._call("getfd", self._pass_fd(fd, name), timeout)
+        except OSError as exc:  # sendmsg on a socket QEMU has closed
+            raise HarnessError(f"QMP getfd: the descriptor could not be sent ({exc})") from exc
+
+    async def _pass_fd(self, fd: int, name: str) -> None:
+        self._client.send_fd_scm(fd)  # on the loop's thread: nothing else writes meanwhile
+        await self._client.execute("getfd", {"fdname": name})
+
+    def _call(self, command: str, call: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        try:
+            return self._runner.run(call, timeout)
         except ExecuteError as exc:
             raise QmpCommandError(command, exc.error_class, str(exc.error.error.desc)) from exc
         except TimeoutError as exc:
