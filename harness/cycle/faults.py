@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from harness.checks import guest_scripts
 from harness.checks import probes as probe_lib
 from harness.errors import SetupError
+from harness.machines import gdbstub
 from harness.machines.config import ROOT_DRIVE
-from harness.machines.gdbstub import clear_interrupt_flag_in_user_space
 from harness.machines.protocol import Machine
 from harness.machines.vcpu_lockup import parse_registers
-from harness.ports import free_local_port
 
 BEFORE_REQUEST = "before-request"
 AFTER_REQUEST = "after-request"
@@ -272,10 +271,10 @@ def _clear_cpu1_interrupt_flag(machine: Machine) -> None:
     stay locked), else tried again."""
     looks: list[tuple[str, bool, bool] | None] = []
     for _ in range(LOCKUP_INJECTION_ATTEMPTS):
-        port = free_local_port()
-        machine.hmp(f"gdbserver tcp:127.0.0.1:{port}")
+        stub = machine.runtime_dir / gdbstub.SOCKET_NAME  # private: not a TCP port
+        machine.hmp(gdbstub.gdbserver_command(stub))
         try:
-            clear_interrupt_flag_in_user_space(port, cpu=1)
+            gdbstub.clear_interrupt_flag_in_user_space(stub, cpu=1)
         finally:
             machine.hmp("gdbserver none")
         looks = [

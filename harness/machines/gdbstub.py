@@ -1,18 +1,31 @@
 """Just enough of GDB's remote serial protocol to change one vCPU's registers through QEMU's
 gdbstub (HMP ``gdbserver``), for fault injection: QEMU pauses the guest while a debugger is
 attached and resumes it on detach. Register numbers are those of QEMU's x86-64 target
-(16 RIP, 17 EFLAGS, 18 CS)."""
+(16 RIP, 17 EFLAGS, 18 CS).
+
+The stub listens on a unix socket in the machine's private (0700) run directory, never on a
+TCP port: whoever connects first may rewrite the guest's registers, and on loopback that is
+any local user."""
 
 from __future__ import annotations
 
 import select
 import socket
 import time
+from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.machines.vcpu_lockup import IF_FLAG
 
 RIP, EFLAGS, CS = 0x10, 0x11, 0x12
+SOCKET_NAME = "gdb.sock"
+
+
+def gdbserver_command(path: Path) -> str:
+    """The HMP command that starts QEMU's gdbstub on the unix socket ``path``."""
+    if "," in str(path):
+        raise ValueError(f"{path}: a chardev path cannot hold a comma")
+    return f"gdbserver unix:{path},server=on,wait=off"
 
 
 class GdbStubError(HarnessError):
@@ -20,8 +33,14 @@ class GdbStubError(HarnessError):
 
 
 class GdbStub:
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(str(path))
+        except OSError as exc:
+            self._sock.close()
+            raise GdbStubError(f"gdbstub at {path}: {exc}") from exc
         self._buffer = b""
         self._deadline_s = timeout
         # QEMU 7.2 has no no-ack mode: every packet is acknowledged ("+"), both ways. It
@@ -68,9 +87,14 @@ class GdbStub:
             raise GdbStubError(f"gdbstub: register {number:#x} not written")
 
     def detach(self) -> None:
-        """Detach: QEMU resumes the guest."""
-        self.request("D")
-        self._sock.close()
+        """Detach: QEMU resumes the guest (on a closed connection too, so a stub that closes
+        before the ack of its reply is no error)."""
+        try:
+            self.request("D")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self._sock.close()
 
     def _send(self, payload: str) -> None:
         checksum = sum(payload.encode()) % 256
@@ -105,12 +129,12 @@ USER_MODE = 3
 RUN_BETWEEN_LOOKS_S = 0.05
 
 
-def clear_interrupt_flag_in_user_space(port: int, cpu: int, attempts: int = 50) -> int:
-    """Attach to the gdbstub on ``port``; stop the guest until vCPU ``cpu`` is caught in user
+def clear_interrupt_flag_in_user_space(path: Path, cpu: int, attempts: int = 50) -> int:
+    """Attach to the gdbstub at ``path``; stop the guest until vCPU ``cpu`` is caught in user
     space (CPL 3), clear its interrupt flag there and detach. A CPU looping in user space
     with IF clear never takes an interrupt again (the kernel cannot set it back): a hard
     lockup without a kernel module. Returns the RIP it was caught at."""
-    stub = GdbStub(port)
+    stub = GdbStub(path)
     seen: list[str] = []
     try:
         for _ in range(attempts):

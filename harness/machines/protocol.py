@@ -151,6 +151,8 @@ class PlatformControl(Protocol):
 class FaultInjection(Protocol):
     """What the host breaks on purpose, to show that a check or a stage can fail."""
 
+    runtime_dir: Path  # the machine's private (0700) directory: a fault's sockets go there
+
     def set_link(self, up: bool) -> None:
         """Set the guest NIC's link state from the host."""
         ...

@@ -4,16 +4,34 @@ lockup fault runs."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.cycle.faults import spin_executable
-from harness.machines.gdbstub import CS, EFLAGS, RIP, clear_interrupt_flag_in_user_space
+from harness.machines.gdbstub import (
+    CS,
+    EFLAGS,
+    RIP,
+    GdbStubError,
+    clear_interrupt_flag_in_user_space,
+    gdbserver_command,
+)
 from harness.machines.vcpu_lockup import IF_FLAG
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory short enough for a unix socket's path (pytest's tmp_path may not be)."""
+    path = Path(tempfile.mkdtemp(prefix="s3s4-gdb-"))
+    yield path
+    shutil.rmtree(path)
 
 
 def _frame(payload: str) -> bytes:
@@ -23,10 +41,12 @@ def _frame(payload: str) -> bytes:
 class ScriptedStub(threading.Thread):
     """vCPU 1 is in the kernel at the first stop and in user space from the second on."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen()
         self.stops = 1
         self.eflags = 0x246
         self.received: list[str] = []
@@ -90,16 +110,29 @@ class ScriptedStub(threading.Thread):
         return "OK"
 
 
-def test_the_interrupt_flag_is_cleared_where_the_vcpu_runs_user_code() -> None:
-    stub = ScriptedStub()
+def test_the_interrupt_flag_is_cleared_where_the_vcpu_runs_user_code(short_dir: Path) -> None:
+    stub = ScriptedStub(short_dir / "gdb.sock")
     stub.start()
-    rip = clear_interrupt_flag_in_user_space(stub.port, cpu=1)
+    rip = clear_interrupt_flag_in_user_space(stub.path, cpu=1)
     stub.join(timeout=5)
     assert rip == 0x400078
     assert stub.eflags == 0x246 & ~IF_FLAG
     assert stub.received.count("c") == 1  # the first stop found it in the kernel
     assert "Hg2" in stub.received  # vCPU 1 is gdb thread 2
     assert stub.received[-1] == "D"  # detached: QEMU resumes the guest
+
+
+def test_the_stub_is_asked_for_on_a_unix_socket_only() -> None:
+    assert gdbserver_command(Path("/run/s3s4-harness/1-a/qemu-1/gdb.sock")) == (
+        "gdbserver unix:/run/s3s4-harness/1-a/qemu-1/gdb.sock,server=on,wait=off"
+    )
+    with pytest.raises(ValueError, match="comma"):
+        gdbserver_command(Path("/tmp/a,server=on,b"))
+
+
+def test_no_stub_listening_is_a_gdbstub_error(short_dir: Path) -> None:
+    with pytest.raises(GdbStubError, match=r"gdbstub at .*gdb\.sock"):
+        clear_interrupt_flag_in_user_space(short_dir / "gdb.sock", cpu=1)
 
 
 def test_the_spinning_program_spins(tmp_path: Path) -> None:
