@@ -145,12 +145,13 @@ class GuestsService:
         return self._run(action)
 
     def _run(self, action: str) -> ServiceRun:
-        binds = [f'mount --bind "{self.config_file}" "{self.config_target}"']
+        q = shlex.quote  # the paths reach a shell: quoted, whatever they hold
+        binds = [f"mount --bind {q(str(self.config_file))} {q(str(self.config_target))}"]
         for index, directory in enumerate(STATE_DIRS):
             private = self.work_dir / f"state{index}"
             private.mkdir(exist_ok=True)
-            binds.append(f'mount --bind "{private}" "{directory}"')
-        script = " && ".join(binds) + f' && exec "{self.script}" {action}'
+            binds.append(f"mount --bind {q(str(private))} {q(directory)}")
+        script = " && ".join(binds) + f" && exec {q(str(self.script))} {q(action)}"
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
         try:
             with host_lock(GUESTS_SERVICE_LOCK, self.timeout, f"libvirt-guests {action}"):
