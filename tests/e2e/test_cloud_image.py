@@ -1,10 +1,13 @@
 """A cloud-style image (built here: a UEFI GPT disk with systemd-boot and cloud-init, nothing
-of the harness's in it) served by an HTTP mirror on 127.0.0.1 with a SHA256SUMS list:
-downloaded, verified, booted by OVMF, configured by the NoCloud seed (swap on the harness's
-disk, resume= through systemd-boot's entry and one reboot: the image's initramfs knows no
-resume device), and put through an S3 and an S4 cycle;
+of the harness's in it) served by a plain-HTTP mirror on 127.0.0.1, its digest from a local
+copy of the SHA256SUMS list or the command line: downloaded, verified, booted by OVMF,
+configured by the NoCloud seed (swap on the harness's disk, resume= through systemd-boot's
+entry and one reboot: the image's initramfs knows no resume device), and put through an S3 and
+an S4 cycle;
 a seed that claims a boot-loader change it did not make is a one-line error after the reboot; a
-wrong checksum is one line and nothing is kept."""
+wrong checksum is one line and nothing is kept; an image whose digest would come from the
+mirror's own list over plain http, or a qcow2 overlay of another file, is a one-line error
+before any guest starts."""
 
 import functools
 import json
@@ -13,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,18 +39,29 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+@dataclass(frozen=True)
+class Mirror:
+    url: str  # the base URL, plain http
+    sha: str  # the image's sha256
+    folder: Path  # what it serves: the image, its SHA256SUMS, and an overlay of the image
+
+
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, sha256) of a mirror serving the cloud-style image and its SHA256SUMS."""
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
     image = ImageCache().ensure(Recipe.load("debian-cloud"))
     served = tmp_path_factory.mktemp("mirror")
     os.link(image.disk, served / IMAGE_NAME)
     sha = file_sha256(served / IMAGE_NAME)
     (served / "SHA256SUMS").write_text(f"{sha}  {IMAGE_NAME}\n")
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(served / IMAGE_NAME),
+         "-F", "qcow2", str(served / "overlay.qcow2")],
+        check=True, timeout=60,
+    )  # fmt: skip
     handler = functools.partial(QuietHandler, directory=str(served))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", sha
+    yield Mirror(f"http://127.0.0.1:{server.server_address[1]}", sha, served)
     server.shutdown()
     server.server_close()
 
@@ -63,10 +78,13 @@ def suite(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
-    mirror: tuple[str, str], tmp_path: Path
+    mirror: Mirror, tmp_path: Path
 ) -> None:
-    url, sha = mirror
-    options = ("--cloud-image", f"{url}/{IMAGE_NAME}", "-k", "s3-agent or s4-agent")
+    url, sha = mirror.url, mirror.sha
+    options = (
+        "--cloud-image", f"{url}/{IMAGE_NAME}", "--cloud-sums", str(mirror.folder / "SHA256SUMS"),
+        "-k", "s3-agent or s4-agent",
+    )  # fmt: skip
     result = suite(tmp_path, *options)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     (run,) = (tmp_path / "reports").glob("2*/results.json")
@@ -86,10 +104,8 @@ def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
     assert file_sha256(downloaded) == sha
 
 
-def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
-    mirror: tuple[str, str], tmp_path: Path
-) -> None:
-    url, sha = mirror
+def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(mirror: Mirror, tmp_path: Path) -> None:
+    url, sha = mirror.url, mirror.sha
     wrong = "0" * 64
     result = suite(
         tmp_path, "--cloud-image", f"{url}/{IMAGE_NAME}", "--cloud-sha256", wrong, "-k", "s3-agent"
@@ -104,15 +120,43 @@ def test_a_wrong_checksum_is_one_line_and_nothing_is_kept(
     assert [p for p in downloads.rglob("*") if p.is_file() and p.name != ".lock"] == []
 
 
+def test_an_http_image_without_a_digest_given_is_refused_in_one_line(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """The mirror's own SHA256SUMS, over the same plain http, would prove nothing."""
+    result = suite(tmp_path, "--cloud-image", f"{mirror.url}/{IMAGE_NAME}", "-k", "s3-agent")
+    errors = [ln for ln in result.stdout.splitlines() if "error: " in ln]
+    assert result.returncode == 2 and len(errors) == 1, result.stdout[-3000:]
+    assert (
+        f"error: {mirror.url}/SHA256SUMS is an unsigned checksum list over plain http, which "
+        "proves nothing: use https (or a local copy), or give the image's digest with "
+        "--cloud-sha256" in errors[0]
+    )
+    assert not (tmp_path / "cache" / "downloads" / "sha256").exists()  # nothing downloaded
+
+
+def test_a_qcow2_overlay_is_refused_before_any_guest_starts(mirror: Mirror, tmp_path: Path) -> None:
+    overlay = mirror.folder / "overlay.qcow2"
+    options = ("--cloud-image", f"{mirror.url}/{overlay.name}", "--cloud-sha256",
+               file_sha256(overlay), "-k", "s3-agent")  # fmt: skip
+    result = suite(tmp_path, *options)
+    errors = [ln for ln in result.stdout.splitlines() if "error: " in ln]
+    assert result.returncode == 2 and len(errors) == 1, result.stdout[-3000:]
+    assert (
+        f"overlay.qcow2 is a qcow2 overlay of {mirror.folder / IMAGE_NAME}, which QEMU "
+        in (errors[0])
+    )
+    assert session_processes(tmp_path) == []
+
+
 @pytest.mark.libvirt
 def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
-    mirror: tuple[str, str], tmp_path: Path
+    mirror: Mirror, tmp_path: Path
 ) -> None:
     """The same image as a libvirt domain (OVMF loader and NVRAM, its disk booted, the seed
     read-only): dompmsuspend to RAM and to disk."""
-    url, _ = mirror
     options = (
-        "--cloud-image", f"{url}/{IMAGE_NAME}",
+        "--cloud-image", f"{mirror.url}/{IMAGE_NAME}", "--cloud-sha256", mirror.sha,
         "-m", "libvirt", "-k", "dompmsuspend-mem or dompmsuspend-disk",
     )  # fmt: skip
     result = suite(tmp_path, *options)
@@ -128,7 +172,7 @@ def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
 
 
 def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
-    mirror: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fault: the seed's script says it edited systemd-boot's entries, and did not."""
     liar = tmp_path / "set_resume.sh"
@@ -137,9 +181,12 @@ def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
     )
     monkeypatch.setattr(cloud, "SET_RESUME_SH", liar)
     monkeypatch.setattr(cloud, "DOWNLOADS", tmp_path / "downloads")
-    url, _ = mirror
     settings = Settings(
-        cloud_image=f"{url}/{IMAGE_NAME}", firmware="ovmf", machine_type="q35", cold_boot=True
+        cloud_image=f"{mirror.url}/{IMAGE_NAME}",
+        cloud_sha256=mirror.sha,
+        firmware="ovmf",
+        machine_type="q35",
+        cold_boot=True,
     )
     session = HarnessSession(settings, tmp_path / "guests", lambda _: None)
     try:
