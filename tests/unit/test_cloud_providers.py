@@ -8,18 +8,23 @@ given."""
 
 import functools
 import hashlib
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from harness.errors import SetupError
+from harness.setup import cloud_providers as providers
+from harness.setup import downloads
 from harness.setup.cloud_providers import PROVIDERS, is_spec, resolve
 from harness.setup.downloads import fetch
 from harness.setup.signatures import KEYS
 from tests.unit.local_mirrors import Signer, self_signed_certificate, serve
 
+T = TypeVar("T")
 IMAGE = b"a cloud image" * 1000
 SHA256 = hashlib.sha256(IMAGE).hexdigest()
 SHA512 = hashlib.sha512(IMAGE).hexdigest()
@@ -158,6 +163,28 @@ def test_unsigned_lists_over_plain_http_are_refused_unless_the_digest_is_given(
 
 def test_every_upstream_is_https() -> None:
     assert all(p.upstream.startswith("https://") for p in PROVIDERS.values())
+
+
+@pytest.mark.parametrize("spec", ["fedora:41", "ubuntu:24.04"])
+def test_without_a_mirror_every_read_is_over_https(
+    mirror: str, keys: Path, spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream itself (avocado names Ubuntu's over http): every listing, list and signature
+    is asked for over https; the test answers from the local tree."""
+    asked: list[str] = []
+
+    def answered_locally(real: Callable[..., T]) -> Callable[..., T]:
+        def read(url: str, *args: Any, **kwargs: Any) -> T:
+            asked.append(url)
+            return real(re.sub(r"^https://[^/]+", mirror, url), *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(providers, "fetch_text", answered_locally(downloads.fetch_text))
+    monkeypatch.setattr(providers, "fetch_bytes", answered_locally(downloads.fetch_bytes))
+    ref = resolve(spec, keys=keys)
+    assert ref.url.startswith("https://") and ref.digest == SHA256
+    assert len(asked) >= 3 and all(url.startswith("https://") for url in asked), asked
 
 
 def test_specs_paths_and_urls_are_told_apart() -> None:
