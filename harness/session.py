@@ -35,7 +35,7 @@ from harness.setup.cloud import cloud_image, write_seed
 from harness.setup.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
-from harness.setup.runtime import check_socket_room, make_run_dir
+from harness.setup.runtime import check_run_root, make_run_dir
 from harness.setup.watchdog import Watchdog
 from harness.timeouts import Timeouts
 
@@ -112,7 +112,7 @@ class HarnessSession:
         self._created = 0
         self._libvirt: LibvirtHost | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
-        check_socket_room()  # now, not at the first guest
+        check_run_root()  # now, not at the first guest
 
     @property
     def image(self) -> GuestImage:

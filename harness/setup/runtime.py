@@ -93,6 +93,13 @@ def check_socket_room(root: Path = RUNTIME_ROOT) -> None:
         )
 
 
+def check_run_root(root: Path = RUNTIME_ROOT) -> None:
+    """At the start of a run, before anything is built or booted: the root fits the guests'
+    sockets, and is one this user alone controls (or is not there yet)."""
+    check_socket_room(root)
+    check_root(root)
+
+
 def make_run_dir(root: Path = RUNTIME_ROOT) -> Path:
     """A fresh 0700 directory named after this process, so a sweep knows its owner."""
     check_socket_room(root)

@@ -3,9 +3,12 @@ its QEMUs, a libvirt domain's QEMU (libvirtd's, not the harness's child), the li
 virtlogd it started, and its watchdog."""
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -155,3 +158,40 @@ def start_run(report_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+@pytest.mark.parametrize("planted", ["symlink", "foreign", "group-writable"])
+def test_a_run_root_another_user_could_control_is_refused_before_anything_runs(
+    tmp_path: Path, planted: str
+) -> None:
+    """A run root made in advance by someone else (a symbolic link to their choice, their own
+    directory, or one they can write into) ends the run at once with one error line; the
+    numbered entry a sweep would have deleted is still there."""
+    short = Path(tempfile.mkdtemp(prefix="s3s4-root-"))  # TMPDIR for the suite
+    try:
+        victim = short / "victim"
+        (victim / "1-theirs").mkdir(parents=True)
+        root = short / "s3s4-harness"
+        if planted == "symlink":
+            root.symlink_to(victim)
+        else:
+            root.mkdir(mode=0o700)
+            (root / "1-theirs").mkdir()
+            if planted == "foreign":
+                os.chown(root, pwd.getpwnam("nobody").pw_uid, -1)
+            else:
+                root.chmod(0o770)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "testcases", "-k", "s3-agent", "-p",
+             "no:cacheprovider", "--report-dir", str(tmp_path / "reports")],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "TMPDIR": str(short)},
+        )  # fmt: skip
+        errors = [line for line in result.stdout.splitlines() if "error: " in line]
+        assert result.returncode == 2 and len(errors) == 1, result.stdout[-3000:]
+        assert f"run root {root} " in errors[0], errors[0]
+        assert (victim / "1-theirs").is_dir()
+        if planted != "symlink":
+            assert (root / "1-theirs").is_dir()
+    finally:
+        shutil.rmtree(short)
