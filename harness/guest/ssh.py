@@ -154,9 +154,7 @@ class StreamDownload:
         self._channel.close()
 
 
-def _read_to_end(
-    channel: paramiko.Channel, recv: Callable[[int], bytes], deadline: float
-) -> bytes:
+def _read_to_end(channel: paramiko.Channel, recv: Callable[[int], bytes], deadline: float) -> bytes:
     """What ``recv`` gives until end of file; TimeoutError once ``deadline`` has passed."""
     data = bytearray()
     while (left := deadline - time.monotonic()) > 0:
