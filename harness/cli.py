@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.interrupts import Terminated, take_termination_as_interrupt
 from harness.matrix import spec as matrix
 from harness.results import html as html_report
 from harness.results import tmt as tmt_results
@@ -218,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("new", help="matrix.json, results.json or a run directory")
     comparing.set_defaults(handler=_compare)
     args = parser.parse_args(argv)
+    take_termination_as_interrupt()
     try:
         return int(args.handler(args))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f' ({exc})' if isinstance(exc, Terminated) else ''}", file=sys.stderr)
         return 130
 
 

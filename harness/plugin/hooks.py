@@ -18,6 +18,7 @@ from harness.cycle.faults import Fault
 from harness.cycle.localise import localise, pm_test_state
 from harness.cycle.run import CycleOptions, run_group_cycle, run_series
 from harness.errors import HarnessError
+from harness.interrupts import received, take_termination_as_interrupt
 from harness.machines.protocol import Machine, PlatformRecords
 from harness.matrix.cell import Cell
 from harness.plugin.options import add_options, settings_from
@@ -43,6 +44,7 @@ __all__ = [
     "pytest_configure",
     "pytest_generate_tests",
     "pytest_runtest_makereport",
+    "pytest_runtest_protocol",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
     "pytest_unconfigure",
@@ -99,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
         directory = config.rootpath / directory
     report = RunReport(directory / run_id, run_id)
     config.stash[REPORT_KEY] = report
+    take_termination_as_interrupt()
     if not config.option.xmlpath:
         config.option.xmlpath = str(report.directory / "junit.xml")
 
@@ -389,13 +392,27 @@ def _record(item: pytest.Item, test_report: pytest.TestReport) -> None:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """The test under way, named in results.json if the run is interrupted during it (an
+    interrupt skips the line after ``yield``)."""
+    report = item.config.stash[REPORT_KEY]
+    report.in_progress = item.nodeid
+    result = yield
+    report.in_progress = None
+    return result
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = session.config.stash[REPORT_KEY]
     if SESSION_KEY in session.config.stash:
         cell = session.config.stash[SESSION_KEY].resolved_cell
         if cell is not None:
             report.add_cell(cell)
-    path = report.write(int(exitstatus))
+    interrupted_by = received() or (
+        "KeyboardInterrupt" if exitstatus == pytest.ExitCode.INTERRUPTED else None
+    )
+    path = report.write(int(exitstatus), interrupted_by)
     html_report.write(merge([load_run(path)]), [report.directory], report.directory / "report.html")
 
 

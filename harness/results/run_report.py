@@ -24,6 +24,7 @@ class RunReport:
     started: float = field(default_factory=time.time)
     records: list[dict[str, Any]] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    in_progress: str | None = None  # the test under way (pytest node id)
 
     def add_cell(self, cell: Any) -> None:
         """The combination as declared; each cycle also records what the system reported."""
@@ -32,7 +33,9 @@ class RunReport:
     def add(self, record: dict[str, Any]) -> None:
         self.records.append(record)
 
-    def write(self, exit_status: int) -> Path:
+    def write(self, exit_status: int, interrupted_by: str | None = None) -> Path:
+        """``interrupted_by``: the signal or ``KeyboardInterrupt`` that cut the run short;
+        the records are then those of the tests that ran to the end."""
         self.directory.mkdir(parents=True, exist_ok=True)
         summary: dict[str, int] = {}
         for record in self.records:
@@ -44,6 +47,9 @@ class RunReport:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),
             "exit_status": exit_status,
+            "interrupted": interrupted_by is not None,
+            "interrupted_by": interrupted_by,
+            "interrupted_test": self.in_progress if interrupted_by else None,
             "verdict_counts": summary,
             "cells": self.cells,
             "tests": self.records,
