@@ -33,8 +33,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # harness then starts to prove it intact.
     "suspend-ignore": dict(on_shutdown="suspend", on_boot="ignore", parallel_shutdown=2),
     # Clean ACPI shutdown of both in parallel, then a fresh boot of each, START_DELAY apart as
-    # a host owner sets it against a boot storm: two TCG guests booting side by side on two
-    # cores took 60-75 s each here (18 s alone) and were where TCG's timer stalls struck.
+    # a host owner sets it against a boot storm: TCG guests booting side by side, one per core,
+    # each take several times as long as one booting alone, and TCG's timer stalls strike there.
     "shutdown-start": dict(
         on_shutdown="shutdown",
         on_boot="start",
