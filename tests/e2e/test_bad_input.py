@@ -103,7 +103,7 @@ def test_truncated_base_image(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     broken = cache / image.disk.parent.name
     broken.mkdir(parents=True)
-    for name in ("manifest.json", "vmlinuz", "initrd.img"):
+    for name in ("manifest.json", "vmlinuz", "initrd.img", "ssh_host_keys.pub"):
         os.link(image.disk.parent / name, broken / name)
     size = image.disk.stat().st_size
     with image.disk.open("rb") as source, (broken / "base.qcow2").open("wb") as target:
