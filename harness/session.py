@@ -35,6 +35,8 @@ from harness.setup.cloud import cloud_image, write_seed
 from harness.setup.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
+from harness.setup.libvirt_stack import HOST as HOST_STACK
+from harness.setup.libvirt_stack import LibvirtStack, ensure_stack
 from harness.setup.runtime import check_run_root, make_run_dir
 from harness.setup.watchdog import Watchdog
 from harness.timeouts import Timeouts
@@ -67,6 +69,8 @@ class Settings:
     timeout_scale: float = 1.0
     backend: str = "qemu"  # qemu (direct) or libvirt
     libvirt_uri: str = DEFAULT_LIBVIRT_URI
+    # host, or a Debian suite whose libvirt and QEMU run every guest as the harness's own daemon
+    libvirt_stack: str = HOST_STACK
     cold_boot: bool = False  # every case cold boots instead of restoring the ready checkpoint
 
 
@@ -111,6 +115,7 @@ class HarnessSession:
         self._checkpoints = ReadyCheckpoints()
         self._created = 0
         self._libvirt: LibvirtHost | None = None
+        self._libvirt_stack: LibvirtStack | None = None
         self.timeouts = Timeouts().scaled(settings.timeout_scale)
         check_run_root()  # now, not at the first guest
 
@@ -144,29 +149,57 @@ class HarnessSession:
                 if s.firmware == "seabios"
                 else "ovmf" + ovmf_version(self._ovmf_images()[0])
             )
+            stack = self.libvirt_stack
             self._cell = Cell(
                 kernel=self.image.kernel_release,
-                qemu=qemu_version(str(self.qemu_build.binary)),
+                # A stack's QEMU runs only inside its daemon's namespace: its package says.
+                qemu=stack.qemu_version if stack else qemu_version(str(self.qemu_build.binary)),
                 firmware=firmware,
                 machine=s.machine_type,
                 accel=resolve_accel(s.accel),
                 backend=s.backend,
+                libvirt=stack.libvirt_version if stack else "",
             )
         return self._cell
 
     @property
     def qemu_build(self) -> QemuBuild:
         """The QEMU under test (provisioned from Debian's archive if a version was asked)."""
+        if self._qemu_build is None and self.libvirt_stack is not None:
+            self._qemu_build = self._stack_qemu(self.libvirt_stack)
         if self._qemu_build is None:
             self._qemu_build = provision_qemu(self.settings.qemu)
         return self._qemu_build
 
+    @property
+    def libvirt_stack(self) -> LibvirtStack | None:
+        """The libvirt stack of another suite that runs the guests (built where not cached),
+        or None for the host's libvirt."""
+        wanted = self.settings.libvirt_stack
+        if self._libvirt_stack is None and wanted != HOST_STACK:
+            self._libvirt_stack = ensure_stack(wanted, self._progress)
+        return self._libvirt_stack
+
+    def _stack_qemu(self, stack: LibvirtStack) -> QemuBuild:
+        """The stack's own QEMU (its data and modules are where it looks by default)."""
+        if self.settings.qemu != Settings.qemu:
+            raise SetupError(
+                f"--qemu {self.settings.qemu} and --libvirt-stack {stack.suite} both name the "
+                f"QEMU: the stack runs its own ({stack.qemu_version}); drop one"
+            )
+        version = stack.packages["qemu-system-x86"]
+        return QemuBuild(binary=stack.emulator, package_version=version)
+
     def _seabios_image(self) -> Path | None:
         if self._seabios is None and self.settings.seabios:
             self._seabios = provision_seabios(self.settings.seabios)
+        elif self._seabios is None and self.libvirt_stack is not None:
+            self._seabios = self.libvirt_stack.seabios  # the one its QEMU would take
         return self._seabios
 
     def _ovmf_images(self) -> tuple[Path, Path]:
+        if self._ovmf is None and not self.settings.ovmf and self.libvirt_stack is not None:
+            self._ovmf = self.libvirt_stack.ovmf
         if self._ovmf is None:
             self._ovmf = (
                 provision_ovmf(self.settings.ovmf) if self.settings.ovmf else (OVMF_CODE, OVMF_VARS)
@@ -316,6 +349,7 @@ class HarnessSession:
                 self.evidence_root / "libvirtd",
                 start_timeout=self.timeouts.agent,
                 state_dir=self._ensure_run_dir() / "libvirtd",
+                stack=self.libvirt_stack,
             )
             host.conn  # noqa: B018 - opening is the point
             self._libvirt = host

@@ -28,12 +28,13 @@ class Cell:
     machine: str
     accel: str
     backend: str = "qemu"
+    libvirt: str = ""  # a libvirt stack's version (e.g. 12.8.0); "" for the host's libvirt
 
     @property
     def id(self) -> str:
         kernel = self.kernel.removesuffix("-amd64")
         base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
-        return base if self.backend == "qemu" else f"{base}-{self.backend}"
+        return base if self.backend == "qemu" else f"{base}-{self.backend}{self.libvirt}"
 
 
 def qemu_version(binary: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup.accel import ACCELS
+from harness.setup.libvirt_stack import HOST as HOST_STACK
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -30,6 +31,15 @@ def add_options(parser: pytest.Parser) -> None:
         default=os.environ.get("S3S4_LIBVIRT_URI", DEFAULT_LIBVIRT_URI),
         help="libvirt connection; where qemu:///system does not answer and the harness runs "
         f"as root, it starts its own libvirtd (default: {DEFAULT_LIBVIRT_URI})",
+    )
+    group.addoption(
+        "--libvirt-stack",
+        default=os.environ.get("S3S4_LIBVIRT_STACK", HOST_STACK),
+        metavar="host|SUITE",
+        help="whose libvirt and QEMU run the guests: the host's, or a Debian suite's (sid, "
+        "experimental, trixie-backports ...: its libvirtd, virtlogd, QEMU, SeaBIOS and OVMF, "
+        "built once into the cache and run as the harness's own daemon, as root; implies "
+        f"--backend libvirt) (default: {HOST_STACK})",
     )
     group.addoption(
         "--qemu",
@@ -172,6 +182,7 @@ def add_options(parser: pytest.Parser) -> None:
 
 def settings_from(config: pytest.Config) -> Settings:
     """The session's Settings from the options given."""
+    stack = config.getoption("libvirt_stack")
     return Settings(
         accel=config.getoption("accel"),
         qemu=config.getoption("qemu"),
@@ -190,7 +201,9 @@ def settings_from(config: pytest.Config) -> Settings:
         cloud_sums=config.getoption("cloud_sums"),
         cloud_mirror=config.getoption("cloud_mirror"),
         timeout_scale=config.getoption("timeout_scale"),
-        backend=config.getoption("backend"),
+        # Every guest runs on a chosen stack: the direct backend has no daemon to run it.
+        backend="libvirt" if stack != HOST_STACK else config.getoption("backend"),
         libvirt_uri=config.getoption("libvirt_uri"),
+        libvirt_stack=stack,
         cold_boot=config.getoption("cold_boot"),
     )

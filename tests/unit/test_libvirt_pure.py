@@ -1,8 +1,10 @@
 """The libvirt backend's pure parts: domain XML, event names and signals, error translation,
 the libvirt-guests configuration and its host-wide lock, the private configuration and
-namespace of a harness-started daemon, and which domains a sweep may remove."""
+namespace of a harness-started daemon, which domains a sweep may remove, and a libvirt stack
+of another suite (its build, its files, its namespace, its cell id and facts)."""
 
 import fcntl
+import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,13 +15,16 @@ from harness.errors import AgentError, SetupError, StageTimeout, StateUnsupporte
 from harness.machines.config import Firmware, QemuConfig
 from harness.machines.libvirt.daemon import (
     BOUND_DIRS,
+    STACK_BINDS,
     LibvirtDaemon,
     in_private_namespace,
+    merged_usr,
     write_private_config,
 )
 from harness.machines.libvirt.domain_xml import QEMU_NS, DomainFiles, build_domain_xml
 from harness.machines.libvirt.errors import LibvirtError, translate
 from harness.machines.libvirt.events import libvirt_signals, lifecycle_name
+from harness.machines.libvirt.host import LibvirtHost
 from harness.machines.libvirt.owner import (
     Owner,
     current,
@@ -27,6 +32,11 @@ from harness.machines.libvirt.owner import (
     owner_of,
     start_time,
 )
+from harness.matrix.cell import Cell
+from harness.plugin.options import settings_from
+from harness.session import HarnessSession, Settings
+from harness.setup import libvirt_stack
+from harness.setup.libvirt_stack import LibvirtStack, build_argv, check_root, sources
 from harness.transitions.guests_service import GuestsServiceConfig, config_path_of
 from harness.transitions.host_lock import host_lock
 
@@ -345,3 +355,193 @@ def test_the_guests_service_lock_is_held_by_one_run_at_a_time(tmp_path: Path) ->
     refused = pytest.raises(SetupError, match="cannot open")
     with refused, host_lock(tmp_path / "link.lock", 1.0, "libvirt-guests stop"):
         pass
+
+
+# -- a libvirt stack of another suite ------------------------------------------------------
+
+SID = "http://deb.debian.org/debian sid main"
+
+
+def test_a_plain_suite_is_built_as_it_is_with_the_stacks_packages() -> None:
+    assert sources("sid") == ("sid", [], list(libvirt_stack.STACK_PACKAGES))
+    assert {"libvirt-daemon", "libvirt-daemon-driver-qemu", "qemu-system-x86"} <= set(
+        libvirt_stack.STACK_PACKAGES
+    )
+
+
+def test_an_overlay_suite_is_built_on_its_base_with_the_stack_from_the_overlay() -> None:
+    base, lines, packages = sources("trixie-backports")
+    assert base == "trixie"
+    assert [line.split()[2] for line in lines] == ["trixie", "trixie-updates", "trixie-backports"]
+    assert "libvirt-daemon/trixie-backports" in packages
+    assert "qemu-system-x86/trixie-backports" in packages
+    assert "seabios" in packages  # firmware from the base suite, where backports has none
+    base, lines, packages = sources("experimental")
+    assert (base, [line.split(maxsplit=1)[1] for line in lines]) == (
+        "sid",
+        [SID, "http://deb.debian.org/debian experimental main"],
+    )
+    assert "libvirt-daemon/experimental" in packages
+
+
+def test_a_suite_name_that_is_not_one_is_refused() -> None:
+    with pytest.raises(SetupError, match="not a Debian suite"):
+        sources("sid main\ndeb http://evil/")
+
+
+def test_the_stack_is_built_by_mmdebstrap_past_valid_until_keeping_its_package_files() -> None:
+    argv = build_argv("sid", Path("/cache/.build-sid-1/root"), "unshare")
+    assert argv[:3] == ["mmdebstrap", "--mode=unshare", "--variant=apt"]
+    assert '--aptopt=Acquire::Check-Valid-Until "false"' in argv
+    assert "--skip=cleanup/apt/cache" in argv  # their sha256 go into the manifest
+    assert argv[-2:] == ["sid", "/cache/.build-sid-1/root"]
+    assert libvirt_stack.cache_key("sid") != libvirt_stack.cache_key("experimental")
+
+
+def fake_stack(root: Path) -> LibvirtStack:
+    return LibvirtStack(
+        suite="sid",
+        root=root,
+        packages={
+            "libvirt-daemon": "12.8.0-1",
+            "libvirt0": "12.8.0-1",
+            "qemu-system-x86": "1:11.1.3+ds-1",
+            "seabios": "1.17.0-1",
+        },
+        debs={"libvirt-daemon": "ab" * 32},
+    )
+
+
+def test_a_stack_names_its_versions_and_its_files_under_its_root(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path / "sid-1")
+    assert (stack.libvirt_version, stack.qemu_version) == ("12.8.0", "11.1.3")
+    assert stack.emulator == tmp_path / "sid-1/usr/bin/qemu-system-x86_64"
+    assert stack.seabios == tmp_path / "sid-1/usr/share/seabios/bios-256k.bin"
+    assert stack.ovmf[0].parent == tmp_path / "sid-1/usr/share/OVMF"
+    facts = stack.facts()
+    assert facts["libvirt_stack"] == "sid"
+    assert facts["libvirt_stack_packages"]["libvirt-daemon"] == {
+        "version": "12.8.0-1",
+        "sha256": "ab" * 32,
+    }
+    assert facts["libvirt_stack_packages"]["seabios"]["sha256"] == ""  # not kept: unknown
+    assert "ovmf" not in facts["libvirt_stack_packages"]
+
+
+def test_a_stack_is_loaded_from_its_manifest(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path)
+    (tmp_path / libvirt_stack.MANIFEST).write_text(
+        json.dumps({"suite": "sid", "packages": stack.packages, "debs": stack.debs})
+    )
+    assert LibvirtStack.load(tmp_path) == stack
+
+
+def test_a_root_without_the_daemon_or_with_its_own_lib_is_not_a_stack(tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match="lacks usr/sbin/libvirtd"):
+        check_root(tmp_path)
+    for name in libvirt_stack.REQUIRED:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "usr/lib").mkdir(exist_ok=True)
+    (tmp_path / "lib").symlink_to("usr/lib")
+    check_root(tmp_path)
+    (tmp_path / "lib64").mkdir()
+    with pytest.raises(SetupError, match="merged /usr"):
+        check_root(tmp_path)
+
+
+def test_the_stacks_daemon_runs_its_own_usr_bound_last_over_the_hosts() -> None:
+    state = Path("/run/s3s4-harness/1-ab/libvirtd")
+    root = Path("/cache/libvirt-stacks/sid-1")
+    argv = in_private_namespace(state, ["/usr/sbin/libvirtd"], root)
+    script_args = argv[argv.index("sh", 5) + 1 :]
+    separator = script_args.index("--")
+    pairs = list(zip(script_args[:separator:2], script_args[1:separator:2], strict=True))
+    assert pairs[: len(BOUND_DIRS)] == [(str(state / n), t) for n, t in BOUND_DIRS.items()]
+    assert pairs[len(BOUND_DIRS) :] == [(str(root / n), t) for n, t in STACK_BINDS]
+    assert pairs[-1] == (str(root / "usr"), "/usr")  # last: the binds before it use the host's
+    assert ("/cache/libvirt-stacks/sid-1/etc/ld.so.cache", "/etc/ld.so.cache") in pairs
+    assert script_args[separator + 1 :] == ["/usr/sbin/libvirtd"]
+
+
+def test_binding_usr_needs_a_merged_usr(tmp_path: Path) -> None:
+    (tmp_path / "usr/lib").mkdir(parents=True)
+    (tmp_path / "lib").symlink_to("usr/lib")
+    assert merged_usr(tmp_path)  # the others are absent: nothing of the host's stays
+    (tmp_path / "bin").mkdir()
+    assert not merged_usr(tmp_path)
+
+
+def test_a_root_without_libvirtd_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    daemon = LibvirtDaemon(tmp_path / "state", tmp_path / "logs", usr_root=tmp_path / "root")
+    with pytest.raises(SetupError, match="has no usr/sbin/virtlogd: not a libvirt stack"):
+        daemon.start(lambda: True, 1.0)
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_stacks_daemon_starts_from_the_suites_own_configuration(tmp_path: Path) -> None:
+    suite_config = tmp_path / "root/etc/libvirt"
+    suite_config.mkdir(parents=True)
+    (suite_config / "qemu.conf").write_text('#user = "libvirt-qemu"\nremember_owner = 1\n')
+    private = tmp_path / "private"
+    write_private_config(private, source=suite_config)
+    assert settings_of(private / "qemu.conf") == {
+        "remember_owner": "1",
+        "user": '"root"',
+        "group": '"root"',
+    }
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("qemu+ssh://elsewhere/system", "cannot be reached at qemu\\+ssh"),
+        ("qemu:///system", "needs root"),
+    ],
+)
+def test_a_stack_is_only_ever_the_harnesss_own_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str, message: str
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    stack = fake_stack(tmp_path / "root")
+    host = LibvirtHost(uri, tmp_path / "logs", 1.0, tmp_path / "state", stack=stack)
+    with pytest.raises(SetupError, match=message):
+        host.conn  # noqa: B018 - opening is the point
+    assert host.daemon is None
+
+
+def test_the_cell_id_names_the_stacks_libvirt_and_the_hosts_stays_as_it_was() -> None:
+    common = dict(kernel="7.2.13-amd64", firmware="seabios1.17.0", machine="pc", accel="tcg")
+    assert Cell(qemu="11.1.3", backend="libvirt", libvirt="12.8.0", **common).id == (
+        "k7.2.13-q11.1.3-seabios1.17.0-pc-tcg-libvirt12.8.0"
+    )
+    assert Cell(qemu="7.2.22", backend="libvirt", **common).id.endswith("-pc-tcg-libvirt")
+    assert Cell(qemu="7.2.22", **common).id.endswith("-pc-tcg")
+
+
+def test_a_stack_runs_every_guest_through_libvirt_and_the_host_stays_the_default(
+    pytester: pytest.Pytester,
+) -> None:
+    default = settings_from(pytester.parseconfig())
+    assert (default.libvirt_stack, default.backend) == ("host", "qemu")
+    chosen = settings_from(pytester.parseconfig("--libvirt-stack", "sid"))
+    assert (chosen.libvirt_stack, chosen.backend) == ("sid", "libvirt")
+
+
+def test_a_stack_brings_its_own_qemu_and_refuses_another(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path / "root")
+    for settings, expected in (
+        (Settings(libvirt_stack="sid", backend="libvirt"), stack.emulator),
+        (Settings(libvirt_stack="sid", backend="libvirt", qemu="10.0"), None),
+    ):
+        session = HarnessSession(settings, tmp_path / "evidence", lambda _line: None)
+        session._libvirt_stack = stack  # as built: no mmdebstrap here
+        if expected is None:
+            with pytest.raises(SetupError, match="both name the QEMU"):
+                session.qemu_build  # noqa: B018 - resolving it is the point
+        else:
+            assert session.qemu_build.binary == expected
+            assert session.qemu_build.package_version == "1:11.1.3+ds-1"
+            assert session._seabios_image() == stack.seabios
+            assert session._ovmf_images() == stack.ovmf
+        session.close()

@@ -10,7 +10,12 @@ host's files are not changed. The harness reaches it at
 (their pid files are there), so the watchdog also kills them if the harness is killed outright.
 
 A host whose ``qemu:///system`` answers (a Fedora host with socket activation, a daemon the user
-runs) never gets here.
+runs) never gets here, unless a libvirt stack of another suite is asked for
+(harness.setup.libvirt_stack): then the daemon always is the harness's own, and that root's
+``/usr`` and loader cache are bound over the host's in the same namespace, so the suite's
+libvirtd, virtlogd and the QEMU they start run with their own programs, libraries and data
+while every other path (run directory, disks, sockets, /dev) stays the host's. Its
+configuration starts from the suite's own files, not the host's.
 """
 
 from __future__ import annotations
@@ -43,12 +48,17 @@ QEMU_SETTINGS = {"user": "root", "group": "root"}
 LIBVIRTD_SETTINGS = {"unix_sock_dir": BOUND_DIRS["run"]}
 READY_POLL_SECONDS = 0.2  # libvirtd has no readiness notification without systemd
 AF_UNIX_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
+# A stack's files bound over the host's, in this order: /usr last, since the binds before it
+# still run the host's mkdir and mount.
+STACK_BINDS = (("etc/ld.so.cache", "/etc/ld.so.cache"), ("usr", "/usr"))
+# Binding /usr replaces /bin, /lib and /lib64 only where they are links into it.
+MERGED_USR_LINKS = ("bin", "lib", "lib64", "sbin")
 # Runs in the new namespace: bind each "private target" pair of arguments up to "--" (making
-# a missing target, e.g. /run/libvirt on a host that never ran libvirtd), then exec the rest.
-# The paths are arguments, never part of the script.
+# a missing target directory, e.g. /run/libvirt on a host that never ran libvirtd), then exec
+# the rest. The paths are arguments, never part of the script.
 BIND_THEN_EXEC = (
-    'while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done; '
-    'shift; exec "$@"'
+    'while [ "$1" != -- ]; do { [ -e "$2" ] || mkdir -p "$2"; } && mount --bind "$1" "$2" '
+    '|| exit 1; shift 2; done; shift; exec "$@"'
 )
 
 
@@ -75,10 +85,15 @@ def write_private_config(target: Path, source: Path = HOST_CONFIG_DIR) -> None:
         path.chmod(0o600)
 
 
-def in_private_namespace(state_dir: Path, argv: list[str]) -> list[str]:
+def in_private_namespace(
+    state_dir: Path, argv: list[str], usr_root: Path | None = None
+) -> list[str]:
     """``argv`` run in a new mount namespace with ``state_dir``'s directories bound over
-    libvirt's own."""
-    binds = [str(arg) for name, target in BOUND_DIRS.items() for arg in (state_dir / name, target)]
+    libvirt's own, and with ``usr_root``'s /usr and loader cache over the host's."""
+    pairs = [(state_dir / name, target) for name, target in BOUND_DIRS.items()]
+    if usr_root is not None:
+        pairs += [(usr_root / name, target) for name, target in STACK_BINDS]
+    binds = [str(arg) for pair in pairs for arg in pair]
     return [
         "unshare",
         "--mount",
@@ -94,13 +109,22 @@ def in_private_namespace(state_dir: Path, argv: list[str]) -> list[str]:
     ]
 
 
+def merged_usr(root: Path = Path("/")) -> bool:
+    """``root``'s /bin, /lib, /lib64 and /sbin, where they exist, are links into its /usr."""
+    return all(
+        (root / name).is_symlink() or not (root / name).exists() for name in MERGED_USR_LINKS
+    )
+
+
 class LibvirtDaemon:
     """virtlogd then libvirtd, in the foreground as children of the harness (so they die with
-    it), in a private namespace over ``state_dir``, with their output in ``log_dir``."""
+    it), in a private namespace over ``state_dir``, with their output in ``log_dir``; the
+    host's programs, or with ``usr_root`` those of that root (a libvirt stack)."""
 
-    def __init__(self, state_dir: Path, log_dir: Path) -> None:
+    def __init__(self, state_dir: Path, log_dir: Path, usr_root: Path | None = None) -> None:
         self.state_dir = state_dir
         self.log_dir = log_dir
+        self.usr_root = usr_root
         self._processes: dict[str, ChildProcess] = {}  # in start order
 
     @property
@@ -118,11 +142,7 @@ class LibvirtDaemon:
 
     def start(self, ready: Callable[[], bool], timeout: float) -> float:
         """Start both daemons and wait until ``ready()`` holds; the seconds it took."""
-        for tool in ("virtlogd", "libvirtd", "unshare"):
-            if shutil.which(tool) is None:
-                raise SetupError(
-                    f"{tool} not found: run ./run setup (installs libvirt-daemon-system)"
-                )
+        self._check_programs()
         if len(str(self.socket)) > AF_UNIX_PATH_MAX:
             raise SetupError(
                 f"{self.socket} is too long a path for libvirtd's socket: set TMPDIR to a "
@@ -131,9 +151,12 @@ class LibvirtDaemon:
         self._prepare()
         started = time.monotonic()
         for tool in ("virtlogd", "libvirtd"):
-            argv = [tool, "--pid-file", str(self.state_dir / f"{tool}.pid")]
+            # A stack's own programs, by their path inside the namespace (not the host's PATH).
+            program = tool if self.usr_root is None else f"/usr/sbin/{tool}"
+            argv = [program, "--pid-file", str(self.state_dir / f"{tool}.pid")]
             process = ChildProcess(
-                in_private_namespace(self.state_dir, argv), self.log_dir / f"{tool}.log"
+                in_private_namespace(self.state_dir, argv, self.usr_root),
+                self.log_dir / f"{tool}.log",
             )
             process.start()
             self._processes[tool] = process
@@ -150,10 +173,30 @@ class LibvirtDaemon:
             time.sleep(READY_POLL_SECONDS)
         return time.monotonic() - started
 
+    def _check_programs(self) -> None:
+        if shutil.which("unshare") is None:
+            raise SetupError("unshare not found: run ./run setup (installs util-linux)")
+        if self.usr_root is None:
+            for tool in ("virtlogd", "libvirtd"):
+                if shutil.which(tool) is None:
+                    raise SetupError(
+                        f"{tool} not found: run ./run setup (installs libvirt-daemon-system)"
+                    )
+            return
+        for tool in ("virtlogd", "libvirtd"):
+            if not (self.usr_root / "usr/sbin" / tool).is_file():
+                raise SetupError(f"{self.usr_root} has no usr/sbin/{tool}: not a libvirt stack")
+        if not merged_usr():
+            raise SetupError(
+                "a libvirt stack runs from its own /usr bound over the host's, which needs a "
+                "merged /usr on the host (/bin, /lib, /lib64 links into /usr)"
+            )
+
     def _prepare(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private_config(self.state_dir / "etc")
+        source = HOST_CONFIG_DIR if self.usr_root is None else self.usr_root / "etc/libvirt"
+        write_private_config(self.state_dir / "etc", source)
         for name in BOUND_DIRS:
             (self.state_dir / name).mkdir(mode=0o700, exist_ok=True)
 
@@ -179,4 +222,10 @@ def installed() -> bool:
     return shutil.which("libvirtd") is not None
 
 
-__all__ = ["LibvirtDaemon", "in_private_namespace", "installed", "write_private_config"]
+__all__ = [
+    "LibvirtDaemon",
+    "in_private_namespace",
+    "installed",
+    "merged_usr",
+    "write_private_config",
+]

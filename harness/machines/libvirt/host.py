@@ -1,6 +1,12 @@
 """One connection to libvirt with its event loop running, opened on a daemon that already
-answers or on a private one the harness starts (see daemon); domains that a harness of this
-host left when it died are swept (see owner)."""
+answers or on a private one the harness starts (see daemon), always the latter for a libvirt
+stack of another suite (see harness.setup.libvirt_stack); domains that a harness of this host
+left when it died are swept (see owner).
+
+The harness's own libvirt client (the host's libvirt-python) talks to a stack's newer daemon
+over libvirt's RPC protocol, which keeps every procedure of older clients: only what the
+client asks is limited by its version, and the daemon's version is what ``getLibVersion``
+reports."""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from harness.errors import SetupError
 from harness.machines.libvirt.daemon import LibvirtDaemon, installed
 from harness.machines.libvirt.errors import call
 from harness.machines.libvirt.owner import Owner, current, is_dead_harness, owner_of, start_time
+from harness.setup.libvirt_stack import HOST as HOST_STACK
+from harness.setup.libvirt_stack import LibvirtStack
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,22 @@ def domain_name(guest: str, pid: int | None = None) -> str:
 
 class LibvirtHost:
     """The libvirt the harness talks to: ``uri``'s daemon, or where it does not answer a private
-    one the harness starts over ``state_dir`` (``uri`` then names that one's socket)."""
+    one the harness starts over ``state_dir`` (``uri`` then names that one's socket). With a
+    ``stack``, always a private daemon of that stack."""
 
-    def __init__(self, uri: str, log_dir: Path, start_timeout: float, state_dir: Path) -> None:
+    def __init__(
+        self,
+        uri: str,
+        log_dir: Path,
+        start_timeout: float,
+        state_dir: Path,
+        stack: LibvirtStack | None = None,
+    ) -> None:
         self.uri = uri
         self.log_dir = log_dir
         self.start_timeout = start_timeout
         self.state_dir = state_dir
+        self.stack = stack
         self.owner: Owner = current()
         self.daemon: LibvirtDaemon | None = None
         self.daemon_start_s: float | None = None
@@ -75,7 +92,9 @@ class LibvirtHost:
 
     def _open(self) -> libvirt.virConnect:
         _start_event_loop()
-        conn = self._try_open(self.uri)
+        if self.stack is not None:
+            self._check_stack_allowed()
+        conn = self._try_open(self.uri) if self.stack is None else None
         if conn is None:
             if not self._may_start_daemon():
                 raise SetupError(
@@ -83,7 +102,8 @@ class LibvirtHost:
                     "libvirtd.socket) or run as root so the harness starts one; "
                     "./run setup installs libvirt-daemon-system"
                 )
-            daemon = LibvirtDaemon(self.state_dir, self.log_dir)
+            usr_root = self.stack.root if self.stack is not None else None
+            daemon = LibvirtDaemon(self.state_dir, self.log_dir, usr_root)
             self.daemon = daemon
             self.daemon_start_s = daemon.start(
                 lambda: self._try_open(daemon.uri, keep=False) is not None, self.start_timeout
@@ -111,7 +131,22 @@ class LibvirtHost:
         """Only root can start the privileged daemon; for root, libvirt also routes
         ``qemu:///session`` to it (an unprivileged user's session daemon is spawned by libvirt
         itself on open)."""
-        return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and installed()
+        daemon_available = self.stack is not None or installed()
+        return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and daemon_available
+
+    def _check_stack_allowed(self) -> None:
+        """A stack runs only as the harness's own daemon: as root, in place of the local one."""
+        assert self.stack is not None
+        if self.uri not in PRIVILEGED_URIS:
+            raise SetupError(
+                f"the libvirt stack of {self.stack.suite} runs as the harness's own daemon; "
+                f"it cannot be reached at {self.uri} (leave --libvirt-uri at its default)"
+            )
+        if os.geteuid() != 0:
+            raise SetupError(
+                f"the libvirt stack of {self.stack.suite} runs as the harness's own privileged "
+                "daemon, which needs root"
+            )
 
     def _sweep_stale(self, conn: libvirt.virConnect) -> None:
         """Destroy and undefine the domains whose recorded owner is provably a harness of this
@@ -138,10 +173,13 @@ class LibvirtHost:
         return {
             "backend": "libvirt",
             "libvirt_uri": self.uri,
+            # The daemon's own version (a remote call), and the harness's client library's.
             "libvirt_version": _dotted(call("getLibVersion", conn.getLibVersion)),
+            "libvirt_client_version": _dotted(libvirt.getVersion()),
             "libvirt_daemon": (
                 "private, started by the harness" if self.daemon else "already running"
             ),
+            **(self.stack.facts() if self.stack is not None else {"libvirt_stack": HOST_STACK}),
         }
 
     def check_emulator(self, binary: str, machine: str) -> None:
@@ -155,7 +193,8 @@ class LibvirtHost:
             version = _dotted(self.conn.getLibVersion())
             raise SetupError(
                 f"libvirt {version} cannot use the QEMU at {emulator}: {said}; run the libvirt "
-                "cases with a QEMU this libvirt can probe (the host's)"
+                "cases with a QEMU this libvirt can probe (the host's), or on a newer libvirt "
+                "with its own QEMU (--libvirt-stack sid)"
             ) from exc
 
     def _probe_failure(self, emulator: str) -> str:
