@@ -60,6 +60,7 @@ class Settings:
     cpus: int = 2
     recipe: str = "debian"
     kernel_package: str | None = None
+    guest_suite: str | None = None  # the built-in guest's Debian suite (default: the recipe's)
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
     initrd: str | None = None  # with ``kernel``: its initrd (default: none)
     cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
@@ -127,7 +128,9 @@ class HarnessSession:
             self._image = cloud_image(wanted, s.cloud_sha256, s.cloud_sums, s.cloud_mirror)
         if self._image is None:
             recipe = Recipe.load(self.settings.recipe)
-            image = ImageCache().ensure(recipe, self.settings.kernel_package, self._progress)
+            image = ImageCache().ensure(
+                recipe, self.settings.kernel_package, self._progress, self.settings.guest_suite
+            )
             if self.settings.kernel:
                 initrd = Path(self.settings.initrd) if self.settings.initrd else None
                 image = with_kernel(image, Path(self.settings.kernel), initrd)
@@ -152,6 +155,7 @@ class HarnessSession:
             stack = self.libvirt_stack
             self._cell = Cell(
                 kernel=self.image.kernel_release,
+                guest=self.image.guest_suite,
                 # A stack's QEMU runs only inside its daemon's namespace: its package says.
                 qemu=stack.qemu_version if stack else qemu_version(str(self.qemu_build.binary)),
                 firmware=firmware,

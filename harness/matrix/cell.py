@@ -29,10 +29,11 @@ class Cell:
     accel: str
     backend: str = "qemu"
     libvirt: str = ""  # a libvirt stack's version (e.g. 12.8.0); "" for the host's libvirt
+    guest: str = ""  # the guest's Debian suite (e.g. sid) where not the default guest's
 
     @property
     def id(self) -> str:
-        kernel = self.kernel.removesuffix("-amd64")
+        kernel = "-".join(filter(None, (self.kernel.removesuffix("-amd64"), self.guest)))
         base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
         return base if self.backend == "qemu" else f"{base}-{self.backend}{self.libvirt}"
 

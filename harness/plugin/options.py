@@ -94,6 +94,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="Debian package of the guest kernel (default: the recipe's)",
     )
     group.addoption(
+        "--guest-suite",
+        default=os.environ.get("S3S4_GUEST_SUITE"),
+        metavar="SUITE",
+        help="Debian suite of the built-in guest: trixie, sid ...; trixie-backports or "
+        "experimental: trixie or sid with that suite's kernel (default: the recipe's, bookworm)",
+    )
+    group.addoption(
         "--kernel",
         default=os.environ.get("S3S4_KERNEL"),
         metavar="BZIMAGE",
@@ -194,6 +201,7 @@ def settings_from(config: pytest.Config) -> Settings:
         cpus=config.getoption("guest_cpus"),
         recipe=config.getoption("image_recipe"),
         kernel_package=config.getoption("kernel_package"),
+        guest_suite=config.getoption("guest_suite"),
         kernel=config.getoption("kernel"),
         initrd=config.getoption("initrd"),
         cloud_image=config.getoption("cloud_image"),

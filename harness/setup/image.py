@@ -1,7 +1,9 @@
 """Build the built-in guest image from a recipe under images/, cached by a content key.
 
-The key covers the recipe files, the kernel package and the versions the host's apt sees for
-the key packages, so a changed recipe or a new kernel in the archive means a new image. A
+A recipe builds a guest of any Debian suite (its own by default; see ``debian_suites``). The
+key covers the recipe files, the guest's archive lines (its suite), the kernel package and the
+versions those lines offer for it and the key packages, so a changed recipe or a new kernel
+in the archive means a new image, and images of different suites live side by side. A
 build happens in a temporary directory under a lock and is renamed into place when complete,
 so a crash or Ctrl-C never leaves a half-written image where a reader would take it.
 mmdebstrap runs in a mount namespace of its own (unshare mode), bounded in time, and is
@@ -16,7 +18,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,11 @@ from harness.errors import ImageBuildError, SetupError
 from harness.paths import REPO_ROOT
 from harness.process import run_to_end
 from harness.setup import scratch
+from harness.setup.debian_suites import ARCHIVE as ARCHIVE
+from harness.setup.debian_suites import GuestSuite, SuiteIndex, checked_package
 
 RECIPES_DIR = REPO_ROOT / "images"
 DEFAULT_CACHE = Path(os.environ.get("S3S4_IMAGE_CACHE") or RECIPES_DIR / "cache")
-ARCHIVE = "http://deb.debian.org/debian"
 DEFAULT_RECIPE = "debian"
 MANIFEST = "manifest.json"
 HOST_KEYS = "ssh_host_keys.pub"
@@ -46,10 +48,8 @@ STEP_TIMEOUT_S = 600.0  # each other build step (mke2fs, qemu-img convert ...)
 # What a build leaves beside the disk; part of the cache key, so that an image built before a
 # change to it is built again rather than found incomplete.
 BUILD_LAYOUT = 2
-# A Debian suite, and a package as mmdebstrap's --include takes it (name, =version, /suite):
-# they reach apt's sources lines and mmdebstrap's arguments, so nothing else gets through.
-SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]*\Z")
-PACKAGE = re.compile(r"[a-z0-9][a-z0-9.+-]+(=[A-Za-z0-9.+~:-]+)?(/[a-z0-9][a-z0-9.+-]*)?\Z")
+# Where a kernel's modules are: /lib/modules, or /usr/lib/modules in a merged-/usr package.
+MODULE_ROOTS = ("/lib/modules", "/usr/lib/modules")
 
 Progress = Callable[[str], None]
 
@@ -71,6 +71,9 @@ class GuestImage:
     cmdline: str
     packages: dict[str, str]
     cloud: bool = False  # configured by a cloud-init seed, ready once cloud-init is done
+    # The Debian suite of the guest's userspace where it is not the recipe's default (the
+    # cell id names it beside the kernel); "" for the default guest and a cloud image.
+    guest_suite: str = ""
     # The guest's public ssh host keys (``type base64``), recorded when the image was built:
     # the only ones its ssh accepts. Empty for a cloud image, whose keys its first boot makes.
     host_keys: tuple[str, ...] = ()
@@ -126,34 +129,25 @@ class Recipe:
     def files(self) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.is_file())
 
-    def content_key(self, kernel_package: str, versions: dict[str, str]) -> str:
+    def content_key(self, sources: list[str], kernel_package: str, versions: dict[str, str]) -> str:
         digest = hashlib.sha256()
         for path in self.files():
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        digest.update(json.dumps([BUILD_LAYOUT, kernel_package, sorted(versions.items())]).encode())
+        digest.update(
+            json.dumps([BUILD_LAYOUT, sources, kernel_package, sorted(versions.items())]).encode()
+        )
         return digest.hexdigest()[:16]
 
+    def image_name(self, guest: GuestSuite) -> str:
+        """``debian-sid`` from ``debian-{suite}``: the guest's userspace suite."""
+        return str(self.settings["name"]).replace("{suite}", guest.base)
 
-def apt_candidate_versions(packages: list[str]) -> dict[str, str]:
-    """Candidate versions from the host's apt lists ('unknown' where apt has none)."""
-    versions = dict.fromkeys(packages, "unknown")
-    try:
-        out = subprocess.run(
-            ["apt-cache", "policy", *packages],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return versions
-    current = None
-    for line in out.splitlines():
-        if line and not line[0].isspace() and line.endswith(":"):
-            current = line[:-1]
-        elif current in versions and line.strip().startswith("Candidate:"):
-            versions[current] = line.split(":", 1)[1].strip()
-    return versions
+    def exclude_paths(self) -> list[str]:
+        """What dpkg leaves out: the recipe's paths, and its module trees under each root."""
+        paths = list(self.settings["exclude_paths"])
+        for tree in self.settings.get("exclude_modules", []):
+            paths += [f"{root}/*/kernel/{tree}/*" for root in MODULE_ROOTS]
+        return paths
 
 
 class ImageCache:
@@ -167,29 +161,60 @@ class ImageCache:
         recipe: Recipe,
         kernel_package: str | None = None,
         progress: Progress = _stderr_progress,
+        suite: str | None = None,
     ) -> GuestImage:
-        """The cached image for this recipe and kernel, building it first if needed."""
-        kernel_package = checked_package(kernel_package or recipe.settings["kernel_package"])
-        versions = apt_candidate_versions([kernel_package, *recipe.settings["versioned_packages"]])
-        key = recipe.content_key(kernel_package, versions)
-        final = self.root / f"{recipe.settings['name']}-{key}"
+        """The cached image for this recipe, guest suite (default: the recipe's) and kernel
+        (default: the recipe's, from the suite's kernel suite), building it first if needed."""
+        guest = GuestSuite.named(suite or recipe.settings["suite"])
+        kernel_package = guest.kernel_package(kernel_package or recipe.settings["kernel_package"])
+        sources = guest.sources(kernel_package)
+        index = SuiteIndex(self.root, sources)
+        stale = index.refresh()
+        if stale:
+            progress(stale)
+        versions = index.versions([kernel_package, *recipe.settings["versioned_packages"]])
+        key = recipe.content_key(sources, kernel_package, versions)
+        final = self.root / f"{recipe.image_name(guest)}-{key}"
         if (final / MANIFEST).is_file():
-            return GuestImage.from_manifest(final)
+            return _cached(final, guest, recipe)
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(self.root / f".{final.name}.lock"):
             if (final / MANIFEST).is_file():  # another run built it while we waited
-                return GuestImage.from_manifest(final)
+                return _cached(final, guest, recipe)
             _require_tools()
             scratch.sweep_dead_builds(self.root)
             work = self.root / f"{scratch.BUILD_PREFIX}{final.name}-{os.getpid()}"
             scratch.remove_work_dir(work)
             work.mkdir(mode=0o755)  # apt downloads into it as _apt; 0700 once that is done
             try:
-                _build(recipe, kernel_package, key, work, self.root / f"{final.name}.log", progress)
+                build = Build(recipe, guest, sources, kernel_package, key)
+                _build(build, work, self.root / f"{final.name}.log", progress)
                 work.rename(final)
             finally:
                 scratch.remove_work_dir(work)
-        return GuestImage.from_manifest(final)
+        return _cached(final, guest, recipe)
+
+
+@dataclass(frozen=True)
+class Build:
+    """What one image is built from."""
+
+    recipe: Recipe
+    guest: GuestSuite
+    sources: list[str]  # apt's lines, the guest suite's and its kernel's
+    kernel_package: str
+    key: str
+
+    @property
+    def name(self) -> str:
+        return self.recipe.image_name(self.guest)
+
+
+def _cached(directory: Path, guest: GuestSuite, recipe: Recipe) -> GuestImage:
+    image = GuestImage.from_manifest(directory)
+    if guest.base == recipe.settings["suite"]:
+        return image
+    return replace(image, guest_suite=guest.base)
 
 
 def _check_disk(disk: Path, directory: Path) -> None:
@@ -235,24 +260,23 @@ def _require_tools() -> None:
         raise SetupError("building the guest image needs root (mmdebstrap root mode): run as root")
 
 
-def _build(
-    recipe: Recipe, kernel_package: str, key: str, work: Path, log_path: Path, progress: Progress
-) -> None:
+def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None:
+    recipe, kernel_package = build.recipe, build.kernel_package
     settings = recipe.settings
     rootdir = work / "root"
     started = time.monotonic()
-    progress(f"building {settings['name']} ({kernel_package}) into {work.parent} ...")
+    progress(f"building {build.name} ({kernel_package}) into {work.parent} ...")
     argv = [
         "mmdebstrap",
         f"--mode={build_mode()}",
         "--variant=minbase",
         "--include="
         + ",".join(checked_package(p) for p in [kernel_package, *settings["packages"]]),
-        *(f"--dpkgopt=path-exclude={p}" for p in settings["exclude_paths"]),
+        *(f"--dpkgopt=path-exclude={p}" for p in recipe.exclude_paths()),
         *(hook_option(recipe.directory, kind) for kind in ("essential", "customize")),
-        checked_suite(settings["suite"]),
+        build.guest.base,
         str(rootdir),
-        *mirror_lines(settings["suite"], kernel_package),
+        *build.sources,
     ]
     _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
     work.chmod(0o700)  # what is made from here on holds the guest's ssh host keys
@@ -271,7 +295,7 @@ def _build(
         handle.truncate(settings["disk_size_mib"] * 1024 * 1024)
     _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
     if settings.get("layout") == "uefi-disk":
-        raw = _uefi_disk(raw, rootdir, release, settings, work)
+        raw = _uefi_disk(raw, rootdir, release, build.name, settings, work)
     progress("4/4 qemu-img convert to qcow2")
     _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
     raw.unlink()
@@ -281,8 +305,10 @@ def _build(
     for name in ("base.qcow2", "vmlinuz", "initrd.img", HOST_KEYS):
         (work / name).chmod(0o400)
     manifest = {
-        "name": settings["name"],
-        "key": key,
+        "name": build.name,
+        "key": build.key,
+        "suite": build.guest.base,
+        "sources": build.sources,
         "kernel_package": kernel_package,
         "kernel_release": release,
         "cmdline": settings["cmdline"],
@@ -301,7 +327,7 @@ SYSTEMD_BOOT = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 
 def _uefi_disk(
-    root_fs: Path, rootdir: Path, release: str, settings: dict[str, Any], work: Path
+    root_fs: Path, rootdir: Path, release: str, name: str, settings: dict[str, Any], work: Path
 ) -> Path:
     """A GPT disk as cloud images are: an ESP (FAT, made with mtools: no mounts) holding
     systemd-boot, the kernel and initrd, then the ext4 root; booted by OVMF's fallback path."""
@@ -310,8 +336,7 @@ def _uefi_disk(
     _run(["mkfs.vfat", "-n", "ESP", "-C", str(esp), str(esp_mib * 1024)])
     entry = work / "entry.conf"
     entry.write_text(
-        f"title {settings['name']}\nlinux /vmlinuz\ninitrd /initrd.img\n"
-        f"options {settings['cmdline']}\n"
+        f"title {name}\nlinux /vmlinuz\ninitrd /initrd.img\noptions {settings['cmdline']}\n"
     )
     loader = work / "loader.conf"
     loader.write_text("default default.conf\ntimeout 0\n")
@@ -347,30 +372,6 @@ def _uefi_disk(
               "conv=notrunc,sparse", "status=none"])  # fmt: skip
         part.unlink()
     return disk
-
-
-def mirror_lines(suite: str, kernel_package: str) -> list[str]:
-    """Sources for mmdebstrap: none (its default, the recipe's suite) unless the kernel comes
-    from another suite (``linux-image-amd64/bookworm-backports``), which is then added."""
-    _, _, kernel_suite = checked_package(kernel_package).partition("/")
-    if not kernel_suite or kernel_suite == checked_suite(suite):
-        return []
-    return [f"deb {ARCHIVE} {suite} main", f"deb {ARCHIVE} {kernel_suite} main"]
-
-
-def checked_suite(suite: str) -> str:
-    if not SUITE.match(suite):
-        raise SetupError(f"{suite!r} is not a Debian suite name (such as bookworm-backports)")
-    return suite
-
-
-def checked_package(package: str) -> str:
-    if not PACKAGE.match(package):
-        raise SetupError(
-            f"{package!r} is not a Debian package (NAME, NAME=VERSION or NAME/SUITE, such as "
-            "linux-image-amd64/bookworm-backports)"
-        )
-    return package
 
 
 def hook_option(recipe_dir: Path, kind: str) -> str:

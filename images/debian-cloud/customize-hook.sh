@@ -6,6 +6,7 @@ root="$1"
 cat > "$root/etc/fstab" <<'FSTAB'
 LABEL=root / ext4 defaults 0 1
 FSTAB
+mkdir -p "$root/etc/systemd/network"
 cat > "$root/etc/systemd/network/50-dhcp.network" <<'NET'
 [Match]
 Name=en* eth*

@@ -9,6 +9,7 @@ cat > "$root/etc/fstab" <<'FSTAB'
 /dev/vda / ext4 defaults 0 1
 /dev/vdb none swap sw,nofail 0 0
 FSTAB
+mkdir -p "$root/etc/systemd/network"
 cat > "$root/etc/systemd/network/50-dhcp.network" <<'NET'
 [Match]
 Name=en* eth*
