@@ -24,15 +24,25 @@ from harness.machines.qemu.machine import QemuMachine
 from harness.matrix.cell import (
     OVMF_CODE,
     OVMF_VARS,
+    SEABIOS_SEARCH,
     Cell,
+    PackageUsed,
     ovmf_version,
+    qemu_bios,
     qemu_version,
     seabios_version,
 )
 from harness.ready_checkpoints import ReadyCheckpoints
 from harness.setup.accel import resolve_accel
 from harness.setup.cloud import cloud_image, write_seed
-from harness.setup.components import QemuBuild, provision_ovmf, provision_qemu, provision_seabios
+from harness.setup.components import (
+    DebianArchive,
+    Package,
+    QemuBuild,
+    provision_ovmf,
+    provision_qemu,
+    provision_seabios,
+)
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
 from harness.setup.libvirt_stack import HOST as HOST_STACK
@@ -73,6 +83,7 @@ class Settings:
     # host, or a Debian suite whose libvirt and QEMU run every guest as the harness's own daemon
     libvirt_stack: str = HOST_STACK
     cold_boot: bool = False  # every case cold boots instead of restoring the ready checkpoint
+    offline: bool = False  # components from the cache only; what it lacks is a one-line error
 
 
 BACKENDS = ("qemu", "libvirt")
@@ -104,6 +115,8 @@ class HarnessSession:
         self._qemu_build: QemuBuild | None = None
         self._seabios: Path | None = None
         self._ovmf: tuple[Path, Path] | None = None
+        self._archive = DebianArchive(offline=settings.offline)
+        self._firmware_packages: tuple[tuple[str, Package], ...] = ()  # (component, package)
         self._runner: LoopThread | None = None
         self._run_dir: Path | None = None
         self._watchdog: Watchdog | None = None  # cleans up if this process is killed outright
@@ -147,11 +160,7 @@ class HarnessSession:
         """The default combination; resolving it builds the image if it is not cached."""
         if self._cell is None:
             s = self.settings
-            firmware = (
-                "seabios" + seabios_version(self._seabios_image())
-                if s.firmware == "seabios"
-                else "ovmf" + ovmf_version(self._ovmf_images()[0])
-            )
+            firmware, firmware_file = self._firmware_identity()
             stack = self.libvirt_stack
             self._cell = Cell(
                 kernel=self.image.kernel_release,
@@ -163,8 +172,28 @@ class HarnessSession:
                 accel=resolve_accel(s.accel),
                 backend=s.backend,
                 libvirt=stack.libvirt_version if stack else "",
+                packages=self._packages_used(),
+                firmware_file=str(firmware_file or ""),
             )
         return self._cell
+
+    def _firmware_identity(self) -> tuple[str, Path | None]:
+        """The firmware part of the cell id and the file it was read from: the SeaBIOS given,
+        else the one QEMU itself loads (its data directories, a wrapper's own -L included)."""
+        if self.settings.firmware != "seabios":
+            code = self._ovmf_images()[0]
+            return "ovmf" + ovmf_version(code), code
+        bios = self._seabios_image()
+        if bios is None and self.libvirt_stack is None:
+            bios = qemu_bios(str(self.qemu_build.binary))
+        bios = bios or next((path for path in SEABIOS_SEARCH if path.is_file()), None)
+        return "seabios" + seabios_version(bios), bios
+
+    def _packages_used(self) -> tuple[PackageUsed, ...]:
+        """Every Debian package the cell's QEMU and firmware were provisioned from."""
+        used = [("qemu", package) for package in self.qemu_build.packages]
+        used += self._firmware_packages
+        return tuple(PackageUsed(c, p.name, p.version, p.sha256) for c, p in used)
 
     @property
     def qemu_build(self) -> QemuBuild:
@@ -172,7 +201,7 @@ class HarnessSession:
         if self._qemu_build is None and self.libvirt_stack is not None:
             self._qemu_build = self._stack_qemu(self.libvirt_stack)
         if self._qemu_build is None:
-            self._qemu_build = provision_qemu(self.settings.qemu)
+            self._qemu_build = provision_qemu(self.settings.qemu, self._archive)
         return self._qemu_build
 
     @property
@@ -196,7 +225,9 @@ class HarnessSession:
 
     def _seabios_image(self) -> Path | None:
         if self._seabios is None and self.settings.seabios:
-            self._seabios = provision_seabios(self.settings.seabios)
+            seabios = provision_seabios(self.settings.seabios, self._archive)
+            self._seabios = seabios.path
+            self._firmware_packages += tuple(("seabios", p) for p in seabios.packages)
         elif self._seabios is None and self.libvirt_stack is not None:
             self._seabios = self.libvirt_stack.seabios  # the one its QEMU would take
         return self._seabios
@@ -204,10 +235,12 @@ class HarnessSession:
     def _ovmf_images(self) -> tuple[Path, Path]:
         if self._ovmf is None and not self.settings.ovmf and self.libvirt_stack is not None:
             self._ovmf = self.libvirt_stack.ovmf
+        if self._ovmf is None and self.settings.ovmf:
+            ovmf = provision_ovmf(self.settings.ovmf, self._archive)
+            self._ovmf = (ovmf.code, ovmf.variables)
+            self._firmware_packages += tuple(("ovmf", p) for p in ovmf.packages)
         if self._ovmf is None:
-            self._ovmf = (
-                provision_ovmf(self.settings.ovmf) if self.settings.ovmf else (OVMF_CODE, OVMF_VARS)
-            )
+            self._ovmf = (OVMF_CODE, OVMF_VARS)
         return self._ovmf
 
     def machine(
@@ -315,8 +348,6 @@ class HarnessSession:
         run_dir.mkdir(mode=0o700)
         config = QemuConfig(
             binary=str(self.qemu_build.binary),
-            data_dir=self.qemu_build.data_dir,
-            env=tuple(self.qemu_build.env().items()),
             kernel=self.image.kernel,
             initrd=self.image.initrd,
             append=self.image.cmdline,

@@ -2,7 +2,10 @@
 
 The id is stable and readable (``k6.1.0-56-q7.2.22-seabios1.16.2-pc-tcg``) and is known at
 collection time from cheap probes of the components; the versions the running system reports
-(QMP query-version, guest uname -r and DMI bios_version) go into the report beside it.
+(QMP query-version, guest uname -r and DMI bios_version) go into the report beside it. The
+SeaBIOS a QEMU loads is the one QEMU finds, so it is looked up in QEMU's own data directories
+(``-L help``, a wrapper's own ``-L`` included); should the guest's DMI still name another
+version, the reported cell follows the guest and says why (``follow_guest_firmware``).
 """
 
 from __future__ import annotations
@@ -10,14 +13,28 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import SetupError
 
 SEABIOS_SEARCH = (Path("/usr/share/seabios/bios-256k.bin"), Path("/usr/share/qemu/bios-256k.bin"))
+SEABIOS_FILE = "bios-256k.bin"  # what the pc and q35 machines load when not given -bios
+VERSION = re.compile(r"(\d+\.\d+\.\d+)")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+@dataclass(frozen=True)
+class PackageUsed:
+    """A Debian package a cell ran from: its component, exact version and ``.deb``'s sha256."""
+
+    component: str
+    name: str
+    version: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,10 @@ class Cell:
     machine: str
     accel: str
     backend: str = "qemu"
+    # What the id was found from; not part of the combination's identity.
+    packages: tuple[PackageUsed, ...] = field(default=(), compare=False)
+    firmware_file: str = field(default="", compare=False)
+    firmware_note: str = field(default="", compare=False)  # why the id differs from the file
     libvirt: str = ""  # a libvirt stack's version (e.g. 12.8.0); "" for the host's libvirt
     guest: str = ""  # the guest's Debian suite (e.g. sid) where not the default guest's
 
@@ -55,6 +76,25 @@ def qemu_version(binary: str) -> str:
     return match.group(1)
 
 
+def qemu_bios(binary: str) -> Path | None:
+    """The ``bios-256k.bin`` QEMU loads without ``-bios``: the first of its data directories
+    (``-L help``: those given first, a wrapper's included, then its compiled-in ones) that
+    holds one; None if QEMU cannot list them."""
+    try:
+        listing = subprocess.run(
+            [binary, "-L", "help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listing.returncode != 0:
+        return None
+    for line in listing.stdout.splitlines():
+        candidate = Path(line.strip()) / SEABIOS_FILE
+        if line.strip() and candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 def seabios_version(path: Path | None = None) -> str:
     """The version string SeaBIOS embeds (it is also what the guest's DMI reports)."""
     candidates = [path] if path else list(SEABIOS_SEARCH)
@@ -72,3 +112,39 @@ def ovmf_version(code: Path = OVMF_CODE) -> str:
     if not code.is_file():
         raise SetupError(f"OVMF not found at {code}: run ./run setup (installs ovmf)")
     return hashlib.sha256(code.read_bytes()).hexdigest()[:8]
+
+
+def follow_guest_firmware(cell: Cell, records: list[dict[str, Any]]) -> Cell:
+    """``cell`` as its guests saw it: where every guest's DMI ``bios_version`` names one SeaBIOS
+    version and the file the id was read from another, the firmware (and so the id) follows
+    the guest, the note says why, and the records of the cell's tests take the new id."""
+    if not cell.firmware.startswith("seabios"):
+        return cell
+    seen = set(_bios_versions(records))
+    versions = {match.group(1) for text in seen if (match := VERSION.search(text))}
+    declared = cell.firmware.removeprefix("seabios")
+    if len(versions) != 1 or declared in versions:
+        return cell
+    (version,) = versions
+    followed = replace(
+        cell,
+        firmware=f"seabios{version}",
+        firmware_note=(
+            f"{cell.firmware_file or 'the firmware file'} says SeaBIOS {declared}, the guest's "
+            f"DMI bios_version said {' / '.join(sorted(seen))}: the id follows the guest "
+            f"(was {cell.id})"
+        ),
+    )
+    for record in records:
+        if record.get("cell") == cell.id:
+            record["cell"] = followed.id
+    return followed
+
+
+def _bios_versions(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for record in records:
+        for series in record.get("series", []):
+            for cycle in series.get("cycles", []):
+                version = (cycle.get("combination") or {}).get("bios_version")
+                if version:
+                    yield str(version)

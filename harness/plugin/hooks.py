@@ -20,7 +20,7 @@ from harness.cycle.run import CycleOptions, run_group_cycle, run_series
 from harness.errors import HarnessError
 from harness.interrupts import received, take_termination_as_interrupt
 from harness.machines.protocol import Machine, PlatformRecords
-from harness.matrix.cell import Cell
+from harness.matrix.cell import Cell, follow_guest_firmware
 from harness.plugin.options import add_options, settings_from
 from harness.results import html as html_report
 from harness.results import known_issues
@@ -408,7 +408,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if SESSION_KEY in session.config.stash:
         cell = session.config.stash[SESSION_KEY].resolved_cell
         if cell is not None:
-            report.add_cell(cell)
+            report.add_cell(follow_guest_firmware(cell, report.records))
     interrupted_by = received() or (
         "KeyboardInterrupt" if exitstatus == pytest.ExitCode.INTERRUPTED else None
     )
