@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup.accel import ACCELS
 from harness.setup.libvirt_stack import HOST as HOST_STACK
+
+FIRMWARE_KINDS = ("seabios", "ovmf")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -71,9 +74,18 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--firmware",
-        choices=("seabios", "ovmf"),
+        type=firmware_option,
         default="seabios",
-        help="guest firmware (default: seabios)",
+        metavar="seabios|ovmf[:VERSION|:PATH]",
+        help="guest firmware; ovmf:2026.08 is --firmware ovmf --ovmf 2026.08, and so for "
+        "seabios (default: seabios)",
+    )
+    group.addoption(
+        "--offline",
+        action="store_true",
+        default=os.environ.get("S3S4_OFFLINE") == "1",
+        help="provision QEMU and firmware from the cache only: nothing is downloaded, and "
+        "what the cache lacks is named in a one-line error",
     )
     group.addoption(
         "--guest-memory",
@@ -190,13 +202,15 @@ def add_options(parser: pytest.Parser) -> None:
 def settings_from(config: pytest.Config) -> Settings:
     """The session's Settings from the options given."""
     stack = config.getoption("libvirt_stack")
+    firmware, _, version = config.getoption("firmware").partition(":")
+    given = {firmware: version} if version else {}  # the colon form wins over --seabios/--ovmf
     return Settings(
         accel=config.getoption("accel"),
         qemu=config.getoption("qemu"),
-        seabios=config.getoption("seabios"),
-        ovmf=config.getoption("ovmf"),
+        seabios=given.get("seabios") or config.getoption("seabios"),
+        ovmf=given.get("ovmf") or config.getoption("ovmf"),
         machine_type=config.getoption("machine_type"),
-        firmware=config.getoption("firmware"),
+        firmware=firmware,
         memory_mib=config.getoption("guest_memory"),
         cpus=config.getoption("guest_cpus"),
         recipe=config.getoption("image_recipe"),
@@ -214,4 +228,14 @@ def settings_from(config: pytest.Config) -> Settings:
         libvirt_uri=config.getoption("libvirt_uri"),
         libvirt_stack=stack,
         cold_boot=config.getoption("cold_boot"),
+        offline=config.getoption("offline"),
     )
+
+
+def firmware_option(value: str) -> str:
+    """``seabios`` or ``ovmf``, optionally with ``:VERSION`` or ``:PATH``."""
+    if value.partition(":")[0] not in FIRMWARE_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: one of {', '.join(FIRMWARE_KINDS)}, optionally :VERSION or :PATH"
+        )
+    return value
