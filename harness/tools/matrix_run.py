@@ -7,15 +7,18 @@ makes a cell the unit that moves between CI runners (``--shard``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import SetupError
 from harness.matrix.spec import CellSpec
 from harness.paths import REPO_ROOT
 from harness.results import html as html_report
@@ -24,6 +27,7 @@ from harness.session import HarnessSession, Settings
 from harness.setup.image import Progress
 
 ROOT = REPO_ROOT
+LOCK_NAME = ".matrix.lock"  # held by the matrix run writing into the folder
 
 
 def settings_for(cell: CellSpec) -> Settings:
@@ -60,7 +64,40 @@ def run_matrix(
     progress: Callable[[str], None],
 ) -> tuple[int, dict[str, Any]]:
     """Every cell's pytest run into ``out/cells/``, then ``out/matrix.json``; the exit status
-    is 0 only if every cell's run passed."""
+    is 0 only if every cell's run passed. ``out`` is this run's alone while it runs (see
+    ``owned``): the runs of its cells are found as the folders that appear in it."""
+    with owned(out):
+        return _run_cells(cells, out, pytest_args, progress)
+
+
+@contextlib.contextmanager
+def owned(out: Path) -> Iterator[None]:
+    """Hold ``out`` for one matrix run: a second run given the same folder (two shards or two
+    nights sharing ``--out``) is refused instead of mixing its cells' results into this one."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise SetupError(
+                f"another matrix run (pid {holder}) is writing to {out}: give this one "
+                "another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_cells(
+    cells: Sequence[CellSpec],
+    out: Path,
+    pytest_args: Sequence[str],
+    progress: Callable[[str], None],
+) -> tuple[int, dict[str, Any]]:
     runs_dir = out / "cells"
     runs_dir.mkdir(parents=True, exist_ok=True)
     status = 0
@@ -88,7 +125,7 @@ def run_matrix(
 
 
 def default_out(report_dir: Path) -> Path:
-    return report_dir / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
+    return report_dir / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def table(merged: dict[str, Any], write: Callable[[str], None] = print) -> None:

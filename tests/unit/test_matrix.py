@@ -123,3 +123,14 @@ def test_compare_names_regressions_fixes_and_new_failures() -> None:
     new = merge([_run("r2", "c", {"a": "FAIL", "b": "PASS", "new": "ERROR"})])
     kinds = {(ch.kind, ch.case.split("[")[1].rstrip("]")) for ch in compare(old, new).changes}
     assert kinds == {("regression", "a"), ("fix", "b"), ("new-failure", "new"), ("missing", "gone")}
+
+
+def test_a_second_matrix_run_on_the_same_out_is_refused(tmp_path: Path) -> None:
+    """Two runs given one --out would pick up each other's cell runs: the second is refused."""
+    from harness.tools.matrix_run import owned
+
+    refused = pytest.raises(SetupError, match=r"another matrix run \(pid \d+\) is writing to")
+    with owned(tmp_path / "out"), refused, owned(tmp_path / "out"):
+        pass
+    with owned(tmp_path / "out"):  # free again once the first run is over
+        pass
