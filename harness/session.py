@@ -348,6 +348,7 @@ class HarnessSession:
         run_dir.mkdir(mode=0o700)
         config = QemuConfig(
             binary=str(self.qemu_build.binary),
+            qemu_img=self.qemu_build.qemu_img,
             kernel=self.image.kernel,
             initrd=self.image.initrd,
             append=self.image.cmdline,

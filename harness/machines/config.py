@@ -38,4 +38,5 @@ class QemuConfig:
     data_dir: Path | None = None
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # added to QEMU's environment (e.g. its module dir)
+    qemu_img: tuple[str, ...] = ("qemu-img",)  # the argv that runs the same build's qemu-img
     seed: Path | None = None  # a cloud-init NoCloud seed, attached read-only after the disks

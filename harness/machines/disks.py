@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import SetupError
@@ -13,11 +14,12 @@ SCRATCH_DISK_MIB = 64  # the scratch disk the block checks write to (the guest's
 SWAP_HEADROOM_MIB = 256  # swap beyond the guest's RAM, so an image always fits
 
 
-def create_overlay(base: Path, overlay: Path) -> None:
-    """A qcow2 overlay backed by ``base``; the base itself is never written."""
+def create_overlay(base: Path, overlay: Path, qemu_img: Sequence[str] = ("qemu-img",)) -> None:
+    """A qcow2 overlay backed by ``base``; the base itself is never written. ``qemu_img``: the
+    argv of the qemu-img to run (that of the QEMU under test)."""
     overlay.unlink(missing_ok=True)
     run_tool(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)]
+        [*qemu_img, "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)]
     )
 
 

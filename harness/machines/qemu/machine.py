@@ -182,7 +182,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
             self._monitor = None
 
     def _create_disks(self) -> None:
-        disks.create_overlay(self.image.disk, self.paths.root_overlay)
+        disks.create_overlay(self.image.disk, self.paths.root_overlay, self.config.qemu_img)
         self.replace_swap_disk()
         disks.create_scratch(self.paths.data_disk)
 
