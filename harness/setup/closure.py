@@ -2,11 +2,13 @@
 
 A build for a newer Debian release needs a newer C library than the host's, so it is run as
 ``<root>/…/ld-linux-x86-64.so.2 --inhibit-cache --library-path <root's library dirs>
-<root>/usr/bin/<program>``: every library comes from the root (the host's ``ld.so.cache`` is
-not read), nothing is installed and no mount namespace is needed. The loader prefix lives in a
-small ``/bin/sh`` wrapper in the root (``harness-bin/<program>``) that ``exec``\\ s it, so that
-whoever runs the program by path (the direct backend, libvirt's ``<emulator>``, a version
-probe) runs it the same way, with the same environment, under the same process id.
+<root>/usr/bin/<program>``: its libraries come from the root (the host's ``ld.so.cache`` is
+not read; the system directories are searched only for one the root lacks, and a closure lacks
+none), nothing is installed and no mount namespace is needed. The loader prefix lives in a
+small ``/bin/sh`` wrapper in the root (``harness-bin/<program>``) that replaces itself with it
+(``exec``), so that whoever runs the program by path (the direct backend, libvirt's
+``<emulator>``, a version probe) runs it the same way, with the same environment, under the
+same process id.
 
 QEMU learns its data directories from the executable it believes it is; run through a loader
 it falls back to its compiled-in ``/usr/share/qemu`` and ``/usr/share/seabios``, which are the
