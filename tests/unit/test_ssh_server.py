@@ -64,8 +64,11 @@ class FakeSshd:
                 return
             transport = paramiko.Transport(conn)
             transport.add_server_key(self.host_key)
-            transport.start_server(server=_Server(self.behaviour))
             self._transports.append(transport)
+            try:
+                transport.start_server(server=_Server(self.behaviour))
+            except (OSError, EOFError, paramiko.SSHException):
+                continue  # a client that gave up mid-handshake (a refused host key)
 
     def close(self) -> None:
         self._listener.close()
