@@ -55,7 +55,7 @@ SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]*\Z")
 STACKS_DIR = DEFAULT_CACHE / "libvirt-stacks"
 MANIFEST = "manifest.json"
 # What a stack root holds: part of its cache key, so a change builds a new root.
-LAYOUT = 1
+LAYOUT = 2
 # The daemon, its QEMU driver (which pulls in virtlogd), the QEMU it runs with qemu-img, and
 # both firmware; mmdebstrap's apt variant installs no recommends (swtpm, passt, ...).
 STACK_PACKAGES = (
@@ -182,8 +182,9 @@ def cache_key(suite: str) -> str:
 
 
 def build_argv(suite: str, rootdir: Path, mode: str) -> list[str]:
-    """The mmdebstrap command line that builds ``suite``'s stack into ``rootdir``; the package
-    files are kept in the root's apt cache so that their sha256 can be recorded."""
+    """The mmdebstrap command line that builds ``suite``'s stack into ``rootdir``; every
+    package file (the essential ones too) is kept in the root's apt cache so that its sha256
+    can be recorded."""
     base, lines, packages = sources(suite)
     return [
         "mmdebstrap",
@@ -193,6 +194,7 @@ def build_argv(suite: str, rootdir: Path, mode: str) -> list[str]:
         *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
         "--include=" + ",".join(packages),
         "--skip=cleanup/apt/cache",
+        "--skip=essential/unlink",
         base,
         str(rootdir),
         *lines,
