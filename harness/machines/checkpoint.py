@@ -2,8 +2,9 @@
 so that every test case can start from a restore of it (seconds under TCG) instead of a cold
 boot (tens of seconds), and still start from the same state as every other case.
 
-Capture: QMP ``migrate`` to a file that the harness opens and hands to QEMU (``fd:``; QEMU
-7.2 has no ``file:`` URI, and its sandbox forbids the ``exec:`` of a program); when the
+Capture: QMP ``migrate`` to a file that the harness opens and hands to QEMU (``fd:``, or from
+QEMU 9.0 on ``file:`` on an fd set, as later QEMUs refuse ``fd:`` on a regular file; QEMU 7.2
+has no ``file:`` URI, and the sandbox forbids the ``exec:`` of a program); when the
 migration completes QEMU has paused the guest and flushed its disks, and copies of the disks
 are taken at that very point. Restore: the same argv plus ``-incoming defer``, fresh copies of
 the frozen disks (each restore its own), then ``migrate-incoming`` from the file, handed over
@@ -13,6 +14,7 @@ the same way.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ MIGRATION = "MIGRATION"
 MIGRATION_DONE = ("completed", "failed", "cancelled")
 # QEMU caps migration at 128 MiB/s by default; a local file takes whatever the disk gives.
 UNCAPPED_BANDWIDTH = 64 << 30
+FDSET_SINCE = (9, 0)  # QEMU takes a migration file as an fd set member (file:/dev/fdset/N)
 
 
 @dataclass(frozen=True)
@@ -45,28 +48,38 @@ class Checkpoint:
 
 
 class FdPassing(Protocol):
-    """A monitor that can hand QEMU an open file (SCM_RIGHTS, then ``getfd``)."""
+    """A monitor that can hand QEMU an open file (SCM_RIGHTS, then ``getfd`` or ``add-fd``)."""
 
     def pass_fd(self, fd: int, name: str, timeout: float = ...) -> None: ...
+
+    def add_fd(self, fd: int, opaque: str, timeout: float = ...) -> int: ...
 
 
 SAVE_FD = "checkpoint-save"
 LOAD_FD = "checkpoint-load"
 
 
-def save_uri(monitor: FdPassing | None, path: Path) -> str:
-    """Open ``path`` for the migration stream (0600, emptied) and hand it to QEMU; the URI
-    for ``migrate``."""
-    return _hand_over(monitor, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SAVE_FD)
+def save_uri(monitor: FdPassing | None, path: Path, qemu_version: str = "") -> str:
+    """Open ``path`` for the migration stream (0600, emptied) and hand it to QEMU (of
+    ``qemu_version``, as query-version reports it); the URI for ``migrate``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    return _hand_over(monitor, path, flags, SAVE_FD, qemu_version)
 
 
-def load_uri(monitor: FdPassing | None, path: Path) -> str:
+def load_uri(monitor: FdPassing | None, path: Path, qemu_version: str = "") -> str:
     """Open the saved stream at ``path`` and hand it to QEMU; the URI for
     ``migrate-incoming``."""
-    return _hand_over(monitor, path, os.O_RDONLY, LOAD_FD)
+    return _hand_over(monitor, path, os.O_RDONLY, LOAD_FD, qemu_version)
 
 
-def _hand_over(monitor: FdPassing | None, path: Path, flags: int, name: str) -> str:
+def takes_fdset(qemu_version: str) -> bool:
+    """Whether QEMU ``qemu_version`` (``11.1.3``) is handed the file in an fd set."""
+    return tuple(int(n) for n in re.findall(r"\d+", qemu_version)[:2]) >= FDSET_SINCE
+
+
+def _hand_over(
+    monitor: FdPassing | None, path: Path, flags: int, name: str, qemu_version: str
+) -> str:
     if monitor is None:
         raise HarnessError(f"checkpoint: no QMP connection to hand {path} over")
     try:
@@ -74,6 +87,8 @@ def _hand_over(monitor: FdPassing | None, path: Path, flags: int, name: str) -> 
     except OSError as exc:
         raise HarnessError(f"checkpoint: cannot open {path}: {exc.strerror}") from exc
     try:
+        if takes_fdset(qemu_version):
+            return f"file:/dev/fdset/{monitor.add_fd(fd, name)}"
         monitor.pass_fd(fd, name)
     finally:
         os.close(fd)  # QEMU holds its own copy now

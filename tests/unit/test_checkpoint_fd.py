@@ -1,4 +1,5 @@
-"""Checkpoint files reach QEMU as open descriptors (``fd:``), never as an ``exec:`` command."""
+"""Checkpoint files reach QEMU as open descriptors (``fd:``, or an fd set's ``file:`` from QEMU
+9.0 on), never as an ``exec:`` command."""
 
 import fcntl
 import os
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.machines.checkpoint import LOAD_FD, SAVE_FD, load_uri, save_uri
+from harness.machines.checkpoint import LOAD_FD, SAVE_FD, load_uri, save_uri, takes_fdset
 
 
 class FakeMonitor:
@@ -23,6 +24,10 @@ class FakeMonitor:
         access = {os.O_RDONLY: "r", os.O_WRONLY: "w"}[fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE]
         self.passed.append((name, mode, access))
         self.fds.append(fd)
+
+    def add_fd(self, fd: int, opaque: str, timeout: float = 30.0) -> int:
+        self.pass_fd(fd, f"fdset:{opaque}")
+        return 3
 
 
 def test_a_save_hands_qemu_a_new_private_file_to_write(tmp_path: Path) -> None:
@@ -56,3 +61,15 @@ def test_a_symlink_in_place_of_the_state_is_not_followed(tmp_path: Path) -> None
 def test_no_monitor_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no QMP connection"):
         save_uri(None, tmp_path / "state.migration")
+
+
+def test_from_qemu_9_the_file_goes_in_an_fd_set(tmp_path: Path) -> None:
+    # Later QEMUs refuse fd: on a regular file ("fd: migration to a file is not supported").
+    monitor = FakeMonitor()
+    state = tmp_path / "state.migration"
+    assert save_uri(monitor, state, "11.1.3") == "file:/dev/fdset/3"
+    assert load_uri(monitor, state, "11.1.3") == "file:/dev/fdset/3"
+    assert monitor.passed == [(f"fdset:{SAVE_FD}", 0o600, "w"), (f"fdset:{LOAD_FD}", 0o600, "r")]
+    assert [takes_fdset(v) for v in ("7.2.22", "8.2.2", "9.0.0", "10.0.2", "")] == [
+        False, False, True, True, False,
+    ]  # fmt: skip

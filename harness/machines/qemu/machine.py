@@ -106,7 +106,8 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         self.qmp("migrate-set-parameters", {"max-bandwidth": ckpt.UNCAPPED_BANDWIDTH})
         mark = self.events.mark()
         try:
-            self.qmp("migrate", {"uri": ckpt.save_uri(self._monitor, state)})
+            uri = ckpt.save_uri(self._monitor, state, self._platform.get("qemu_version", ""))
+            self.qmp("migrate", {"uri": uri})
             ckpt.wait_migration(self.events, mark, self.timeouts.hibernate, "save")
             frozen = ckpt.freeze_disks(self._disk_paths(), directory)
         except (HarnessError, OSError) as exc:
@@ -131,7 +132,9 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
             self._launch(incoming=True)
             self.qmp("migrate-set-capabilities", ckpt.migration_capabilities())
             mark = self.events.mark()
-            self.qmp("migrate-incoming", {"uri": ckpt.load_uri(self._monitor, checkpoint.state)})
+            version = self._platform.get("qemu_version", "")
+            uri = ckpt.load_uri(self._monitor, checkpoint.state, version)
+            self.qmp("migrate-incoming", {"uri": uri})
             ckpt.wait_migration(self.events, mark, self.timeouts.resume, "restore")
         except HarnessError as exc:
             output = self._process_output()

@@ -76,6 +76,19 @@ class QmpMonitor:
         self._client.send_fd_scm(fd)  # on the loop's thread: nothing else writes meanwhile
         await self._client.execute("getfd", {"fdname": name})
 
+    def add_fd(self, fd: int, opaque: str, timeout: float = 30.0) -> int:
+        """Hand QEMU an open file descriptor as a new fd set (SCM_RIGHTS, then ``add-fd``),
+        for a ``file:/dev/fdset/N`` URI; the set's id N."""
+        try:
+            added = self._call("add-fd", self._add_fd(fd, opaque), timeout)
+        except OSError as exc:  # sendmsg on a socket QEMU has closed
+            raise HarnessError(f"QMP add-fd: the descriptor could not be sent ({exc})") from exc
+        return int(added["fdset-id"])
+
+    async def _add_fd(self, fd: int, opaque: str) -> Any:
+        self._client.send_fd_scm(fd)
+        return await self._client.execute("add-fd", {"opaque": opaque})
+
     def _call(self, command: str, call: Coroutine[Any, Any, Any], timeout: float) -> Any:
         try:
             return self._runner.run(call, timeout)
