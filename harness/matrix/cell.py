@@ -100,7 +100,8 @@ def seabios_version(path: Path | None = None) -> str:
     candidates = [path] if path else list(SEABIOS_SEARCH)
     for candidate in candidates:
         if candidate.is_file():
-            match = re.search(rb"\x00(\d+\.\d+\.\d+)[-\w.~+]*\x00", candidate.read_bytes())
+            # NUL-terminated; before it a NUL, or the NOP padding (0x90) of 1.17's build
+            match = re.search(rb"[\x00\x90](\d+\.\d+\.\d+)[-\w.~+]*\x00", candidate.read_bytes())
             if match:
                 return match.group(1).decode()
             return "unknown"

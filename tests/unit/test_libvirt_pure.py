@@ -32,7 +32,7 @@ from harness.machines.libvirt.owner import (
     owner_of,
     start_time,
 )
-from harness.matrix.cell import Cell
+from harness.matrix.cell import Cell, seabios_version
 from harness.plugin.options import settings_from
 from harness.session import HarnessSession, Settings
 from harness.setup import libvirt_stack
@@ -546,3 +546,11 @@ def test_a_stack_brings_its_own_qemu_and_refuses_another(tmp_path: Path) -> None
             assert session._seabios_image() == stack.seabios
             assert session._ovmf_images() == stack.ovmf
         session.close()
+
+
+def test_the_stacks_seabios_names_its_version_after_nop_padding(tmp_path: Path) -> None:
+    bios = tmp_path / "bios-256k.bin"  # as sid's 1.17.0 lays it out
+    bios.write_bytes(b"\x00" * 64 + b"for Debian) 2.45\x00\x901.17.0-debian-1.17.0-1\x00\x90\x00")
+    assert seabios_version(bios) == "1.17.0"
+    bios.write_bytes(b"\x00" * 64 + b"\x001.16.2-debian-1.16.2-1\x00")
+    assert seabios_version(bios) == "1.16.2"
