@@ -35,7 +35,7 @@ PARTIAL_BASES = {"experimental": "sid"}
 PARTIAL_SUFFIX = "-backports"
 # Parts of a release that its own lines already include.
 INCLUDED_SUFFIXES = ("-proposed-updates", "-updates", "-security")
-LISTS_MAX_AGE_S = 24 * 3600  # the archive publishes a few times a day
+LISTS_MAX_AGE_S = 24 * 3600  # lists this old are fetched again: a day at most behind the archive
 APT_TIMEOUT_S = 600.0
 
 
