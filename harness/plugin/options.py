@@ -40,9 +40,9 @@ def add_options(parser: pytest.Parser) -> None:
         default=os.environ.get("S3S4_LIBVIRT_STACK", HOST_STACK),
         metavar="host|SUITE",
         help="whose libvirt and QEMU run the guests: the host's, or a Debian suite's (sid, "
-        "experimental, trixie-backports ...: its libvirtd, virtlogd, QEMU, SeaBIOS and OVMF, "
-        "built once into the cache and run as the harness's own daemon, as root; implies "
-        f"--backend libvirt) (default: {HOST_STACK})",
+        "trixie-backports ...: its libvirtd, virtlogd, QEMU, SeaBIOS and OVMF, built once "
+        "into the cache and run as the harness's own daemon, as root; implies --backend "
+        f"libvirt) (default: {HOST_STACK})",
     )
     group.addoption(
         "--qemu",
