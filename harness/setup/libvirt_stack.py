@@ -54,7 +54,7 @@ HOST = "host"  # the host's own libvirt and QEMU: no stack
 SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]*\Z")
 STACKS_DIR = DEFAULT_CACHE / "libvirt-stacks"
 MANIFEST = "manifest.json"
-# What a stack root holds: part of its cache key, so a change builds a new root.
+# What the harness leaves in a stack root: part of its cache key, so a change builds a new one.
 LAYOUT = 2
 # The daemon, its QEMU driver (which pulls in virtlogd), the QEMU it runs with qemu-img, and
 # both firmware; mmdebstrap's apt variant installs no recommends (swtpm, passt, ...).
@@ -65,11 +65,6 @@ STACK_PACKAGES = (
     "qemu-utils",
     "seabios",
     "ovmf",
-)
-# From an overlay suite (backports, experimental) these come from the overlay, the rest from
-# its base suite; apt takes their dependencies from the overlay where they need to.
-OVERLAY_PACKAGES = frozenset(
-    {"libvirt-daemon", "libvirt-daemon-driver-qemu", "qemu-system-x86", "qemu-utils"}
 )
 # What results.json names of a stack's packages, beside the running versions.
 KEY_PACKAGES = ("libvirt-daemon", "libvirt0", "qemu-system-x86", "seabios", "ovmf")
@@ -156,43 +151,45 @@ def checked_suite(suite: str) -> str:
 
 
 def sources(suite: str) -> tuple[str, list[str], list[str]]:
-    """mmdebstrap's suite, its sources lines (none: its default) and the packages to include.
+    """mmdebstrap's suite, its sources lines (none: its default) and apt options of its own.
 
     ``sid`` (or any plain suite) is built as it is. An overlay suite, ``X-backports`` or
-    ``experimental``, is built on its base suite with the overlay's sources added, and the
-    stack's own packages are taken from the overlay (``NAME/SUITE``).
+    ``experimental``, is built on its base suite with the overlay's sources added and made
+    apt's default release: whatever the overlay offers (libvirt, QEMU, the SeaBIOS and the
+    libraries they need) comes from it, the rest from the base.
     """
     checked_suite(suite)
     base = OVERLAY_BASES.get(suite) or (
         suite.removesuffix("-backports") if suite.endswith("-backports") else None
     )
     if base is None:
-        return suite, [], list(STACK_PACKAGES)
+        return suite, [], []
     lines = [f"deb {ARCHIVE} {base} main"]
     if base != "sid":
         lines.append(f"deb {ARCHIVE} {base}-updates main")
     lines.append(f"deb {ARCHIVE} {suite} main")
-    packages = [f"{p}/{suite}" if p in OVERLAY_PACKAGES else p for p in STACK_PACKAGES]
-    return base, lines, packages
+    return base, lines, [f'APT::Default-Release "{suite}"']
 
 
 def cache_key(suite: str) -> str:
-    text = json.dumps([LAYOUT, suite, STACK_PACKAGES, APT_OPTIONS, DPKG_OPTIONS])
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """Names what the root is built from: the build's command line (all but where and how)
+    and what the harness leaves in the root."""
+    argv = build_argv(suite, Path("root"), "mode")
+    return hashlib.sha256(json.dumps([LAYOUT, argv]).encode()).hexdigest()[:12]
 
 
 def build_argv(suite: str, rootdir: Path, mode: str) -> list[str]:
     """The mmdebstrap command line that builds ``suite``'s stack into ``rootdir``; every
     package file (the essential ones too) is kept in the root's apt cache so that its sha256
     can be recorded."""
-    base, lines, packages = sources(suite)
+    base, lines, apt_options = sources(suite)
     return [
         "mmdebstrap",
         f"--mode={mode}",
         "--variant=apt",
-        *(f"--aptopt={option}" for option in APT_OPTIONS),
+        *(f"--aptopt={option}" for option in (*APT_OPTIONS, *apt_options)),
         *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
-        "--include=" + ",".join(packages),
+        "--include=" + ",".join(STACK_PACKAGES),
         "--skip=cleanup/apt/cache",
         "--skip=essential/unlink",
         base,

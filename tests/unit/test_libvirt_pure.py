@@ -363,25 +363,27 @@ SID = "http://deb.debian.org/debian sid main"
 
 
 def test_a_plain_suite_is_built_as_it_is_with_the_stacks_packages() -> None:
-    assert sources("sid") == ("sid", [], list(libvirt_stack.STACK_PACKAGES))
-    assert {"libvirt-daemon", "libvirt-daemon-driver-qemu", "qemu-system-x86"} <= set(
-        libvirt_stack.STACK_PACKAGES
-    )
+    assert sources("sid") == ("sid", [], [])
+    argv = build_argv("sid", Path("/r"), "unshare")
+    included = next(a for a in argv if a.startswith("--include=")).split("=", 1)[1].split(",")
+    assert {"libvirt-daemon", "libvirt-daemon-driver-qemu", "qemu-system-x86"} <= set(included)
 
 
-def test_an_overlay_suite_is_built_on_its_base_with_the_stack_from_the_overlay() -> None:
-    base, lines, packages = sources("trixie-backports")
+def test_an_overlay_suite_is_built_on_its_base_and_preferred_where_it_offers_a_package() -> None:
+    base, lines, options = sources("trixie-backports")
     assert base == "trixie"
     assert [line.split()[2] for line in lines] == ["trixie", "trixie-updates", "trixie-backports"]
-    assert "libvirt-daemon/trixie-backports" in packages
-    assert "qemu-system-x86/trixie-backports" in packages
-    assert "seabios" in packages  # firmware from the base suite, where backports has none
-    base, lines, packages = sources("experimental")
+    # qemu-system-x86 from backports needs its SeaBIOS and libraries from there too
+    assert options == ['APT::Default-Release "trixie-backports"']
+    argv = build_argv("trixie-backports", Path("/r"), "unshare")
+    assert '--aptopt=APT::Default-Release "trixie-backports"' in argv
+    assert argv[-5:-3] == ["trixie", "/r"]
+    base, lines, options = sources("experimental")
     assert (base, [line.split(maxsplit=1)[1] for line in lines]) == (
         "sid",
         [SID, "http://deb.debian.org/debian experimental main"],
     )
-    assert "libvirt-daemon/experimental" in packages
+    assert options == ['APT::Default-Release "experimental"']
 
 
 def test_a_suite_name_that_is_not_one_is_refused() -> None:
