@@ -67,7 +67,14 @@ STACK_PACKAGES = (
     "ovmf",
 )
 # What results.json names of a stack's packages, beside the running versions.
-KEY_PACKAGES = ("libvirt-daemon", "libvirt0", "qemu-system-x86", "seabios", "ovmf")
+KEY_PACKAGES = (
+    "libvirt-daemon",
+    "libvirt0",
+    "qemu-system-x86",
+    "seabios",
+    "ovmf",
+    "ovmf-generic",  # where sid keeps the files, ovmf being a metapackage there
+)
 # An overlay suite is built on its base: sid under experimental, X under X-backports.
 OVERLAY_BASES = {"experimental": "sid"}
 # sid's and experimental's Release files carry a Valid-Until that a mirror lets lapse between
