@@ -56,7 +56,7 @@ def _endurance(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    cells = matrix.load(Path(args.file))
+    cells = matrix.load(matrix.path_of(args.matrix) if args.matrix else Path(args.file))
     ids: dict[matrix.CellSpec, str] = {}
     labels = {cell.label for cell in cells}
     if args.list or any(
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     soak.set_defaults(handler=_endurance)
     run = commands.add_parser("matrix", help="run the default suite on every cell of a matrix")
     run.add_argument("--file", default=str(matrix.DEFAULT_MATRIX), help="matrix TOML file")
+    run.add_argument(
+        "--matrix", default=None, metavar="NAME", help="matrix/NAME.toml (default, nightly ...)"
+    )
     run.add_argument("--cell", action="append", default=[], help="cell label or id (pattern)")
     run.add_argument("--shard", default=None, help="i/n: this runner's share of the cells")
     run.add_argument("--list", action="store_true", help="list the cells with their ids")

@@ -214,14 +214,15 @@ class HarnessSession:
         return self._libvirt_stack
 
     def _stack_qemu(self, stack: LibvirtStack) -> QemuBuild:
-        """The stack's own QEMU (its data and modules are where it looks by default)."""
+        """The QEMU of a stack's cell outside its daemon: the same package version, run from
+        its own library closure, so a cell's direct-QEMU and libvirt cases test one QEMU.
+        The stack's daemon runs its own copy (``_parts``)."""
         if self.settings.qemu != Settings.qemu:
             raise SetupError(
                 f"--qemu {self.settings.qemu} and --libvirt-stack {stack.suite} both name the "
                 f"QEMU: the stack runs its own ({stack.qemu_version}); drop one"
             )
-        version = stack.packages["qemu-system-x86"]
-        return QemuBuild(binary=stack.emulator, package_version=version)
+        return provision_qemu(stack.packages["qemu-system-x86"], self._archive)
 
     def _seabios_image(self) -> Path | None:
         if self._seabios is None and self.settings.seabios:
@@ -346,8 +347,9 @@ class HarnessSession:
         self._created += 1
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
+        stack = self.libvirt_stack if backend == "libvirt" else None
         config = QemuConfig(
-            binary=str(self.qemu_build.binary),
+            binary=str(stack.emulator if stack else self.qemu_build.binary),
             qemu_img=self.qemu_build.qemu_img,
             kernel=self.image.kernel,
             initrd=self.image.initrd,

@@ -56,7 +56,11 @@ class Cell:
     def id(self) -> str:
         kernel = "-".join(filter(None, (self.kernel.removesuffix("-amd64"), self.guest)))
         base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
-        return base if self.backend == "qemu" else f"{base}-{self.backend}{self.libvirt}"
+        # A libvirt stack is part of the whole cell (its direct-QEMU cases run the stack's
+        # QEMU too); the host's libvirt is named only where the cell runs through it.
+        if self.libvirt:
+            return f"{base}-libvirt{self.libvirt}"
+        return base if self.backend == "qemu" else f"{base}-{self.backend}"
 
 
 def qemu_version(binary: str) -> str:

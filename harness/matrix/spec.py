@@ -3,6 +3,9 @@
 A cell's spec is what the file asks for (``linux-image-amd64``, QEMU ``10.0``, ``seabios``,
 ``pc``, ``auto``); its id is what the running system turns out to be
 (``k6.1.0-56-q10.0.2-seabios1.16.2-pc-tcg``), known once its components are provisioned.
+Two axes are optional: ``guest`` (the built-in guest's Debian suite, ``default`` for the
+recipe's own) and ``libvirt`` (``host``, or a Debian suite whose libvirt runs as the harness's
+own daemon; such a cell's QEMU is that stack's, written ``qemu = "stack"``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from harness.errors import SetupError
 from harness.paths import REPO_ROOT
 
 AXES = ("kernel", "qemu", "firmware", "machine", "accel")
+OPTIONAL_AXES = {"guest": "default", "libvirt": "host"}  # axis: the value when not named
+ALL_AXES = (*AXES, *OPTIONAL_AXES)
+STACK_QEMU = "stack"  # the qemu axis's value for a libvirt stack's own QEMU
+MATRIX_DIR = REPO_ROOT / "matrix"
 DEFAULT_MATRIX = REPO_ROOT / "matrix" / "default.toml"
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 
@@ -32,14 +39,31 @@ class CellSpec:
     firmware: str  # seabios | ovmf, optionally :VERSION or :PATH
     machine: str
     accel: str
+    guest: str = OPTIONAL_AXES["guest"]
+    libvirt: str = OPTIONAL_AXES["libvirt"]
 
     @property
     def label(self) -> str:
-        """Stable and readable before anything is provisioned (sharding uses it)."""
-        return "_".join(re.sub(r"[^A-Za-z0-9.:+-]+", "-", v) for v in self.values())
+        """Stable and readable before anything is provisioned (sharding uses it); an optional
+        axis at its default adds nothing, so adding the axes moved no existing cell."""
+        parts = list(self.values()[: len(AXES)])
+        parts += [
+            f"{axis}-{getattr(self, axis)}"
+            for axis, default in OPTIONAL_AXES.items()
+            if getattr(self, axis) != default
+        ]
+        return "_".join(re.sub(r"[^A-Za-z0-9.:+-]+", "-", v) for v in parts)
 
     def values(self) -> tuple[str, ...]:
-        return (self.kernel, self.qemu, self.firmware, self.machine, self.accel)
+        return (
+            self.kernel,
+            self.qemu,
+            self.firmware,
+            self.machine,
+            self.accel,
+            self.guest,
+            self.libvirt,
+        )
 
     @property
     def firmware_kind(self) -> str:
@@ -52,11 +76,14 @@ class CellSpec:
 
     def pytest_args(self) -> list[str]:
         """The harness options that make a pytest run test this cell."""
-        args = [
-            "--kernel-package",
-            self.kernel,
-            "--qemu",
-            self.qemu,
+        args = ["--kernel-package", self.kernel]
+        if self.qemu != STACK_QEMU:
+            args += ["--qemu", self.qemu]
+        if self.guest != OPTIONAL_AXES["guest"]:
+            args += ["--guest-suite", self.guest]
+        if self.libvirt != OPTIONAL_AXES["libvirt"]:
+            args += ["--libvirt-stack", self.libvirt]
+        args += [
             "--firmware",
             self.firmware_kind,
             "--machine-type",
@@ -79,37 +106,65 @@ def load(path: Path = DEFAULT_MATRIX) -> list[CellSpec]:
     except tomllib.TOMLDecodeError as exc:
         raise SetupError(f"matrix file {path} is not valid TOML: {exc}") from exc
     axes = data.get("axes")
-    if not isinstance(axes, dict) or set(axes) != set(AXES):
-        raise SetupError(f"matrix file {path}: [axes] must name exactly {', '.join(AXES)}")
-    for name in AXES:
-        values = axes[name]
+    if not isinstance(axes, dict) or not set(AXES) <= set(axes) <= set(ALL_AXES):
+        raise SetupError(
+            f"matrix file {path}: [axes] must name {', '.join(AXES)} "
+            f"(and optionally {', '.join(OPTIONAL_AXES)})"
+        )
+    for name, values in axes.items():
         if (
             not isinstance(values, list)
             or not values
             or not all(isinstance(v, str) for v in values)
         ):
             raise SetupError(f"matrix file {path}: axis {name} must be a non-empty list of strings")
+    names = [name for name in ALL_AXES if name in axes]
     excludes = [_pattern(path, entry) for entry in data.get("exclude", [])]
-    cells = [
-        CellSpec(*combo)
-        for combo in itertools.product(*(axes[name] for name in AXES))
-        if not any(_matches(CellSpec(*combo), pattern) for pattern in excludes)
-    ]
+    combos = (
+        CellSpec(**dict(zip(names, combo, strict=True)))
+        for combo in itertools.product(*(axes[name] for name in names))
+    )
+    cells = [cell for cell in combos if not any(_matches(cell, p) for p in excludes)]
     cells += [CellSpec(**_complete(path, entry)) for entry in data.get("include", [])]
     if not cells:
         raise SetupError(f"matrix file {path} leaves no cell (every combination is excluded)")
+    for cell in cells:
+        _check_stack_qemu(path, cell)
     return list(dict.fromkeys(cells))
 
 
+def path_of(name_or_path: str) -> Path:
+    """``nightly`` is ``matrix/nightly.toml``; anything with a slash or ``.toml`` is a path."""
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        return Path(name_or_path)
+    return MATRIX_DIR / f"{name_or_path}.toml"
+
+
+def _check_stack_qemu(path: Path, cell: CellSpec) -> None:
+    """A libvirt stack brings its QEMU (its daemon probes and runs that one only), so such a
+    cell's qemu is ``stack``, and only such a cell's."""
+    on_stack = cell.libvirt != OPTIONAL_AXES["libvirt"]
+    if on_stack != (cell.qemu == STACK_QEMU):
+        raise SetupError(
+            f"matrix file {path}: cell {cell.label}: a libvirt stack runs its own QEMU: "
+            f'write qemu = "{STACK_QEMU}" exactly where libvirt is not "host"'
+        )
+
+
 def _pattern(path: Path, entry: Any) -> dict[str, str]:
-    if not isinstance(entry, dict) or not set(entry) <= set(AXES):
-        raise SetupError(f"matrix file {path}: an [[exclude]] names only axes ({', '.join(AXES)})")
+    if not isinstance(entry, dict) or not set(entry) <= set(ALL_AXES):
+        raise SetupError(
+            f"matrix file {path}: an [[exclude]] names only axes ({', '.join(ALL_AXES)})"
+        )
     return {key: str(value) for key, value in entry.items()}
 
 
 def _complete(path: Path, entry: Any) -> dict[str, str]:
-    if not isinstance(entry, dict) or set(entry) != set(AXES):
-        raise SetupError(f"matrix file {path}: an [[include]] names every axis ({', '.join(AXES)})")
+    if not isinstance(entry, dict) or not set(AXES) <= set(entry) <= set(ALL_AXES):
+        raise SetupError(
+            f"matrix file {path}: an [[include]] names every axis ({', '.join(AXES)}; "
+            f"optionally {', '.join(OPTIONAL_AXES)})"
+        )
     return {key: str(value) for key, value in entry.items()}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
-from harness.matrix.spec import CellSpec
+from harness.matrix.spec import OPTIONAL_AXES, STACK_QEMU, CellSpec
 from harness.paths import REPO_ROOT
 from harness.results import html as html_report
 from harness.results.merge import load_run, merge
@@ -34,12 +34,14 @@ def settings_for(cell: CellSpec) -> Settings:
     firmware_version = cell.firmware_version
     return Settings(
         accel=cell.accel,
-        qemu=cell.qemu,
+        qemu=Settings.qemu if cell.qemu == STACK_QEMU else cell.qemu,
         machine_type=cell.machine,
         firmware=cell.firmware_kind,
         seabios=firmware_version if cell.firmware_kind == "seabios" else None,
         ovmf=firmware_version if cell.firmware_kind == "ovmf" else None,
         kernel_package=cell.kernel,
+        guest_suite=None if cell.guest == OPTIONAL_AXES["guest"] else cell.guest,
+        libvirt_stack=cell.libvirt,
     )
 
 

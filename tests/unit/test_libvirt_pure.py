@@ -36,6 +36,7 @@ from harness.matrix.cell import Cell, seabios_version
 from harness.plugin.options import settings_from
 from harness.session import HarnessSession, Settings
 from harness.setup import libvirt_stack
+from harness.setup.components import QemuBuild
 from harness.setup.libvirt_stack import LibvirtStack, build_argv, check_root, sources
 from harness.transitions.guests_service import GuestsServiceConfig, config_path_of
 from harness.transitions.host_lock import host_lock
@@ -531,10 +532,23 @@ def test_a_stack_runs_every_guest_through_libvirt_and_the_host_stays_the_default
     assert (chosen.libvirt_stack, chosen.backend) == ("sid", "libvirt")
 
 
-def test_a_stack_brings_its_own_qemu_and_refuses_another(tmp_path: Path) -> None:
+def test_a_stack_brings_its_own_qemu_and_refuses_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack's daemon runs the stack's QEMU; direct-QEMU cases of the cell run the same
+    package version from its own closure (outside the daemon the stack's binary has no
+    loader of its own)."""
     stack = fake_stack(tmp_path / "root")
+    closure = tmp_path / "closure" / "qemu-system-x86_64"
+    provisioned: list[str] = []
+
+    def provision(wanted: str, _archive: object) -> QemuBuild:
+        provisioned.append(wanted)
+        return QemuBuild(closure, wanted)
+
+    monkeypatch.setattr("harness.session.provision_qemu", provision)
     for settings, expected in (
-        (Settings(libvirt_stack="sid", backend="libvirt"), stack.emulator),
+        (Settings(libvirt_stack="sid", backend="libvirt"), closure),
         (Settings(libvirt_stack="sid", backend="libvirt", qemu="10.0"), None),
     ):
         session = HarnessSession(settings, tmp_path / "evidence", lambda _line: None)
@@ -544,7 +558,7 @@ def test_a_stack_brings_its_own_qemu_and_refuses_another(tmp_path: Path) -> None
                 session.qemu_build  # noqa: B018 - resolving it is the point
         else:
             assert session.qemu_build.binary == expected
-            assert session.qemu_build.package_version == "1:11.1.3+ds-1"
+            assert provisioned == ["1:11.1.3+ds-1"]  # the stack's exact package version
             assert session._seabios_image() == stack.seabios
             assert session._ovmf_images() == stack.ovmf
         session.close()

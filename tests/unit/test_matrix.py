@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.matrix.spec import DEFAULT_MATRIX, CellSpec, load, select, shard
+from harness.matrix.spec import ALL_AXES, DEFAULT_MATRIX, CellSpec, load, path_of, select, shard
 from harness.results.merge import compare, merge, verdict_table
 
 MATRIX = """
@@ -56,7 +56,7 @@ def test_the_default_matrix_has_two_qemus_two_kernels_and_both_firmwares() -> No
     ("text", "message"),
     [
         ("[axes\n", "not valid TOML"),
-        ('[axes]\nkernel = ["k"]\n', "must name exactly"),
+        ('[axes]\nkernel = ["k"]\n', "must name kernel, qemu"),
         (MATRIX.replace('accel = ["tcg"]', "accel = []"), "axis accel must be a non-empty"),
         (MATRIX + '\n[[exclude]]\ncolour = "red"\n', "names only axes"),
         (MATRIX.split("[[include]]")[0] + '[[exclude]]\nkernel = "*"\n', "leaves no cell"),
@@ -134,3 +134,45 @@ def test_a_second_matrix_run_on_the_same_out_is_refused(tmp_path: Path) -> None:
         pass
     with owned(tmp_path / "out"):  # free again once the first run is over
         pass
+
+
+def test_the_optional_axes_default_and_name_themselves_only_when_set(tmp_path: Path) -> None:
+    stable = CellSpec("k1", "q1", "seabios", "pc", "tcg")
+    assert stable.label == "k1_q1_seabios_pc_tcg"  # as before the axes existed
+    newest = CellSpec("k1", "stack", "seabios", "pc", "tcg", guest="sid", libvirt="sid")
+    assert newest.label == "k1_stack_seabios_pc_tcg_guest-sid_libvirt-sid"
+    assert newest.pytest_args() == [
+        "--kernel-package", "k1", "--guest-suite", "sid", "--libvirt-stack", "sid",
+        "--firmware", "seabios", "--machine-type", "pc", "--accel", "tcg",
+    ]  # fmt: skip
+    cells = _load(tmp_path, MATRIX.replace('accel = ["tcg"]', 'accel = ["tcg"]\nguest = ["sid"]'))
+    assert {cell.guest for cell in cells[:-1]} == {"sid"}
+    assert cells[-1].guest == "default"  # an include without the axis
+
+
+@pytest.mark.parametrize(("libvirt", "qemu"), [("sid", "q1"), ("host", "stack")])
+def test_a_stack_cell_takes_the_stacks_qemu_and_only_it(
+    tmp_path: Path, libvirt: str, qemu: str
+) -> None:
+    text = MATRIX + f'\n[[include]]\nkernel = "k"\nqemu = "{qemu}"\nfirmware = "seabios"\n'
+    text += f'machine = "pc"\naccel = "tcg"\nlibvirt = "{libvirt}"\n'
+    with pytest.raises(SetupError, match='write qemu = "stack" exactly where libvirt'):
+        _load(tmp_path, text)
+
+
+def test_the_nightly_matrix_moves_one_axis_at_a_time_from_stable() -> None:
+    cells = load(path_of("nightly"))
+    stable = CellSpec("linux-image-amd64", "qemu-system-x86_64", "seabios", "pc", "auto")
+    newest = [cell for cell in cells if cell.libvirt != "host" and cell.guest != "default"]
+    assert {cell.firmware_kind for cell in newest} == {"seabios", "ovmf"}
+    for cell in cells:
+        if cell in newest:
+            continue
+        moved = [
+            a for a, x, y in zip(ALL_AXES, cell.values(), stable.values(), strict=True) if x != y
+        ]
+        # the kernel moves with its suite's guest; libvirt with its QEMU; OVMF needs q35
+        assert moved in (
+            ["kernel", "guest"], ["qemu", "firmware"], ["firmware"],
+            ["firmware", "machine"], ["qemu", "libvirt"],
+        ), (cell.label, moved)  # fmt: skip
