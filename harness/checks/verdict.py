@@ -52,6 +52,9 @@ class CycleOutcome:
     checks: list[CheckResult] = field(default_factory=list)
     combination: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    # What the evidence names as the cause beyond doubt (e.g. "entered s2idle, not deep");
+    # a known issue never absorbs such a FAIL unless it names that cause itself.
+    cause: str = ""
 
     @property
     def failed_checks(self) -> list[CheckResult]:
@@ -61,6 +64,7 @@ class CycleOutcome:
         return {
             "verdict": self.verdict.value,
             "reason": self.reason,
+            "cause": self.cause,
             "combination": self.combination,
             "artifacts": self.artifacts,
             "checks": [asdict(c) for c in self.checks],
@@ -109,11 +113,17 @@ class CycleSeries:
                 return prefix + outcome.reason + (f" [pm_test: {extra}]" if extra else "")
         return ""
 
+    @property
+    def cause(self) -> str:
+        """The named cause of the first cycle that did not pass (see ``CycleOutcome.cause``)."""
+        return next((o.cause for o in self.outcomes if o.verdict is not Verdict.PASS), "")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "transition": self.transition,
             "verdict": self.verdict.value,
             "reason": self.reason,
+            "cause": self.cause,
             "cycles_requested": self.requested,
             "cycles_passed": self.passed,
             "pass_rate": round(self.pass_rate, 3),

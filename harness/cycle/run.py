@@ -236,17 +236,32 @@ def _ended_early(
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
     reason = str(exc)
-    entering = isinstance(exc, SuspendNotEntered) or (
-        isinstance(exc, GuestFault) and exc.stage in ("request", "suspend-entry")
+    cause = _named_cause(exc, evidence)
+    if cause and (mem_sleep := evidence.before.get("guest.mem_sleep")):
+        reason += f"; /sys/power/mem_sleep read '{mem_sleep}' before the request"
+    # A guest that entered another state than asked stopped nowhere: it sleeps in that state.
+    entering = not cause and (
+        isinstance(exc, SuspendNotEntered)
+        or (isinstance(exc, GuestFault) and exc.stage in ("request", "suspend-entry"))
     )
     lines = machine.console.lines_since(marks.console)
     diagnosis = console_diagnosis(lines, entering=entering)
     if diagnosis and diagnosis not in reason:  # a stalled wait names its stall already
         reason += f"; {diagnosis}"
     outcome = _finish(machine, evidence, marks, verdict, reason)
+    outcome.cause = cause
     outcome.artifacts.update(machine.hang_evidence(f"cycle{evidence.cycle}"))
     machine.stop()
     return outcome
+
+
+def _named_cause(exc: HarnessError, evidence: CycleEvidence) -> str:
+    """The cause the evidence itself names, beyond doubt: the guest kernel announced another
+    sleep state than the one asked for. Known issues never stand in for it."""
+    entered, asked = exc.evidence.get("entered_state"), exc.evidence.get("asked_state")
+    if not entered or not asked:
+        return ""
+    return f"entered {entered}, not {asked}"
 
 
 def _judge(

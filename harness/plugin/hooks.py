@@ -343,6 +343,7 @@ def expect_pass(series: CycleSeries) -> None:
             series.reason,
             str(combination.get("qemu_version") or ""),
             str(combination.get("accel") or ""),
+            cause=series.cause,
         )
         if issue is not None:
             series.known_issue = issue.summary

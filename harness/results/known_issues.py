@@ -23,10 +23,22 @@ class KnownIssue:
     summary: str
     qemu: str = ""  # a regular expression over QEMU's version; empty: any
     accel: str = ""  # a regular expression over the accelerator (tcg, kvm); empty: any
+    # A regular expression over the cause the FAIL's evidence names beyond doubt (e.g.
+    # "entered s2idle, not deep"); empty: only FAILs whose evidence names no cause, so that
+    # an issue matched by its reason never stands in for what the evidence already says.
+    cause: str = ""
 
     def matches(
-        self, transition: str, kernel: str, reason: str, qemu: str = "", accel: str = ""
+        self,
+        transition: str,
+        kernel: str,
+        reason: str,
+        qemu: str = "",
+        accel: str = "",
+        cause: str = "",
     ) -> bool:
+        if bool(cause) != bool(self.cause) or re.search(self.cause, cause) is None:
+            return False
         return (
             fnmatch.fnmatchcase(transition, self.transition)
             and re.search(self.kernel, kernel) is not None
@@ -49,6 +61,7 @@ def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
                 " ".join(e["summary"].split()),
                 e.get("qemu", ""),
                 e.get("accel", ""),
+                e.get("cause", ""),
             )
             for e in entries
         ]
@@ -63,5 +76,9 @@ def find(
     reason: str,
     qemu: str = "",
     accel: str = "",
+    cause: str = "",
 ) -> KnownIssue | None:
-    return next((i for i in issues if i.matches(transition, kernel, reason, qemu, accel)), None)
+    """The first issue that matches; a FAIL with a named ``cause`` only by an issue naming it."""
+    return next(
+        (i for i in issues if i.matches(transition, kernel, reason, qemu, accel, cause)), None
+    )

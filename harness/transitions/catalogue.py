@@ -56,10 +56,11 @@ HYBRID_RAM_RECORDS = (K_HIB_ENTRY, K_IMAGE_WRITTEN, K_S3_ACPI_WAKE, K_HIB_EXIT)
 S3_EVENTS = (Signal.SUSPENDED, Signal.WOKEN)
 S4_EVENTS = (Signal.HIBERNATED, Signal.POWERED_OFF)
 HYBRID_POWERLOSS_EVENTS = (Signal.SUSPENDED, Signal.POWERED_OFF)
-S3_ENTRY = PlatformEntry(signals=(Signal.SUSPENDED,))
+S3_ENTRY = PlatformEntry(signals=(Signal.SUSPENDED,), kernel_state="deep")
+STANDBY_ENTRY = PlatformEntry(signals=(Signal.SUSPENDED,), kernel_state="shallow")
 S4_ENTRY = PlatformEntry(signals=(Signal.HIBERNATED, Signal.POWERED_OFF), limit="hibernate")
 HYBRID_ENTRY = PlatformEntry(signals=(Signal.SUSPENDED,), limit="hibernate")
-S2IDLE_ENTRY = ConsoleEntry(pattern=r"PM: suspend-to-idle")
+S2IDLE_ENTRY = ConsoleEntry(pattern=r"PM: suspend-to-idle", kernel_state="s2idle")
 RTC_SECONDS = 5
 
 S3_SYSTEMCTL = Transition(
@@ -128,7 +129,7 @@ STANDBY = Transition(
     id="standby",
     needs=Needs(power_states=("standby",)),
     request=InGuestCommand(script="echo standby > /sys/power/state"),
-    entry=S3_ENTRY,
+    entry=STANDBY_ENTRY,
     wake=SystemWakeup(),
     expected_events=S3_EVENTS,
 )

@@ -18,7 +18,7 @@ from harness.errors import (
     StateUnsupported,
     SuspendNotEntered,
 )
-from harness.guest.console.diagnosis import GUEST_SAYS_RESUMED
+from harness.guest.console.diagnosis import GUEST_SAYS_RESUMED, other_state_entered, state_label
 from harness.machines.protocol import Machine, Signal
 from harness.machines.vcpu_lockup import LockupWatch
 from harness.transitions.marks import Marks
@@ -45,6 +45,7 @@ class PlatformEntry:
 
     signals: tuple[Signal, ...]
     limit: str = "suspend_entry"
+    kernel_state: str = ""  # the suspend state the guest kernel must announce (deep, shallow)
 
     def wait(
         self,
@@ -59,6 +60,7 @@ class PlatformEntry:
         watch = machine.lockup_watch()
         while machine.wait_signal(first, marks.events, WAIT_SLICE) is None:
             check_answer(answer, description)
+            check_state_entered(machine, marks, self.kernel_state, description)
             check_not_locked_up(watch, description)
             said = machine.console.lines_since(marks.console)
             resumed = [line for line in said if GUEST_SAYS_RESUMED.search(line)]
@@ -94,6 +96,7 @@ class ConsoleEntry:
 
     pattern: str
     limit: str = "suspend_entry"
+    kernel_state: str = ""  # the suspend state the guest kernel must announce (s2idle)
 
     def wait(
         self,
@@ -108,6 +111,7 @@ class ConsoleEntry:
         watch = machine.lockup_watch()
         while machine.console.wait_for(pattern, marks.console, WAIT_SLICE) is None:
             check_answer(answer, description)
+            check_state_entered(machine, marks, self.kernel_state, description)
             check_not_locked_up(watch, description)
             if time.monotonic() > deadline:
                 raise SuspendNotEntered(
@@ -115,6 +119,24 @@ class ConsoleEntry:
                     f"{description} was sent but the guest never printed "
                     f"'{self.pattern}' within {limit:.0f}s; console: {machine.serial_tail()}",
                 )
+
+
+def check_state_entered(machine: Machine, marks: Marks, asked: str, description: str) -> None:
+    """A guest whose kernel announces another suspend state than the one asked for (its
+    mem_sleep default is s2idle, so a request for S3 idles instead) will never show the
+    asked state's proof: its own console line is the verdict, at once."""
+    if not asked:
+        return
+    entered = other_state_entered(machine.console.lines_since(marks.console), asked)
+    if entered is None:
+        return
+    state, line = entered
+    raise SuspendNotEntered(
+        "suspend-entry",
+        f"{description} was sent, but the guest kernel entered {state_label(state)} instead "
+        f"of {state_label(asked)} ('{line}')",
+        evidence={"entered_state": state, "asked_state": asked},
+    )
 
 
 def check_not_locked_up(watch: LockupWatch, description: str) -> None:

@@ -19,6 +19,26 @@ KERNEL_PM_LINE = re.compile(
 )
 
 
+# The kernel names the state it enters before it starts freezing: ``pm_suspend`` prints
+# "PM: suspend entry (<label>)", the label one of s2idle, shallow (S1) and deep (S3).
+SUSPEND_ENTRY_LINE = re.compile(r"PM: suspend entry \((\w+)\)")
+STATE_LABELS = {"deep": "S3 (deep)", "shallow": "S1 (shallow)", "s2idle": "s2idle"}
+
+
+def other_state_entered(lines: Sequence[str], asked: str) -> tuple[str, str] | None:
+    """(the state, its console line) when the guest kernel says it enters a suspend state
+    other than ``asked`` (a label of /sys/power/mem_sleep: deep, shallow or s2idle)."""
+    for line in lines:
+        if (found := SUSPEND_ENTRY_LINE.search(line)) and found.group(1) != asked:
+            return found.group(1), line.strip()
+    return None
+
+
+def state_label(state: str) -> str:
+    """``deep`` -> ``S3 (deep)``: the kernel's label with the ACPI state it stands for."""
+    return STATE_LABELS.get(state, state)
+
+
 # Worst first: a WARN's backtrace often comes before the fault that kills the guest.
 CRASH_LINES = tuple(
     re.compile(pattern)
