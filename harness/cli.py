@@ -1,8 +1,8 @@
 """Command line (``python -m harness``): ``image`` builds or finds the guest image; ``bench``
 measures the harness against the guest's own times; ``matrix`` runs the suite on every cell of
 a matrix file; ``merge`` and ``compare`` combine and diff results; ``bisect`` judges one build
-for ``git bisect run``; ``endurance`` runs N cycles on one guest; ``tmt-results`` converts
-results for tmt."""
+for ``git bisect run``; ``endurance`` runs N cycles on one guest; ``history`` follows cases
+over many runs; ``tmt-results`` converts results for tmt."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.interrupts import Terminated, take_termination_as_interrupt
 from harness.matrix import spec as matrix
+from harness.results import history as run_history
+from harness.results import history_html
 from harness.results import html as html_report
 from harness.results import tmt as tmt_results
 from harness.results.merge import compare, load_run, merge
@@ -139,6 +141,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if counts["regression"] or counts["new-failure"] else 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    result = run_history.history(run_history.load_runs(map(Path, args.runs)))
+    for line in run_history.text(result):
+        print(line)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path(args.report_dir) / f"history-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "history.html").write_text(history_html.render(result))
+    print(f"history: {out / 'history.json'} and history.html")
+    return run_history.exit_status(result)
+
+
 def _as_matrix(path: Path) -> dict[str, Any]:
     """A matrix.json as it is; a run (its directory or results.json) merged on its own."""
     file = path / "matrix.json" if path.is_dir() and (path / "matrix.json").exists() else path
@@ -221,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("old", help="matrix.json, results.json or a run directory")
     comparing.add_argument("new", help="matrix.json, results.json or a run directory")
     comparing.set_defaults(handler=_compare)
+    past = commands.add_parser(
+        "history",
+        help="verdicts, flips and latency trends over many runs (exit 1 new failure, 3 slowdown)",
+    )
+    past.add_argument("runs", nargs="+", help="run or matrix directories, their JSON, or reports/")
+    past.add_argument("--out", default=None, help="where history.json and history.html go")
+    past.add_argument("--report-dir", default="reports", help="where history-<time>/ goes")
+    past.set_defaults(handler=_history)
     args = parser.parse_args(argv)
     take_termination_as_interrupt()
     try:
