@@ -110,6 +110,10 @@ def _run_cells(
         argv = [
             str(Path(sys.executable).with_name("pytest")),
             *cell.pytest_args(),
+            # pytest takes its rootdir from any existing path among its arguments, option
+            # values included: an --out outside the tree would move it there.
+            "--rootdir",
+            str(ROOT),
             "--report-dir",
             str(runs_dir),
             *pytest_args,
