@@ -124,3 +124,21 @@ def missing(family: str, run: Runner = run_quietly, path: Path = PACKAGE_MAP) ->
 def install_command(family: str, names: Sequence[str]) -> str:
     """The command line that installs ``names`` on ``family`` (as root)."""
     return shlex.join([*TOOLS[family].install, *names])
+
+
+# The package that carries each component under test, by family: what `./run doctor` names
+# when one is missing and where `./run testday` reads the installed versions.
+COMPONENT_PACKAGES = {
+    "debian": {
+        "qemu": "qemu-system-x86",
+        "seabios": "seabios",
+        "edk2": "ovmf",
+        "libvirt": "libvirt-daemon-system",
+    },
+    "fedora": {
+        "qemu": "qemu-system-x86-core",
+        "seabios": "seabios-bin",
+        "edk2": "edk2-ovmf",
+        "libvirt": "libvirt-daemon-kvm",
+    },
+}
