@@ -50,8 +50,19 @@ def _bench(args: argparse.Namespace) -> int:
 def _endurance(args: argparse.Namespace) -> int:
     out = Path(args.report_dir) / f"endurance-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = Settings(accel=args.accel, timeout_scale=args.timeout_scale)
+    limits = endurance.Limits(
+        args.cycles,
+        endurance.parse_duration(args.duration) if args.duration else None,
+        args.maxfail,
+        endurance.parse_delay(args.delay) if args.delay else (0.0, 0.0),
+    )
     path = endurance.run_endurance(
-        args.transition, args.cycles, settings, out, lambda line: print(f"[endurance] {line}")
+        args.transition,
+        args.cycles,
+        settings,
+        out,
+        lambda line: print(f"[endurance] {line}", flush=True),
+        limits=limits,
     )
     payload = json.loads(path.read_text())
     endurance.table(payload)
@@ -179,8 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>/ goes")
     bench.set_defaults(handler=_bench)
-    soak = commands.add_parser("endurance", help="N cycles on one guest: pass rate, failures")
-    soak.add_argument("--cycles", type=int, default=100, help="cycles (default: 100)")
+    soak = commands.add_parser(
+        "endurance", help="N cycles or a while on one guest: pass rate, failures"
+    )
+    soak.add_argument(
+        "--cycles", type=int, default=None, help="cycles (default: 100 unless --for is given)"
+    )
+    soak.add_argument("--for", dest="duration", help="run for a while: 90s, 10m, 8h")
+    soak.add_argument("--delay", help="MIN,MAX: idle a random time between cycles (90s, 2m)")
+    soak.add_argument("--maxfail", type=int, default=None, help="stop after N failed cycles")
     soak.add_argument("--transition", default="s3-agent", help="transition id (default: s3-agent)")
     soak.add_argument("--accel", default="auto", help="kvm, tcg or auto (default: auto)")
     soak.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")

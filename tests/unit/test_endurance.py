@@ -1,7 +1,20 @@
-"""Endurance tallies: pass rate, failures grouped by class with the first cycle of each."""
+"""Endurance tallies: pass rate, failures grouped by class with the first cycle of each; the
+run's limits (cycles, time, failures), its idle time and its progress line."""
+
+import random
+
+import pytest
 
 from harness.checks.verdict import CheckResult, CycleEvidence, CycleOutcome, Verdict
-from harness.tools.endurance import EnduranceTally, failure_class
+from harness.errors import SetupError
+from harness.tools.endurance import (
+    EnduranceTally,
+    Limits,
+    RunClock,
+    failure_class,
+    parse_delay,
+    parse_duration,
+)
 
 
 def outcome(verdict: Verdict, reason: str = "", failed: tuple[str, ...] = ()) -> CycleOutcome:
@@ -34,3 +47,39 @@ def test_summary_counts_and_first_cycles() -> None:
         {"class": "fail: wake", "count": 2, "first_cycle": 2},
         {"class": "error: boot", "count": 1, "first_cycle": 5},
     ]
+
+
+def test_durations_and_delays_are_read_or_refused_in_one_line() -> None:
+    assert parse_duration("90") == parse_duration("90s") == 90.0
+    assert parse_duration("10m") == 600.0 and parse_duration("1h30m") == 5400.0
+    assert parse_delay("5,60") == (5.0, 60.0) and parse_delay("1m") == (60.0, 60.0)
+    for bad in ("ten minutes", "10x", ""):
+        with pytest.raises(SetupError, match="write it as 90s, 10m"):
+            parse_duration(bad)
+    with pytest.raises(SetupError, match="--delay MIN,MAX"):
+        Limits(cycles=1, delay=(9.0, 2.0)).check()
+    with pytest.raises(SetupError, match="--maxfail must be at least 1"):
+        Limits(cycles=1, maxfail=0).check()
+
+
+def test_the_clock_stops_on_the_first_limit_and_says_what_is_left() -> None:
+    clock = RunClock(Limits(cycles=10, seconds=600.0, maxfail=2))
+    assert clock.stop_reason(3, 1) is None
+    assert clock.stop_reason(3, 2) == "2 failed cycle(s) (--maxfail 2)"
+    assert clock.stop_reason(10, 0) == "10 cycles done"
+    clock.started -= 600  # as if ten minutes had gone by
+    assert clock.stop_reason(3, 0) == "10:00 elapsed"
+    assert clock.delay(random.Random(1)) == 0.0  # no idle time past the end of the run
+
+
+def test_the_progress_line_has_the_pass_rate_and_the_time_left() -> None:
+    clock = RunClock(Limits(seconds=600.0, delay=(5.0, 10.0)))
+    clock.started -= 60
+    tally = EnduranceTally("s3-agent")
+    tally.add(1, outcome(Verdict.PASS), 1.0)
+    tally.add(2, outcome(Verdict.FAIL, "wake: no answer"), 1.0)
+    line = clock.line(2, outcome(Verdict.FAIL, "wake: no answer"), tally)
+    assert line.startswith("cycle 2: FAIL wake: no answer | 1/2 passed (50.0%), 1:00 elapsed")
+    assert line.endswith("9:00 left")
+    assert 5.0 <= clock.delay(random.Random(1)) <= 10.0
+    assert tally.cycles[1]["timings"] == {} and tally.cycles[1]["started"]
