@@ -346,8 +346,8 @@ def expect_pass(series: CycleSeries) -> None:
             cause=series.cause,
         )
         if issue is not None:
-            series.known_issue = issue.summary
-            pytest.xfail(f"KNOWN ISSUE: {issue.summary} -- {series.reason}")
+            series.known_issue = issue.text
+            pytest.xfail(f"KNOWN ISSUE: {issue.text} -- {series.reason}")
     pytest.fail(f"{series.verdict.value}: {series.reason}", pytrace=False)
 
 

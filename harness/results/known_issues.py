@@ -1,5 +1,5 @@
 """Understood failures (testcases/known_issues.toml), by transition, guest kernel, QEMU version,
-accelerator and reason."""
+accelerator and reason, with the bug that tracks each where there is one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from harness.errors import SetupError
 from harness.paths import REPO_ROOT
 
 DEFAULT_FILE = REPO_ROOT / "testcases" / "known_issues.toml"
+# A tracked bug: a URL, or a Red Hat Bugzilla number as test days write it.
+BUG_FORMAT = re.compile(r"^(https?://\S+|RHBZ#\d+)$")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,17 @@ class KnownIssue:
     # "entered s2idle, not deep"); empty: only FAILs whose evidence names no cause, so that
     # an issue matched by its reason never stands in for what the evidence already says.
     cause: str = ""
+    bug: str = ""  # the bug that tracks it: a URL or RHBZ#<number>; empty: none filed
+
+    @property
+    def text(self) -> str:
+        """What every report shows: the summary, and the bug where one is filed."""
+        return f"{self.summary} (bug: {self.bug})" if self.bug else self.summary
+
+    @property
+    def rhbz(self) -> str:
+        """The Red Hat Bugzilla number, as the test-day result template takes it; or ""."""
+        return self.bug.removeprefix("RHBZ#") if self.bug.startswith("RHBZ#") else ""
 
     def matches(
         self,
@@ -62,11 +75,18 @@ def load(path: Path = DEFAULT_FILE) -> list[KnownIssue]:
                 e.get("qemu", ""),
                 e.get("accel", ""),
                 e.get("cause", ""),
+                checked_bug(e.get("bug", "")),
             )
             for e in entries
         ]
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SetupError(f"{path}: malformed known-issues file ({exc})") from exc
+
+
+def checked_bug(bug: str) -> str:
+    if bug and not BUG_FORMAT.match(bug):
+        raise ValueError(f"bug {bug!r} is neither a URL nor RHBZ#<number>")
+    return bug
 
 
 def find(
