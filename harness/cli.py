@@ -98,6 +98,11 @@ def _bisect(args: argparse.Namespace) -> int:
         print(f"error: --repeat must be at least 1, not {args.repeat}", file=sys.stderr)
         return bisect.ABORT
     try:
+        bounds = bisect.time_bounds(args.slower_than, args.slower_than_good, args.stage)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return bisect.ABORT
+    try:
         judgement = bisect.run_bisect(
             build,
             args.pytest_args,
@@ -105,6 +110,7 @@ def _bisect(args: argparse.Namespace) -> int:
             args.flaky,
             Path(args.report_dir).resolve(),
             lambda line: print(f"[bisect] {line}", flush=True),
+            bounds,
         )
     except HarnessError as exc:
         judgement = bisect.RunJudgement(bisect.SKIP, f"the harness could not run: {exc}")
@@ -235,6 +241,27 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(bisect.FLAKY_POLICIES),
         default="skip",
         help="what a failure that does not repeat counts as (default: skip)",
+    )
+    judging.add_argument(
+        "--slower-than",
+        action="append",
+        default=[],
+        metavar="STAGE=SECONDS",
+        help="a passing case whose STAGE took longer is bad (e.g. request_to_entry=5)",
+    )
+    judging.add_argument(
+        "--slower-than-good",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="runs of the good build: a stage slower than their median and spread is bad",
+    )
+    judging.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        help="with --slower-than-good: the stages judged (default: request_to_entry, "
+        "wake_to_ready)",
     )
     judging.add_argument(
         "--report-dir",

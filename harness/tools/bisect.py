@@ -8,6 +8,11 @@ boot, a kernel panic at boot) or a skip without a verdict. With ``repeat`` > 1 a
 repeated, and the build is called bad only when every run is bad; a failure that comes and
 goes is *flaky*, and ``flaky`` says what that counts as (default: skip).
 
+Time can be judged too: with ``slower_than`` a case that passes but whose stage took longer
+than a bound is bad. A bound is given in seconds (``--slower-than request_to_entry=5``) or
+found from runs of the good build (``--slower-than-good DIR``): its cycles' median of that
+stage plus the run-to-run spread, by the rule ``./run history`` follows.
+
 Mistakes in the command itself (no case selected, unknown option) exit 128, which makes
 ``git bisect run`` stop rather than mark a commit.
 """
@@ -16,20 +21,24 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import SetupError
 from harness.paths import REPO_ROOT
-from harness.results.merge import record_verdict
+from harness.results.history import STAGES, slow_threshold
+from harness.results.merge import case_name, load_run, record_verdict
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
 FLAKY_POLICIES = {"skip": SKIP, "bad": BAD, "good": GOOD}
 DEFAULT_CASES = ("-k", "s3-agent")
+GOOD_STAGES = ("request_to_entry", "wake_to_ready")  # judged by --slower-than-good
 ROOT = REPO_ROOT
 # pytest's exit codes that say the command, not the build, is wrong (usage, no tests).
 PYTEST_USAGE_ERRORS = {4: "pytest rejected the arguments", 5: "no test case was selected"}
@@ -63,13 +72,99 @@ class Build:
 
 
 @dataclass(frozen=True)
+class TimeBounds:
+    """How long a stage may take before a passing case counts as bad: a bound for every case
+    (``fixed``, by stage) or per case from the good build's runs (``from_good``)."""
+
+    fixed: dict[str, float] = field(default_factory=dict)
+    from_good: dict[tuple[str, str], float] = field(default_factory=dict)  # (case, stage)
+
+    def bound(self, case: str, stage: str) -> float | None:
+        bounds = [b for b in (self.fixed.get(stage), self.from_good.get((case, stage))) if b]
+        return min(bounds) if bounds else None
+
+    def exceeded(self, record: dict[str, Any]) -> list[str]:
+        """``stage 9.10s > 5.00s`` for each bounded stage the record's cycles took too long
+        in (their median)."""
+        case = case_name(record["test"], record.get("cell"))
+        found = []
+        for stage, seconds in stage_medians(record).items():
+            bound = self.bound(case, stage)
+            if bound is not None and seconds > bound:
+                found.append(f"{stage} {seconds:.2f}s > {bound:.2f}s")
+        return found
+
+
+def time_bounds(slower_than: list[str], good_runs: list[str], stages: list[str]) -> TimeBounds:
+    """The bounds the command line gives: ``STAGE=SECONDS`` items and the good build's runs."""
+    from_good = bounds_from_good(map(Path, good_runs), stages or GOOD_STAGES) if good_runs else {}
+    return TimeBounds(parse_slower_than(slower_than), from_good)
+
+
+def parse_slower_than(items: Iterable[str]) -> dict[str, float]:
+    """``STAGE=SECONDS`` items as bounds by stage; a one-line error names what is wrong."""
+    bounds: dict[str, float] = {}
+    for item in items:
+        stage, _, seconds = item.partition("=")
+        if stage not in STAGES:
+            raise SetupError(
+                f"--slower-than {item}: the stage is one of {', '.join(STAGES)} (STAGE=SECONDS)"
+            )
+        try:
+            bounds[stage] = float(seconds)
+        except ValueError:
+            raise SetupError(f"--slower-than {item}: write STAGE=SECONDS, e.g. {stage}=5") from None
+    return bounds
+
+
+def bounds_from_good(paths: Iterable[Path], stages: Sequence[str]) -> dict[tuple[str, str], float]:
+    """(case, stage) -> the bound above which the good build's ``paths`` say it is slower:
+    every cycle of theirs is a value; a stage needs a few cycles to show its spread."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        for record in load_run(path)["tests"]:
+            case = case_name(record["test"], record.get("cell"))
+            for cycle in _cycles(record):
+                for stage, seconds in (cycle.get("evidence", {}).get("timings") or {}).items():
+                    if stage in stages:
+                        values.setdefault((case, stage), []).append(float(seconds))
+    bounds = {}
+    for key, seen in values.items():
+        threshold = slow_threshold(seen)
+        if threshold is None:
+            raise SetupError(
+                f"--slower-than-good: {key[0]} has {len(seen)} {key[1]} value(s); the spread "
+                "needs at least 3 cycles of the good build (run it with --cycles 3)"
+            )
+        bounds[key] = threshold
+    if not bounds:
+        raise SetupError(f"--slower-than-good: no cycle timed {', '.join(stages)} in those runs")
+    return bounds
+
+
+def stage_medians(record: dict[str, Any]) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for cycle in _cycles(record):
+        for stage, seconds in (cycle.get("evidence", {}).get("timings") or {}).items():
+            values.setdefault(stage, []).append(float(seconds))
+    return {stage: statistics.median(v) for stage, v in values.items()}
+
+
+def _cycles(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for s in record.get("series") or [] for c in s.get("cycles") or []]
+
+
+@dataclass(frozen=True)
 class RunJudgement:
     status: int  # GOOD, BAD, SKIP or ABORT
     reason: str
 
 
-def judge_run(pytest_exit: int, results: dict[str, Any] | None) -> RunJudgement:
-    """One pytest run of the selected cases: good, bad, or cannot be judged."""
+def judge_run(
+    pytest_exit: int, results: dict[str, Any] | None, bounds: TimeBounds = TimeBounds()
+) -> RunJudgement:
+    """One pytest run of the selected cases: good, bad (a verdict, or a bounded stage too
+    slow), or cannot be judged."""
     if pytest_exit in PYTEST_USAGE_ERRORS:
         return RunJudgement(ABORT, PYTEST_USAGE_ERRORS[pytest_exit])
     if results is None or not results.get("tests"):
@@ -87,6 +182,8 @@ def judge_run(pytest_exit: int, results: dict[str, Any] | None) -> RunJudgement:
             bad.append(line)
         elif verdict != "PASS":
             unjudged.append(line)
+        elif slower := bounds.exceeded(record):
+            bad.append(f"{record['test']}: slower: {', '.join(slower)}")
     if bad:
         return RunJudgement(BAD, "; ".join(bad))
     if unjudged:
@@ -119,12 +216,13 @@ def run_bisect(
     flaky: str,
     report_dir: Path,
     progress: Callable[[str], None],
+    bounds: TimeBounds = TimeBounds(),
 ) -> RunJudgement:
     """Run the cases on ``build`` (up to ``repeat`` times while they fail)."""
     selection = list(pytest_args) or list(DEFAULT_CASES)
     runs: list[RunJudgement] = []
     for attempt in range(1, repeat + 1):
-        judgement = _one_run(build, selection, report_dir, progress)
+        judgement = _one_run(build, selection, report_dir, progress, bounds)
         progress(f"run {attempt}/{repeat}: {_word(judgement.status)}: {judgement.reason}")
         runs.append(judgement)
         if judgement.status != BAD:
@@ -133,7 +231,11 @@ def run_bisect(
 
 
 def _one_run(
-    build: Build, selection: list[str], report_dir: Path, progress: Callable[[str], None]
+    build: Build,
+    selection: list[str],
+    report_dir: Path,
+    progress: Callable[[str], None],
+    bounds: TimeBounds,
 ) -> RunJudgement:
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bisect-", dir=report_dir) as scratch:
@@ -153,7 +255,7 @@ def _one_run(
         progress("pytest " + " ".join(argv[1:]))
         code = subprocess.run(argv, cwd=ROOT, check=False).returncode
         results = _results(Path(scratch))
-        judgement = judge_run(code, results)
+        judgement = judge_run(code, results, bounds)
         _keep(Path(scratch), report_dir)
     return judgement
 

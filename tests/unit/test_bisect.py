@@ -1,9 +1,26 @@
-"""Bisect judgements: a run's results to good / bad / skip, repeats and flaky builds."""
+"""Bisect judgements: a run's results to good / bad / skip, repeats and flaky builds, and time
+judged by a bound given or found from the good build's runs."""
 
+import json
 from pathlib import Path
 from typing import Any
 
-from harness.tools.bisect import ABORT, BAD, GOOD, SKIP, Build, RunJudgement, decide, judge_run
+import pytest
+
+from harness.errors import SetupError
+from harness.tools.bisect import (
+    ABORT,
+    BAD,
+    GOOD,
+    SKIP,
+    Build,
+    RunJudgement,
+    TimeBounds,
+    decide,
+    judge_run,
+    parse_slower_than,
+    time_bounds,
+)
 
 
 def record(verdicts: list[str], outcome: str = "passed", reason: str = "") -> dict[str, Any]:
@@ -76,3 +93,46 @@ def test_build_paths_become_absolute_and_ovmf_means_q35(tmp_path: Path) -> None:
     assert args[0] == "--qemu" and Path(args[1]).is_absolute()
     assert args[-4:] == ["--firmware", "ovmf", "--machine-type", "q35"]
     assert Build(qemu="10.0").pytest_args() == ["--qemu", "10.0"]
+
+
+def timed(entry_s: list[float], cell: str = "cellA") -> dict[str, Any]:
+    cycles = [
+        {"verdict": "PASS", "evidence": {"timings": {"request_to_entry": s}}} for s in entry_s
+    ]
+    series = [{"verdict": "PASS", "reason": "", "cycles": cycles}]
+    return {
+        "test": f"t.py::test_s3[{cell}-s3-agent]",
+        "cell": cell,
+        "outcome": "passed",
+        "verdicts": ["PASS"],
+        "series": series,
+    }
+
+
+def test_a_passing_case_slower_than_its_bound_is_bad() -> None:
+    bounds = TimeBounds(parse_slower_than(["request_to_entry=5"]))
+    assert judge_run(0, results(timed([2.0, 3.0])), bounds).status == GOOD
+    judgement = judge_run(0, results(timed([6.0, 9.0, 2.0])), bounds)
+    assert judgement.status == BAD
+    assert judgement.reason.endswith("slower: request_to_entry 6.00s > 5.00s")
+
+
+def test_bounds_from_the_good_builds_runs_follow_their_spread(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "results.json").write_text(json.dumps(results(timed([2.0, 2.1, 1.9, 2.0]))))
+    # The bad build's cell has another QEMU: the case is matched without its cell.
+    bounds = time_bounds([], [str(good)], ["request_to_entry"])
+    assert bounds.bound("t.py::test_s3[s3-agent]", "request_to_entry") == pytest.approx(2.5)
+    assert judge_run(0, results(timed([2.3], "cellB")), bounds).status == GOOD
+    assert judge_run(0, results(timed([3.1], "cellB")), bounds).status == BAD
+
+
+def test_bounds_given_wrongly_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match="the stage is one of request_to_entry"):
+        parse_slower_than(["request=5"])
+    with pytest.raises(SetupError, match="write STAGE=SECONDS"):
+        parse_slower_than(["request_to_entry=soon"])
+    (tmp_path / "results.json").write_text(json.dumps(results(timed([2.0]))))
+    with pytest.raises(SetupError, match="needs at least 3 cycles of the good build"):
+        time_bounds([], [str(tmp_path)], [])
