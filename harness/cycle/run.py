@@ -78,6 +78,7 @@ def run_cycle(
     stream: StreamDownload | None = None
     marks = Marks.now(machine)
     started = time.monotonic()
+    request_started = 0.0
     try:
         machine.ensure_ready()
         marks = Marks.now(machine)
@@ -106,6 +107,9 @@ def run_cycle(
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
         _apply_faults(machine, faults, AFTER_WAKE, cycle)
     except HarnessError as exc:
+        if "request_to_entry" not in evidence.timings and request_started:
+            # How soon after the request the cycle's fate was known (a named cause: seconds).
+            evidence.timings["request_to_verdict"] = time.monotonic() - request_started
         return _ended_early(machine, evidence, marks, exc)
     return _judge(
         machine, transition, evidence, marks, started, probes, checks, options, echo, stream

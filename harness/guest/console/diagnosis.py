@@ -26,11 +26,11 @@ STATE_LABELS = {"deep": "S3 (deep)", "shallow": "S1 (shallow)", "s2idle": "s2idl
 
 
 def other_state_entered(lines: Sequence[str], asked: str) -> tuple[str, str] | None:
-    """(the state, its console line) when the guest kernel says it enters a suspend state
+    """(the state, the kernel's words) when the guest kernel says it enters a suspend state
     other than ``asked`` (a label of /sys/power/mem_sleep: deep, shallow or s2idle)."""
     for line in lines:
         if (found := SUSPEND_ENTRY_LINE.search(line)) and found.group(1) != asked:
-            return found.group(1), line.strip()
+            return found.group(1), found.group(0)
     return None
 
 
