@@ -2,12 +2,14 @@
 measures the harness against the guest's own times; ``matrix`` runs the suite on every cell of
 a matrix file; ``merge`` and ``compare`` combine and diff results; ``bisect`` judges one build
 for ``git bisect run``; ``endurance`` runs N cycles on one guest; ``history`` follows cases
-over many runs; ``tmt-results`` converts results for tmt."""
+over many runs; ``tmt-results`` converts results for tmt; ``doctor`` says what this host can
+do and what is missing; ``testday`` writes a test day's wiki results."""
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import getpass
 import json
 import sys
 import time
@@ -24,7 +26,7 @@ from harness.results import tmt as tmt_results
 from harness.results.merge import compare, load_run, merge
 from harness.session import Settings
 from harness.setup.image import ImageCache, Recipe
-from harness.tools import bisect, endurance
+from harness.tools import bisect, doctor, endurance, testday
 from harness.tools.bench import run_benchmark, table
 from harness.tools.matrix_run import default_out, detect_ids, run_matrix
 from harness.tools.matrix_run import table as matrix_table
@@ -276,6 +278,22 @@ def main(argv: list[str] | None = None) -> int:
     tmt.add_argument("runs", nargs="+", help="run directories or matrix directories")
     tmt.add_argument("--data-dir", required=True, help="$TMT_TEST_DATA: results.json goes here")
     tmt.set_defaults(handler=_tmt_results)
+    checkup = commands.add_parser("doctor", help="what this host can do and what is missing")
+    checkup.add_argument("--root", default="/", help="read /sys, /dev, /proc, /etc below this")
+    checkup.set_defaults(handler=doctor.command)
+    day = commands.add_parser("testday", help="the suite as a test day's wiki results")
+    day.add_argument("--fas-user", default=getpass.getuser(), help="your FAS (wiki) user name")
+    day.add_argument(
+        "--bot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mark the results bot=true (default: when stdin is not a terminal)",
+    )
+    day.add_argument("--cases", default=str(testday.DEFAULT_CASES), help="the case map (TOML)")
+    day.add_argument("--run", default=None, help="a finished run's directory: no new run")
+    day.add_argument("--report-dir", default="reports", help="where the run's directory goes")
+    day.add_argument("pytest_args", nargs="*", help="after --: pytest arguments (a subset)")
+    day.set_defaults(handler=testday.command)
     merging = commands.add_parser("merge", help="merge runs or shards into one matrix")
     merging.add_argument("runs", nargs="+", help="run directories or results.json files")
     merging.add_argument("--out", required=True, help="directory for matrix.json")

@@ -257,6 +257,11 @@ def render(distro: host_distro.Distribution, findings: list[Finding]) -> list[st
     return lines
 
 
+def command(args: argparse.Namespace) -> int:
+    """``python -m harness doctor``."""
+    return main(["--root", args.root])
+
+
 def main(argv: list[str] | None = None, write: Callable[[str], None] = print) -> int:
     parser = argparse.ArgumentParser(prog="./run doctor", description=__doc__)
     parser.add_argument("--root", default="/", help="read /sys, /dev, /proc, /etc below this")
