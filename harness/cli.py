@@ -292,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     day.add_argument("--cases", default=str(testday.DEFAULT_CASES), help="the case map (TOML)")
     day.add_argument("--run", default=None, help="a finished run's directory: no new run")
     day.add_argument("--report-dir", default="reports", help="where the run's directory goes")
-    day.add_argument("pytest_args", nargs="*", help="after --: pytest arguments (a subset)")
+    day.add_argument(
+        "pytest_args", nargs="*", help="after --: pytest arguments that narrow the suite"
+    )
     day.set_defaults(handler=testday.command)
     merging = commands.add_parser("merge", help="merge runs or shards into one matrix")
     merging.add_argument("runs", nargs="+", help="run directories or results.json files")

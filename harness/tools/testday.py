@@ -233,7 +233,7 @@ def run_suite(
     report_dir.mkdir(parents=True, exist_ok=True)
     before = set(report_dir.iterdir())
     argv = [str(Path(sys.executable).with_name("pytest")), "--report-dir", str(report_dir)]
-    argv += list(pytest_args or DEFAULT_PYTEST_ARGS)
+    argv += [*DEFAULT_PYTEST_ARGS, *pytest_args]  # the suite, narrowed by the user's
     progress(f"running {' '.join(argv[1:])}")
     started = time.monotonic()
     code = subprocess.run(argv, cwd=REPO_ROOT, check=False).returncode
