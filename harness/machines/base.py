@@ -35,6 +35,7 @@ from harness.machines.checkpoint import Checkpoint
 from harness.machines.config import QemuConfig
 from harness.machines.vcpu_lockup import LockupWatch, VcpuState, vcpu_states
 from harness.ports import free_local_port
+from harness.progress import waiting
 from harness.setup.image import GuestImage
 from harness.timeouts import Timeouts
 
@@ -314,7 +315,8 @@ class MachineBase:
         """``wait_ready``; a guest that never answers is a BootTimeout naming ``stage``, with
         the last console lines and the serial log as evidence."""
         try:
-            return self.wait_ready(stage, timeout)
+            with waiting(f"{self.name}: {stage} (agent, ssh)", timeout):
+                return self.wait_ready(stage, timeout)
         except (GuestFault, SetupError):
             raise  # judged or explained already: not a guest that never answered
         except HarnessError as exc:

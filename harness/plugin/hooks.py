@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from harness import progress
 from harness.checks.judges import DEFAULT_CHECKS, Check
 from harness.checks.probes import DEFAULT_PROBES, Probe
 from harness.checks.verdict import CycleOutcome, CycleSeries, Verdict
@@ -104,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     take_termination_as_interrupt()
     if not config.option.xmlpath:
         config.option.xmlpath = str(report.directory / "junit.xml")
+    progress.use(_progress_writer(config, prefix=""))  # long waits, as plain lines
 
 
 def _session(config: pytest.Config) -> HarnessSession:
@@ -115,17 +117,17 @@ def _session(config: pytest.Config) -> HarnessSession:
     return config.stash[SESSION_KEY]
 
 
-def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
+def _progress_writer(config: pytest.Config, prefix: str = "[image] ") -> Callable[[str], None]:
     """Progress lines that reach the terminal even while pytest captures output."""
 
     def write(line: str) -> None:
         capture = config.pluginmanager.getplugin("capturemanager")
         reporter = config.pluginmanager.getplugin("terminalreporter")
         if capture is None or reporter is None:
-            print(f"[image] {line}", flush=True)
+            print(f"{prefix}{line}", flush=True)
             return
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"[image] {line}")
+            reporter.write_line(f"{prefix}{line}")
 
     return write
 

@@ -5,10 +5,12 @@ request, a guest that locked up, or one that resumed at once ends the wait with 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.errors import (
     AgentCommandError,
@@ -21,6 +23,7 @@ from harness.errors import (
 from harness.guest.console.diagnosis import GUEST_SAYS_RESUMED, other_state_entered, state_label
 from harness.machines.protocol import Machine, Signal
 from harness.machines.vcpu_lockup import LockupWatch
+from harness.progress import waiting
 from harness.transitions.marks import Marks
 
 WAIT_SLICE = 0.5  # a wait for entry also looks at the request's answer this often
@@ -38,6 +41,27 @@ class Entry(Protocol):
         ...
 
 
+EntryWait = Callable[[Any, Machine, Marks, "concurrent.futures.Future[object] | None", str], None]
+
+
+def _shown_as_wait(wait: EntryWait) -> EntryWait:
+    """An entry's wait, reported (if it lasts) as the wait for suspend-entry, bounded by the
+    entry's ``limit``."""
+
+    @functools.wraps(wait)
+    def shown(
+        entry: Any,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        with waiting(f"suspend-entry ({description})", getattr(machine.timeouts, entry.limit)):
+            wait(entry, machine, marks, answer, description)
+
+    return shown
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlatformEntry:
     """Entry proven by what the platform sees: one signal, then optionally more (S4: power-off),
@@ -47,6 +71,7 @@ class PlatformEntry:
     limit: str = "suspend_entry"
     kernel_state: str = ""  # the suspend state the guest kernel must announce (deep, shallow)
 
+    @_shown_as_wait
     def wait(
         self,
         machine: Machine,
@@ -98,6 +123,7 @@ class ConsoleEntry:
     limit: str = "suspend_entry"
     kernel_state: str = ""  # the suspend state the guest kernel must announce (s2idle)
 
+    @_shown_as_wait
     def wait(
         self,
         machine: Machine,

@@ -11,6 +11,7 @@ from typing import ClassVar, Protocol
 
 from harness.errors import GuestFault, HarnessError, WakeTimeout
 from harness.machines.protocol import Machine, PlatformRecords, Signal
+from harness.progress import waiting
 from harness.transitions.marks import Marks
 
 
@@ -28,7 +29,9 @@ class Wake(Protocol):
 def require_signal(
     machine: PlatformRecords, signal: Signal, marks: Marks, timeout: float, stage: str
 ) -> None:
-    if machine.wait_signal(signal, marks.events, timeout) is None:
+    with waiting(f"{stage} ({signal.value})", timeout):
+        event = machine.wait_signal(signal, marks.events, timeout)
+    if event is None:
         raise WakeTimeout(
             stage,
             f"no {signal.value} signal within {timeout:.0f}s; console: {machine.serial_tail()}",
@@ -38,7 +41,9 @@ def require_signal(
 def _require_console(
     machine: PlatformRecords, pattern: str, marks: Marks, timeout: float, stage: str
 ) -> None:
-    if machine.console.wait_for(re.compile(pattern), marks.console, timeout) is None:
+    with waiting(f"{stage} (console: {pattern})", timeout):
+        said = machine.console.wait_for(re.compile(pattern), marks.console, timeout)
+    if said is None:
         raise WakeTimeout(
             stage,
             f"the guest never printed '{pattern}' within "
@@ -48,7 +53,8 @@ def _require_console(
 
 def wait_guest_ready(machine: Machine, timeout: float, timings: dict[str, float]) -> None:
     try:
-        ready = machine.wait_ready("resume", timeout)
+        with waiting("resume (agent, ssh)", timeout):
+            ready = machine.wait_ready("resume", timeout)
     except GuestFault:
         raise  # named already (a panic, a stalled CPU): not a timeout
     except HarnessError as exc:
