@@ -194,19 +194,22 @@ def _from_matrix(data: dict[str, Any], file: Path) -> Run:
     slots = _slots(cells)
     for cell in cells:
         run.components[slots[cell["id"]]] = versions(cell)
-    timings: dict[tuple[str, str], dict[str, float]] = {}
+    timings: dict[tuple[str, str], dict[str, float]] = {}  # (case, cell id)
     for results in sorted(file.parent.glob("cells/*/results.json")):
-        inner = _from_results(json.loads(results.read_text()), results)
-        timings.update({key: point.timings for key, point in inner.points.items()})
-        started = min(filter(None, (started, inner.started)))
+        inner: dict[str, Any] = json.loads(results.read_text())
+        for record in inner.get("tests", []):
+            if record.get("cell"):
+                cycles = [c for s in record.get("series") or [] for c in s.get("cycles") or []]
+                key = (case_name(record["test"], record["cell"]), record["cell"])
+                timings[key] = stage_medians(cycles)
+        started = min([t for t in (started, str(inner.get("started") or "")) if t], default="")
     run.started = started or file.parent.name
     for case, by_cell in data.get("cases", {}).items():
         for cell_id, entry in by_cell.items():
-            slot = slots.get(cell_id, cell_id)
-            run.points[(case, slot)] = Point(
+            run.points[(case, slots.get(cell_id, cell_id))] = Point(
                 str(entry.get("verdict")),
                 str(entry.get("reason") or ""),
-                timings.get((case, slot), {}),
+                timings.get((case, cell_id), {}),
             )
     return run
 

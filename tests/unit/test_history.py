@@ -13,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.results import history
 from harness.results.history_html import render
+from harness.results.merge import merge
 
 CASE = "testcases/test_suspend_to_ram.py::test_suspend_to_ram[s3-sysfs]"
 
@@ -30,9 +31,7 @@ def cell(qemu: str = "7.2.22") -> dict[str, Any]:
     }
 
 
-def write_run(
-    root: Path, n: int, verdict: str, entry_s: float = 2.0, qemu: str = "7.2.22"
-) -> Path:
+def write_run(root: Path, n: int, verdict: str, entry_s: float = 2.0, qemu: str = "7.2.22") -> Path:
     run_id = f"20261201-{n:02d}0000-ab{n:02d}"
     the_cell = cell(qemu)
     node = CASE.replace("[s3-sysfs]", f"[{the_cell['id']}-s3-sysfs]")
@@ -185,3 +184,23 @@ def chromium_dom(url: str) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+def test_a_matrix_run_gives_verdicts_and_its_cells_timings(tmp_path: Path) -> None:
+    for n, qemu in enumerate(["7.2.22", "8.2.1"], 1):
+        matrix_dir = tmp_path / f"matrix-{n}"
+        cells = matrix_dir / "cells"
+        one = write_run(cells, n, "PASS", entry_s=2.0 + n, qemu=qemu)
+        two = write_run(cells, n + 10, "FAIL", qemu=qemu)
+        runs = [json.loads((d / "results.json").read_text()) for d in (one, two)]
+        runs[1]["cells"][0]["machine"] = "q35"  # another slot
+        runs[1]["tests"][0]["cell"] = runs[1]["cells"][0]["id"] = "k-q35"
+        runs[1]["tests"][0]["test"] = CASE.replace("[s3-sysfs]", "[k-q35-s3-sysfs]")
+        (two / "results.json").write_text(json.dumps(runs[1]))
+        (matrix_dir / "matrix.json").write_text(json.dumps(merge(runs)))
+    result = analysed(tmp_path)
+    assert [r["run_id"] for r in result["runs"]] == ["matrix-1", "matrix-2"]
+    rows = {row["cell"]: row for row in result["rows"]}
+    assert rows["pc-seabios-tcg"]["timings"]["request_to_entry"] == [3.0, 4.0]
+    assert rows["pc-seabios-tcg"]["component_changes"] == {"matrix-2": ["qemu 7.2.22 -> 8.2.1"]}
+    assert rows["q35-seabios-tcg"]["status"] == "failing"
