@@ -20,8 +20,8 @@ FAMILY_OF_ID = {
     "debian": "debian",
     "ubuntu": "debian",
     "fedora": "fedora",
-    "rhel": "fedora",
-    "centos": "fedora",
+    "rhel": "rhel",
+    "centos": "rhel",
 }
 
 
@@ -49,6 +49,7 @@ TOOLS = {
         version=("rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}"),
     ),
 }
+TOOLS["rhel"] = TOOLS["fedora"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Distribution:
 
     @property
     def family(self) -> str:
-        """``debian``, ``fedora`` or "" (a distribution the map does not cover)."""
+        """``debian``, ``fedora``, ``rhel`` or "" (a distribution the map does not cover)."""
         return next((FAMILY_OF_ID[i] for i in (self.id, *self.id_like) if i in FAMILY_OF_ID), "")
 
 
@@ -137,6 +138,12 @@ COMPONENT_PACKAGES = {
     },
     "fedora": {
         "qemu": "qemu-system-x86-core",
+        "seabios": "seabios-bin",
+        "edk2": "edk2-ovmf",
+        "libvirt": "libvirt-daemon-kvm",
+    },
+    "rhel": {
+        "qemu": "qemu-kvm-core",
         "seabios": "seabios-bin",
         "edk2": "edk2-ovmf",
         "libvirt": "libvirt-daemon-kvm",

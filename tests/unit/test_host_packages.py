@@ -77,9 +77,13 @@ def test_debian_family_installs_only_the_missing_with_apt(tmp_path: Path, distro
     ]
 
 
-@pytest.mark.parametrize("distro", ["fedora", "centos", "rhel"])
-def test_fedora_family_installs_only_the_missing_with_dnf(tmp_path: Path, distro: str) -> None:
-    wanted = host_distro.packages("fedora")
+@pytest.mark.parametrize(
+    ("distro", "family"), [("fedora", "fedora"), ("centos", "rhel"), ("rhel", "rhel")]
+)
+def test_dnf_families_install_only_the_missing_with_dnf(
+    tmp_path: Path, distro: str, family: str
+) -> None:
+    wanted = host_distro.packages(family)
     absent = {"edk2-ovmf", "mmdebstrap"}
     result, calls = run_packages(tmp_path, distro, [p for p in wanted if p not in absent])
     assert result.returncode == 0, result.stderr
@@ -94,7 +98,7 @@ def test_a_bare_fedora_gets_the_whole_map_in_one_dnf_call(tmp_path: Path) -> Non
     assert {"qemu-system-x86-core", "edk2-ovmf", "seabios-bin", "libvirt-daemon-kvm"} <= set(wanted)
 
 
-@pytest.mark.parametrize("distro", ["debian", "fedora"])
+@pytest.mark.parametrize("distro", ["debian", "fedora", "rhel"])
 def test_nothing_missing_installs_nothing(tmp_path: Path, distro: str) -> None:
     result, calls = run_packages(tmp_path, distro, host_distro.packages(distro))
     assert result.returncode == 0, result.stderr
@@ -119,8 +123,8 @@ def test_an_unknown_distribution_is_a_one_line_error_naming_what_to_install(
         ("debian", "debian"),
         ("ubuntu", "debian"),
         ("fedora", "fedora"),
-        ("centos", "fedora"),
-        ("rhel", "fedora"),
+        ("centos", "rhel"),
+        ("rhel", "rhel"),
         ("arch", ""),
     ],
 )
