@@ -51,10 +51,12 @@ class Cell:
     firmware_note: str = field(default="", compare=False)  # why the id differs from the file
     libvirt: str = ""  # a libvirt stack's version (e.g. 12.8.0); "" for the host's libvirt
     guest: str = ""  # the guest's Debian suite (e.g. sid) where not the default guest's
+    profile: str = ""  # the guest's profile (e.g. swapfile-ext4) where not the default layout
 
     @property
     def id(self) -> str:
-        kernel = "-".join(filter(None, (self.kernel.removesuffix("-amd64"), self.guest)))
+        parts = (self.kernel.removesuffix("-amd64"), self.guest, self.profile)
+        kernel = "-".join(filter(None, parts))
         base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
         # A libvirt stack is part of the whole cell (its direct-QEMU cases run the stack's
         # QEMU too); the host's libvirt is named only where the cell runs through it.

@@ -36,6 +36,7 @@ from harness.process import run_to_end
 from harness.setup import scratch
 from harness.setup.debian_suites import ARCHIVE as ARCHIVE
 from harness.setup.debian_suites import GuestSuite, SuiteIndex, checked_package
+from harness.setup.guest_profiles import GuestProfile, profile_named
 
 RECIPES_DIR = REPO_ROOT / "images"
 DEFAULT_CACHE = Path(os.environ.get("S3S4_IMAGE_CACHE") or RECIPES_DIR / "cache")
@@ -77,6 +78,7 @@ class GuestImage:
     # The guest's public ssh host keys (``type base64``), recorded when the image was built:
     # the only ones its ssh accepts. Empty for a cloud image, whose keys its first boot makes.
     host_keys: tuple[str, ...] = ()
+    profile: str = ""  # the guest profile (guest_profiles) the image was built with; "" default
 
     @classmethod
     def from_manifest(cls, directory: Path) -> GuestImage:
@@ -97,6 +99,7 @@ class GuestImage:
             cmdline=data["cmdline"],
             packages=data["packages"],
             host_keys=tuple(keys.read_text().splitlines()),
+            profile=data.get("profile", ""),
         )
         for path in (image.disk, directory / "vmlinuz", directory / "initrd.img"):
             if not path.is_file() or path.stat().st_size == 0:
@@ -162,9 +165,12 @@ class ImageCache:
         kernel_package: str | None = None,
         progress: Progress = _stderr_progress,
         suite: str | None = None,
+        profile: str | None = None,
     ) -> GuestImage:
         """The cached image for this recipe, guest suite (default: the recipe's) and kernel
-        (default: the recipe's, from the suite's kernel suite), building it first if needed."""
+        (default: the recipe's, from the suite's kernel suite), building it first if needed;
+        with a guest ``profile`` (see guest_profiles), that profile's image, keyed apart."""
+        layout = profile_named(profile)
         guest = GuestSuite.named(suite or recipe.settings["suite"])
         kernel_package = guest.kernel_package(kernel_package or recipe.settings["kernel_package"])
         sources = guest.sources(kernel_package)
@@ -174,20 +180,23 @@ class ImageCache:
             progress(stale)
         versions = index.versions([kernel_package, *recipe.settings["versioned_packages"]])
         key = recipe.content_key(sources, kernel_package, versions)
-        final = self.root / f"{recipe.image_name(guest)}-{key}"
+        name = recipe.image_name(guest)
+        if layout is not None:
+            key, name = layout.content_key(key), f"{name}-{layout.name}"
+        final = self.root / f"{name}-{key}"
         if (final / MANIFEST).is_file():
             return _cached(final, guest, recipe)
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(self.root / f".{final.name}.lock"):
             if (final / MANIFEST).is_file():  # another run built it while we waited
                 return _cached(final, guest, recipe)
-            _require_tools()
+            _require_tools(*(layout.tools if layout else ()))
             scratch.sweep_dead_builds(self.root)
             work = self.root / f"{scratch.BUILD_PREFIX}{final.name}-{os.getpid()}"
             scratch.remove_work_dir(work)
             work.mkdir(mode=0o755)  # apt downloads into it as _apt; 0700 once that is done
             try:
-                build = Build(recipe, guest, sources, kernel_package, key)
+                build = Build(recipe, guest, sources, kernel_package, key, layout)
                 _build(build, work, self.root / f"{final.name}.log", progress)
                 work.rename(final)
             finally:
@@ -204,10 +213,12 @@ class Build:
     sources: list[str]  # apt's lines, the guest suite's and its kernel's
     kernel_package: str
     key: str
+    profile: GuestProfile | None = None
 
     @property
     def name(self) -> str:
-        return self.recipe.image_name(self.guest)
+        name = self.recipe.image_name(self.guest)
+        return f"{name}-{self.profile.name}" if self.profile else name
 
 
 def _cached(directory: Path, guest: GuestSuite, recipe: Recipe) -> GuestImage:
@@ -248,8 +259,8 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _require_tools() -> None:
-    tools = ("mmdebstrap", "mke2fs", "qemu-img", "sfdisk", "mkfs.vfat", "mcopy")
+def _require_tools(*extra: str) -> None:
+    tools = ("mmdebstrap", "mke2fs", "qemu-img", "sfdisk", "mkfs.vfat", "mcopy", *extra)
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise SetupError(
@@ -274,6 +285,7 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         + ",".join(checked_package(p) for p in [kernel_package, *settings["packages"]]),
         *(f"--dpkgopt=path-exclude={p}" for p in recipe.exclude_paths()),
         *(hook_option(recipe.directory, kind) for kind in ("essential", "customize")),
+        *_profile_hooks(build.profile),
         build.guest.base,
         str(rootdir),
         *build.sources,
@@ -289,11 +301,13 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
     shutil.copyfile(rootdir / "boot" / f"initrd.img-{release}", work / "initrd.img")
     packages = _installed_packages(rootdir)
     host_keys = guest_host_keys(rootdir)
-    progress(f"3/4 mke2fs: {settings['disk_size_mib']} MiB ext4 from the root directory")
+    disk_mib = settings["disk_size_mib"] + (build.profile.extra_disk_mib if build.profile else 0)
+    progress(f"3/4 mke2fs: {disk_mib} MiB ext4 from the root directory")
     raw = work / "root.raw"
     with raw.open("wb") as handle:
-        handle.truncate(settings["disk_size_mib"] * 1024 * 1024)
+        handle.truncate(disk_mib * 1024 * 1024)
     _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
+    cmdline = build.profile.finish_root(raw, progress) if build.profile else settings["cmdline"]
     if settings.get("layout") == "uefi-disk":
         raw = _uefi_disk(raw, rootdir, release, build.name, settings, work)
     progress("4/4 qemu-img convert to qcow2")
@@ -311,11 +325,13 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         "sources": build.sources,
         "kernel_package": kernel_package,
         "kernel_release": release,
-        "cmdline": settings["cmdline"],
+        "cmdline": cmdline,
         "packages": packages,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.monotonic() - started, 1),
     }
+    if build.profile:
+        manifest["profile"] = build.profile.name
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     (work / MANIFEST).chmod(0o600)
     progress(f"done in {manifest['build_seconds']}s")
@@ -377,6 +393,14 @@ def _uefi_disk(
 def hook_option(recipe_dir: Path, kind: str) -> str:
     """mmdebstrap's ``--KIND-hook``: a shell command line, so the script's path is quoted."""
     return f'--{kind}-hook={shlex.quote(str(recipe_dir / f"{kind}-hook.sh"))} "$1"'
+
+
+def _profile_hooks(profile: GuestProfile | None) -> list[str]:
+    """A profile's hooks, each run after the recipe's hook of its kind."""
+    if profile is None:
+        return []
+    kinds = ("essential", "customize")
+    return [hook_option(profile.directory, kind) for kind in kinds if profile.hook(kind)]
 
 
 def guest_host_keys(rootdir: Path) -> list[str]:
