@@ -128,7 +128,9 @@ def load_runs(paths: Iterable[Path]) -> list[Run]:
             "no runs found: give results.json, matrix.json or endurance.json files, "
             "their directories, or a folder of run directories (e.g. reports/)"
         )
-    return sorted(runs, key=lambda run: (run.started, run.run_id))
+    # One run named twice (its directory and reports/latest, say) counts once.
+    unique = {(str(Path(run.source).resolve()), run.run_id): run for run in runs}
+    return sorted(unique.values(), key=lambda run: (run.started, run.run_id))
 
 
 def _runs_at(path: Path) -> list[Run]:

@@ -78,9 +78,11 @@ def test_a_failure_its_first_run_the_flip_and_the_fix(tmp_path: Path) -> None:
     assert row["pass_rate"] == 0.6 and row["failing_since"] is None
 
 
-def test_runs_are_ordered_by_start_not_by_argument(tmp_path: Path) -> None:
+def test_runs_are_ordered_by_start_not_by_argument_and_counted_once(tmp_path: Path) -> None:
     dirs = [write_run(tmp_path, n, v) for n, v in enumerate(["PASS", "FAIL"], 1)]
-    result = history.history(history.load_runs(reversed(dirs)))
+    (tmp_path / "latest").symlink_to(dirs[1].name)
+    result = history.history(history.load_runs([*reversed(dirs), tmp_path / "latest"]))
+    assert len(result["runs"]) == 2
     assert result["rows"][0]["status"] == "new-failure"
     assert result["new_failures"] == [f"{CASE} on pc-seabios-tcg"]
     assert history.exit_status(result) == history.EXIT_NEW_FAILURE
