@@ -57,6 +57,7 @@ class Distribution:
     id: str
     id_like: tuple[str, ...]
     pretty_name: str
+    version_id: str = ""
 
     @property
     def family(self) -> str:
@@ -79,6 +80,7 @@ def read_os_release(path: Path = OS_RELEASE) -> Distribution:
         fields.get("ID", ""),
         tuple(fields.get("ID_LIKE", "").split()),
         fields.get("PRETTY_NAME", fields.get("ID", "unknown")),
+        fields.get("VERSION_ID", ""),
     )
 
 

@@ -30,6 +30,13 @@ MIN_FREE_DISK_GIB = 10.0  # the built-in image, component caches and a run's evi
 FIRMWARE_DESCRIPTOR_DIRS = ("etc/qemu/firmware", "usr/share/qemu/firmware")
 QEMU_PROGRAMS = ("qemu-system-x86_64", "/usr/libexec/qemu-kvm")
 SEABIOS_FILES = ("usr/share/seabios/bios-256k.bin", "usr/share/seabios/bios.bin")
+DEBIAN_KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
+# What provides each part of the guest build, by family.
+GUEST_BUILD_PACKAGES = {
+    "debian": {"mmdebstrap": "mmdebstrap", "apt": "apt", "keyring": "debian-archive-keyring"},
+    "fedora": {"mmdebstrap": "mmdebstrap", "apt": "apt", "keyring": "debian-keyring"},
+    "rhel": {"mmdebstrap": "mmdebstrap", "apt": "apt", "keyring": "debian-keyring"},
+}
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,25 @@ def security(host: Host) -> Finding:
     return Finding("security", OK, text)
 
 
+def guest_build(host: Host, distro: host_distro.Distribution) -> Finding:
+    """Whether the built-in Debian guest builds here: mmdebstrap drives apt and checks Debian's
+    archive with Debian's keys, all three from the host."""
+    keyrings = [host.file(k) for k in DEBIAN_KEYRINGS]
+    keyrings += list(host.file("/etc/apt/trusted.gpg.d").glob("debian-archive-*"))
+    parts = {
+        "mmdebstrap": host.program("mmdebstrap") is not None,
+        "apt": host.program("apt-get") is not None,
+        "keyring": any(k.is_file() for k in keyrings),
+    }
+    if all(parts.values()):
+        return Finding("guest", OK, "the built-in Debian guest builds here (mmdebstrap, apt, keys)")
+    packages = GUEST_BUILD_PACKAGES.get(distro.family, {})
+    absent = [name for name, found in parts.items() if not found]
+    cloud = f"fedora:{distro.version_id}" if distro.id == "fedora" else "fedora:<release>"
+    text = f"no {', '.join(absent)}: the built-in guest cannot be built; or --cloud-image {cloud}"
+    return Finding("guest", MISSING, text, [packages[a] for a in absent if a in packages])
+
+
 def missing_packages(host: Host, family: str) -> Finding:
     if not family:
         return Finding("packages", MISSING, "install by hand: see host-packages.txt")
@@ -244,7 +270,8 @@ def examine(host: Host) -> tuple[host_distro.Distribution, list[Finding]]:
     distro, found = distribution(host)
     family = distro.family
     findings = [found, accelerator(host), qemu(host, family), *firmware(host, family)]
-    findings += [libvirt(host, family), memory(host), disk(host), security(host)]
+    findings += [libvirt(host, family), guest_build(host, distro), memory(host), disk(host)]
+    findings.append(security(host))
     findings.append(missing_packages(host, family))
     return distro, findings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,9 @@ def fedora_kvm_host(tmp_path: Path, *, kvm_mode: int = 0o666) -> doctor.Host:
     bin_dir = tmp_path / "bin"
     put(bin_dir, "qemu-system-x86_64", "#!/bin/sh\necho 'QEMU emulator version 9.1.2'\n", 0o755)
     put(bin_dir, "virsh", "#!/bin/sh\necho 10.6.0\n", 0o755)
+    put(bin_dir, "mmdebstrap", "", 0o755)
+    put(bin_dir, "apt-get", "", 0o755)
+    put(root, "/usr/share/keyrings/debian-archive-keyring.gpg", "keys")
     return doctor.Host(root=root, path=str(bin_dir), run=fake_rpm({"edk2-ovmf", "ShellCheck"}))
 
 
@@ -84,6 +88,25 @@ def test_a_fedora_kvm_host(tmp_path: Path) -> None:
         "to install: dnf install -y --setopt=install_weak_deps=False ShellCheck edk2-ovmf"
     )
     assert len(lines) <= 15  # one screen
+
+
+def test_the_built_in_guest_needs_mmdebstrap_apt_and_debians_keys(tmp_path: Path) -> None:
+    host = fedora_kvm_host(tmp_path)
+    found, _ = by_topic(host)
+    assert found["guest"].status == doctor.OK
+    for part in ("bin/mmdebstrap", "bin/apt-get", "root/usr/share/keyrings"):
+        target = tmp_path / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    found, _ = by_topic(host)
+    assert found["guest"].status == doctor.MISSING
+    assert found["guest"].text == (
+        "no mmdebstrap, apt, keyring: the built-in guest cannot be built; "
+        "or --cloud-image fedora:41"
+    )
+    assert found["guest"].install == ["mmdebstrap", "apt", "debian-keyring"]
 
 
 def test_the_uefi_descriptor_is_the_one_without_secure_boot(tmp_path: Path) -> None:
