@@ -19,14 +19,17 @@ COLOURS = {
 }
 CELL = 12  # px per run in the strips and sparklines
 SPARK_HEIGHT = 24
+SPARK_MIN_WIDTH = 72
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;
-vertical-align:middle;text-align:left}th{background:#f4f4f4}
+vertical-align:middle;text-align:left}
+td:nth-child(-n+8){white-space:nowrap}td:first-child{white-space:normal;max-width:28em}th{background:#f4f4f4}
 .status{font-weight:600}.new-failure,.failing{color:#c62828}.fixed{color:#2e7d32}
 .stage{display:inline-block;margin-right:10px;font-size:11px;color:#555}
 .slow{color:#c62828;font-weight:600}code{font-size:12px}
+td.stages{min-width:22em}
 """
 SCRIPT = """
 const box = document.getElementById('only-attention');
@@ -108,7 +111,8 @@ def _row(row: dict[str, Any], runs: list[dict[str, Any]], change_at: list[bool])
         f"<td>{_strip(row['verdicts'], row['reasons'], runs, change_at)}</td>"
         f"<td>{row['pass_rate']:.0%}</td><td>{row['flips']}</td>"
         f"<td>{_run_ref(row['last_pass'], by_id)}</td>"
-        f"<td>{_run_ref(row['failing_since'], by_id)}</td><td>{stages}</td></tr>"
+        f"<td>{_run_ref(row['failing_since'], by_id)}</td>"
+        f'<td class="stages">{stages}</td></tr>'
     )
 
 
@@ -147,23 +151,24 @@ def _sparkline(
 ) -> str:
     known = [v for v in values if v is not None]
     top = max(known) or 1.0
-    width = CELL * len(values)
+    step = max(CELL, SPARK_MIN_WIDTH / len(values))  # px per run; a few runs still show a line
+    width = round(step * len(values))
 
     def y(value: float) -> float:
         return round(SPARK_HEIGHT - 2 - (SPARK_HEIGHT - 4) * value / top, 1)
 
     points = " ".join(
-        f"{n * CELL + CELL / 2},{y(v)}" for n, v in enumerate(values) if v is not None
+        f"{round(n * step + step / 2, 1)},{y(v)}" for n, v in enumerate(values) if v is not None
     )
     marks = "".join(
-        f'<circle cx="{n * CELL + CELL / 2}" cy="{y(v)}" r="3" fill="#c62828">'
+        f'<circle cx="{round(n * step + step / 2, 1)}" cy="{y(v)}" r="3" fill="#c62828">'
         f"<title>{stage} {v:.2f}s: slower</title></circle>"
         for n, v in enumerate(values)
         if v is not None and slow[n]
     )
     lines = "".join(
-        f'<line x1="{n * CELL}" y1="0" x2="{n * CELL}" y2="{SPARK_HEIGHT}" stroke="#1565c0" '
-        'stroke-dasharray="2,2"/>'
+        f'<line x1="{round(n * step)}" y1="0" x2="{round(n * step)}" y2="{SPARK_HEIGHT}" '
+        'stroke="#1565c0" stroke-dasharray="2,2"/>'
         for n, changed in enumerate(change_at)
         if changed
     )
