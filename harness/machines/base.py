@@ -40,6 +40,14 @@ from harness.setup.image import GuestImage
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
+# The guest agent port's state as the guest's virtio_console driver sees it (debugfs only).
+AGENT_PORT_STATE = (
+    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; "
+    "for f in /sys/kernel/debug/virtio-ports/*; do "
+    "grep -q '^name: org.qemu.guest_agent.0$' \"$f\" && "
+    "grep -E '^(host|guest)_connected: ' \"$f\" | tr -d ' '; done"
+)
+AGENT_SILENCE_PROBE_SECONDS = 15.0
 
 READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
 ADDRESS_POLL_SECONDS = 0.1  # between agent looks at the guest's addresses while it boots
@@ -325,3 +333,24 @@ class MachineBase:
             raise BootTimeout(
                 stage, timeout, f"{exc}; serial: {self.serial_tail()}", evidence=evidence
             ) from exc
+
+    def _agent_silence(self) -> str:
+        """Why the agent is silent, as far as ssh can tell within a short bound: the guest is
+        up and its agent port never saw the host open it (``host_connected 0``: the host's
+        PORT_OPEN was lost, qemu-ga waits on a hung-up port), or qemu-ga has not opened it,
+        or ssh does not answer either (the guest is not back). Both backends' agent waits
+        add it to their timeout; it ends with "; "."""
+        try:
+            ports = self._ssh.run(AGENT_PORT_STATE, timeout=AGENT_SILENCE_PROBE_SECONDS)
+        except HarnessError as exc:
+            return f"ssh does not answer either ({exc}); "
+        state = dict(line.split(":", 1) for line in ports.stdout.split() if line.count(":") == 1)
+        host, guest = state.get("host_connected"), state.get("guest_connected")
+        if host is None:
+            return f"ssh answers; the agent port's state is unknown ({ports.stdout.strip()!r}); "
+        if host == "0":
+            return (
+                f"ssh answers; the guest's agent port reads host_connected 0 (guest_connected "
+                f"{guest}): the host's PORT_OPEN never reached it; "
+            )
+        return f"ssh answers; the agent port reads host_connected {host}, guest_connected {guest}; "

@@ -230,7 +230,9 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BootTimeout(
-                    f"{stage}: guest agent", limit, f"domain {self.state()}; {self.serial_tail()}"
+                    f"{stage}: guest agent",
+                    limit,
+                    f"domain {self.state()}; {self._agent_silence()}{self.serial_tail()}",
                 )
             if not self.running:
                 raise AgentError(f"{stage}: the domain stopped while waiting for the guest agent")

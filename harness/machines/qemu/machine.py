@@ -280,7 +280,9 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
                 ),
             )
         except TimeoutError as exc:
-            raise BootTimeout(f"{stage}: guest agent", timeout, str(exc)) from exc
+            raise BootTimeout(
+                f"{stage}: guest agent", timeout, f"{exc}; {self._agent_silence()}".rstrip("; ")
+            ) from exc
         except AgentError as exc:
             self._check_not_stalled(stage, mark, watch)
             panic = self._panic_line()
