@@ -22,8 +22,6 @@ from harness.machines.libvirt.machine import LibvirtMachine
 from harness.machines.protocol import Machine
 from harness.machines.qemu.machine import QemuMachine
 from harness.matrix.cell import (
-    OVMF_CODE,
-    OVMF_VARS,
     SEABIOS_SEARCH,
     Cell,
     PackageUsed,
@@ -43,6 +41,7 @@ from harness.setup.components import (
     provision_qemu,
     provision_seabios,
 )
+from harness.setup.firmware_descriptors import host_uefi, installed_version
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
 from harness.setup.libvirt_stack import HOST as HOST_STACK
@@ -182,7 +181,7 @@ class HarnessSession:
         else the one QEMU itself loads (its data directories, a wrapper's own -L included)."""
         if self.settings.firmware != "seabios":
             code = self._ovmf_images()[0]
-            return "ovmf" + ovmf_version(code), code
+            return "ovmf" + ovmf_version(code, self._ovmf_package_version(code)), code
         bios = self._seabios_image()
         if bios is None and self.libvirt_stack is None:
             bios = qemu_bios(str(self.qemu_build.binary))
@@ -240,9 +239,21 @@ class HarnessSession:
             ovmf = provision_ovmf(self.settings.ovmf, self._archive)
             self._ovmf = (ovmf.code, ovmf.variables)
             self._firmware_packages += tuple(("ovmf", p) for p in ovmf.packages)
-        if self._ovmf is None:
-            self._ovmf = (OVMF_CODE, OVMF_VARS)
+        if self._ovmf is None:  # the host's, found through QEMU's firmware descriptors
+            binary = str(self.qemu_build.binary)
+            self._ovmf = host_uefi(self.settings.machine_type, binary, self.settings.firmware)
         return self._ovmf
+
+    def _ovmf_package_version(self, code: Path) -> str:
+        """The Debian version of the OVMF the cell runs: provisioned, a stack's, or the host
+        package that installed ``code``; "" for a build no package names (then hashed)."""
+        if self.settings.ovmf:
+            versions = {p.name: p.version for c, p in self._firmware_packages if c == "ovmf"}
+        elif self.libvirt_stack is not None:
+            versions = self.libvirt_stack.packages
+        else:
+            return installed_version(code)
+        return versions.get("ovmf") or versions.get("ovmf-generic", "")
 
     def machine(
         self, name: str = "default", extra_args: tuple[str, ...] = (), backend: str | None = None

@@ -23,8 +23,6 @@ from harness.errors import SetupError
 SEABIOS_SEARCH = (Path("/usr/share/seabios/bios-256k.bin"), Path("/usr/share/qemu/bios-256k.bin"))
 SEABIOS_FILE = "bios-256k.bin"  # what the pc and q35 machines load when not given -bios
 VERSION = re.compile(r"(\d+\.\d+\.\d+)")
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
 @dataclass(frozen=True)
@@ -114,10 +112,14 @@ def seabios_version(path: Path | None = None) -> str:
     raise SetupError("SeaBIOS not found: run ./run setup (installs seabios) or pass --bios PATH")
 
 
-def ovmf_version(code: Path = OVMF_CODE) -> str:
-    """OVMF builds carry no plain version string; a short content hash identifies the build."""
+def ovmf_version(code: Path, package_version: str = "") -> str:
+    """OVMF's upstream version where its package names one (``2022.11`` of Debian's
+    ``2022.11-6+deb12u2``); else a short content hash, as OVMF builds carry no plain version
+    string."""
     if not code.is_file():
         raise SetupError(f"OVMF not found at {code}: run ./run setup (installs ovmf)")
+    if package_version:
+        return re.split(r"[-+~]", package_version.split(":", 1)[-1], maxsplit=1)[0]
     return hashlib.sha256(code.read_bytes()).hexdigest()[:8]
 
 
