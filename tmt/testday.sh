@@ -7,5 +7,8 @@ out="$TMT_TEST_DATA/testday"
 # shellcheck disable=SC2086  # S3S4_PYTEST_ARGS is a list of pytest arguments
 ./run testday --bot --fas-user "${S3S4_FAS_USER:-s3s4-harness}" --report-dir "$out" -- \
     ${S3S4_PYTEST_ARGS:-} || true
-runs=("$out"/*/)
+runs=()
+for run in "$out"/*/; do
+    [ -L "${run%/}" ] || runs+=("$run")  # not the "latest" link to a run
+done
 exec .venv/bin/python -m harness tmt-results "${runs[@]}" --data-dir "$TMT_TEST_DATA"

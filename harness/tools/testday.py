@@ -226,6 +226,12 @@ def write_testday(
     return out
 
 
+def new_runs(report_dir: Path, before: set[Path]) -> list[Path]:
+    """The run directories that appeared since ``before``; not the ``latest`` link to one."""
+    fresh = set(report_dir.iterdir()) - before
+    return sorted(p for p in fresh if not p.is_symlink() and (p / "results.json").is_file())
+
+
 def run_suite(
     report_dir: Path, pytest_args: Sequence[str], progress: Callable[[str], None]
 ) -> Path:
@@ -238,7 +244,7 @@ def run_suite(
     started = time.monotonic()
     code = subprocess.run(argv, cwd=REPO_ROOT, check=False).returncode
     progress(f"pytest exit {code} in {time.monotonic() - started:.0f}s")
-    made = [p for p in set(report_dir.iterdir()) - before if (p / "results.json").is_file()]
+    made = new_runs(report_dir, before)
     if len(made) != 1:
         raise SetupError(f"the suite wrote no run under {report_dir} (pytest exit {code})")
     return made[0]

@@ -187,3 +187,12 @@ def test_the_grammar_check_catches_a_cell_the_wiki_would_misread() -> None:
         parse_cell("| {{result|fail|jdoe|RHBZ#12}}")  # the template takes bare numbers
     escaped = "| " + testday.result_cell(testday.CaseResult("fail", refs=["a | b"]), "jdoe", False)
     assert parse_cell(escaped).refs == ["a &#124; b"]
+
+
+def test_the_new_run_is_the_directory_not_its_latest_link(tmp_path: Path) -> None:
+    before = set(tmp_path.iterdir())
+    run = tmp_path / "20261206-000000-abcd"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    (tmp_path / "latest").symlink_to(run.name)
+    assert testday.new_runs(tmp_path, before) == [run]
