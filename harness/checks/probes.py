@@ -119,7 +119,16 @@ BLOCK = Probe(
 # the wake it is read through the agent, beside the facts script (see cycle._capture_after).
 NET = Probe(name="net", before=NET_SCRIPT, after="")
 
-DEFAULT_PROBES = (IDENTITY, KERNEL_LOG, NET, SENTINEL, DISK, BLOCK)
+# Each driver's suspend and resume callbacks, timed by the kernel's device_pm_callback trace
+# events (scripts/devpm_arm.sh, devpm_after.sh): the DEVPM_TOP slowest of a cycle are kept.
+DEVPM_TOP = 20
+DEVICE_PM = Probe(
+    name="devpm",
+    before=code("devpm_arm.sh"),
+    after=program("devpm_after.sh", DEVPM_TOP=DEVPM_TOP),
+)
+
+DEFAULT_PROBES = (IDENTITY, KERNEL_LOG, NET, SENTINEL, DISK, BLOCK, DEVICE_PM)
 # Across a clean shutdown and a fresh boot only the disk keeps anything: the sentinel and the
 # in-flight block write are gone by design, and waiting for them would only cost time.
 AFTER_REBOOT_PROBES = (IDENTITY, KERNEL_LOG, DISK)

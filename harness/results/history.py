@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
+from harness.results.device_times import cycle_device_times
 from harness.results.merge import BAD, case_name, record_verdict
 
 # The stages whose latency is followed (seconds, from each cycle's evidence.timings).
@@ -228,6 +229,7 @@ def _from_endurance(data: dict[str, Any], file: Path) -> list[Run]:
         started = str(cycle.get("started") or _started_from_id(file.parent.name))
         run = Run(run_id, started, str(file), components={slot: versions(cells[0])})
         timings = {k: float(v) for k, v in (cycle.get("timings") or {}).items() if k in STAGES}
+        timings.update({k: float(v) for k, v in (cycle.get("devices") or {}).items()})
         run.points[(case, slot)] = Point(cycle["verdict"], cycle.get("reason", ""), timings)
         runs.append(run)
     return runs
@@ -273,13 +275,16 @@ def versions(cell: dict[str, Any]) -> dict[str, str]:
 
 
 def stage_medians(cycles: list[dict[str, Any]]) -> dict[str, float]:
-    """Each followed stage's median over a record's cycles."""
+    """Each followed stage's median over a record's cycles, and each device callback's among
+    the slowest of a cycle (``device PHASE DRIVER DEVICE``)."""
     values: dict[str, list[float]] = {}
     for cycle in cycles:
         for stage, seconds in (cycle.get("evidence", {}).get("timings") or {}).items():
             if stage in STAGES and isinstance(seconds, int | float):
                 values.setdefault(stage, []).append(float(seconds))
-    return {stage: round(statistics.median(v), 3) for stage, v in values.items()}
+        for device, seconds in cycle_device_times(cycle).items():
+            values.setdefault(device, []).append(seconds)
+    return {stage: round(statistics.median(v), 6) for stage, v in values.items()}
 
 
 def _reason(record: dict[str, Any], cycles: list[dict[str, Any]]) -> str:
@@ -372,7 +377,10 @@ def summarise(row: Row, runs: list[Run]) -> dict[str, Any]:
         "component_changes": {runs[i].run_id: lines for i, lines in changes.items()},
         "timings": {
             stage: [p.timings.get(stage) if p else None for p in row.points]
-            for stage in STAGES
+            for stage in [
+                *STAGES,
+                *sorted({k for p in row.points if p for k in p.timings} - set(STAGES)),
+            ]
             if any(p and stage in p.timings for p in row.points)
         },
         "slow": {

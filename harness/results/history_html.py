@@ -1,13 +1,15 @@
 """The history as one self-contained HTML page: a row per case and cell, its verdicts as a
-strip of squares (one per run, aligned across rows), a sparkline per stage with slower runs
-marked in red, and the runs where components changed marked on every row's timeline. No
-network and no data outside the file: the SVG is drawn here; a small script only filters."""
+strip of squares (one per run, aligned across rows), a sparkline per stage (and per device
+callback that was slower in some run) with slower runs marked in red, and the runs where
+components changed marked on every row's timeline. No network and no data outside the file:
+the SVG is drawn here; a small script only filters."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
+from harness.results.device_times import KEY_PREFIX
 from harness.results.history import ORDER
 
 COLOURS = {
@@ -101,6 +103,7 @@ def _row(row: dict[str, Any], runs: list[dict[str, Any]], change_at: list[bool])
         _sparkline(stage, values, [runs[i]["run_id"] in slow_by_run and stage in slow_by_run[
             runs[i]["run_id"]] for i in range(len(runs))], change_at)
         for stage, values in row["timings"].items()
+        if not stage.startswith(KEY_PREFIX) or any(stage in slow for slow in slow_by_run.values())
     )  # fmt: skip
     by_id = {run["run_id"]: n for n, run in enumerate(runs)}
     return (

@@ -27,6 +27,7 @@ from harness.cycle.faults import Fault
 from harness.cycle.run import CycleOptions, run_cycle
 from harness.errors import SetupError
 from harness.machines.protocol import Machine, Signal
+from harness.results.device_times import device_times
 from harness.session import HarnessSession, Settings
 from harness.transitions.catalogue import TRANSITIONS
 
@@ -89,6 +90,7 @@ class EnduranceTally:
                 "reason": outcome.reason[:500],
                 "seconds": round(seconds, 2),
                 "timings": {k: round(v, 3) for k, v in outcome.evidence.timings.items()},
+                "devices": device_times(outcome.evidence.after),
             }
         )
 

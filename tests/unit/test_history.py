@@ -31,14 +31,24 @@ def cell(qemu: str = "7.2.22") -> dict[str, Any]:
     }
 
 
-def write_run(root: Path, n: int, verdict: str, entry_s: float = 2.0, qemu: str = "7.2.22") -> Path:
+def write_run(
+    root: Path,
+    n: int,
+    verdict: str,
+    entry_s: float = 2.0,
+    qemu: str = "7.2.22",
+    after: dict[str, str] | None = None,
+) -> Path:
     run_id = f"20261201-{n:02d}0000-ab{n:02d}"
     the_cell = cell(qemu)
     node = CASE.replace("[s3-sysfs]", f"[{the_cell['id']}-s3-sysfs]")
     cycle = {
         "verdict": verdict,
         "reason": "" if verdict == "PASS" else "check: sentinel_carried_on",
-        "evidence": {"timings": {"request_to_entry": entry_s, "cycle_total": entry_s + 8}},
+        "evidence": {
+            "timings": {"request_to_entry": entry_s, "cycle_total": entry_s + 8},
+            "after": after or {},
+        },
     }
     record = {
         "test": node,
@@ -206,3 +216,15 @@ def test_a_matrix_run_gives_verdicts_and_its_cells_timings(tmp_path: Path) -> No
     assert rows["pc-seabios-tcg"]["timings"]["request_to_entry"] == [3.0, 4.0]
     assert rows["pc-seabios-tcg"]["component_changes"] == {"matrix-2": ["qemu 7.2.22 -> 8.2.1"]}
     assert rows["q35-seabios-tcg"]["status"] == "failing"
+
+
+def test_a_device_callback_that_got_slower_is_named(tmp_path: Path) -> None:
+    for n, usecs in enumerate([40000, 52000, 45000, 1900000], 1):
+        after = {"devpm.slow.1": f"{usecs} resume virtio-pci 0000:00:03.0"}
+        write_run(tmp_path, n, "PASS", after=after)
+    result = analysed(tmp_path)
+    (row,) = result["rows"]
+    device = "device resume virtio-pci 0000:00:03.0"
+    assert row["timings"][device] == [0.04, 0.052, 0.045, 1.9]
+    assert [s["stage"] for s in row["slowdowns"]] == [device]
+    assert render(result).count(f'data-stage="{device}"') == 1

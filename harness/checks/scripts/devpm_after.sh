@@ -1,0 +1,42 @@
+#!/bin/sh
+# The device PM probe after the wake: pairs each device_pm_callback_start with its end in the
+# trace buffer and prints devpm.callbacks (how many callbacks ran), then the DEVPM_TOP slowest
+# as devpm.slow.N=USECS PHASE DRIVER DEVICE (N from 1, slowest first; PHASE as the kernel
+# names it: suspend, suspend_late, resume_noirq, resume, freeze, restore, ...), then turns the
+# events off. Prints nothing where devpm_arm.sh armed nothing.
+# Settings: DEVPM_TOP.
+# One awk program: each costs a TCG guest tens of ms, so the top is kept in awk, not by sort.
+t=/sys/kernel/tracing; [ -d "$t/events/power" ] || t=/sys/kernel/debug/tracing
+[ -w "$t/events/power/device_pm_callback_start/enable" ] || exit 0
+echo 0 > "$t/events/power/device_pm_callback_start/enable"
+echo 0 > "$t/events/power/device_pm_callback_end/enable"
+awk -v top="$DEVPM_TOP" '
+function stamp(i,  s) { s = $(i - 1); sub(/:$/, "", s); return s }
+function device(i,  d) { d = $(i + 2); sub(/,$/, "", d); return $(i + 1) " " d }
+function keep(us, line,  j) {
+  if (k < top) k++
+  else if (us <= best[k]) return
+  for (j = k; j > 1 && best[j - 1] < us; j--) { best[j] = best[j - 1]; text[j] = text[j - 1] }
+  best[j] = us; text[j] = line
+}
+{
+  for (i = 2; i <= NF; i++) {
+    if ($i == "device_pm_callback_start:") {
+      key = device(i); phase = $NF
+      sub(/^[^[]*\[/, "", phase); sub(/\]$/, "", phase)
+      start[key] = stamp(i); verb[key] = phase; break
+    }
+    if ($i == "device_pm_callback_end:") {
+      key = device(i)
+      if (key in start) {
+        n++; keep(int((stamp(i) - start[key]) * 1000000 + 0.5), verb[key] " " key)
+        delete start[key]
+      }
+      break
+    }
+  }
+}
+END {
+  print "devpm.callbacks=" n + 0
+  for (j = 1; j <= k; j++) print "devpm.slow." j "=" best[j] " " text[j]
+}' "$t/trace"

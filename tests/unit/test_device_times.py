@@ -1,0 +1,68 @@
+"""Per-device suspend and resume times: the guest-side script run by the host's own shell and
+awk on a trace in the kernel's format, and its facts read back as seconds per callback."""
+
+import subprocess
+from pathlib import Path
+
+from harness.checks.probes import DEVICE_PM
+from harness.results.device_times import cycle_device_times, device_times
+
+TRACE = """\
+# tracer: nop
+#
+   kworker/u4:1-58   [001] .....   100.000100: device_pm_callback_start: virtio-pci \
+0000:00:03.0, parent: pci0000:00, pci_pm_suspend[suspend]
+   kworker/u4:2-59   [000] .....   100.000200: device_pm_callback_start: i8042 i8042, \
+parent: platform, platform_pm_suspend[suspend]
+   kworker/u4:1-58   [001] .....   100.002100: device_pm_callback_end: virtio-pci \
+0000:00:03.0, err=0
+   kworker/u4:2-59   [000] .....   100.300200: device_pm_callback_end: i8042 i8042, err=0
+   systemd-sleep-300 [000] .....   101.000000: device_pm_callback_start: e1000 \
+0000:00:02.0, parent: pci0000:00, pci_pm_resume[resume]
+   systemd-sleep-300 [000] .....   101.000500: device_pm_callback_end: e1000 0000:00:02.0, err=0
+   systemd-sleep-300 [000] .....   101.100000: device_pm_callback_start: virtio-pci \
+0000:00:03.0, parent: pci0000:00, pci_pm_resume_noirq[resume_noirq]
+   systemd-sleep-300 [000] .....   101.150000: device_pm_callback_end: virtio-pci \
+0000:00:03.0, err=0
+"""
+
+
+def run_after_script(tracefs: Path, top: int) -> str:
+    """The probe's after-script with its tracefs folder pointed at ``tracefs``."""
+    script = DEVICE_PM.after.replace("/sys/kernel/tracing", str(tracefs))
+    script = script.replace("DEVPM_TOP=20", f"DEVPM_TOP={top}")
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_slowest_callbacks_are_paired_and_ranked(tmp_path: Path) -> None:
+    events = tmp_path / "events" / "power"
+    for name in ("device_pm_callback_start", "device_pm_callback_end"):
+        (events / name).mkdir(parents=True)
+        (events / name / "enable").write_text("1\n")
+    (tmp_path / "trace").write_text(TRACE)
+    assert run_after_script(tmp_path, top=3).splitlines() == [
+        "devpm.callbacks=4",
+        "devpm.slow.1=300000 suspend i8042 i8042",
+        "devpm.slow.2=50000 resume_noirq virtio-pci 0000:00:03.0",
+        "devpm.slow.3=2000 suspend virtio-pci 0000:00:03.0",
+    ]
+    assert (events / "device_pm_callback_start" / "enable").read_text() == "0\n"
+
+
+def test_a_guest_without_tracefs_prints_nothing(tmp_path: Path) -> None:
+    assert run_after_script(tmp_path / "none", top=3) == ""
+
+
+def test_facts_become_seconds_per_callback() -> None:
+    after = {
+        "devpm.callbacks": "4",
+        "devpm.slow.1": "300000 suspend i8042 i8042",
+        "devpm.slow.2": "50000 resume_noirq virtio-pci 0000:00:03.0",
+        "devpm.slow.3": "garbled",
+        "guest.kernel": "6.1.0",
+    }
+    assert device_times(after) == {
+        "device suspend i8042 i8042": 0.3,
+        "device resume_noirq virtio-pci 0000:00:03.0": 0.05,
+    }
+    assert cycle_device_times({"evidence": {"after": after}}) == device_times(after)
