@@ -106,6 +106,15 @@ def profile_named(name: str | None) -> GuestProfile | None:
         raise SetupError(f"unknown guest profile {name!r}: use one of {known}") from None
 
 
+def cmdline_args(cmdline: str, **values: str | None) -> tuple[str, ...]:
+    """QEMU arguments that boot with ``cmdline`` changed: each ``name=value`` set (``""``
+    leaves it empty, as in ``resume=``), each ``name=None`` removed. QEMU takes the last
+    ``-append`` given, so these go after the machine's own arguments."""
+    words = [w for w in cmdline.split() if w.partition("=")[0] not in values]
+    words += [f"{name}={value}" for name, value in values.items() if value is not None]
+    return ("-append", " ".join(words))
+
+
 def add_swapfile(root_fs: Path, path: str, size_mib: int) -> int:
     """Put a swapfile of ``size_mib`` at ``path`` into the unmounted ext4 ``root_fs``; return
     its first physical block, the ``resume_offset`` in pages.
