@@ -19,6 +19,8 @@ from harness.checks import probes as probe_lib
 from harness.checks.judges import DEFAULT_CHECKS, Check
 from harness.checks.verdict import CycleEvidence, CycleOutcome, Verdict
 from harness.cycle.faults import AFTER_REQUEST, AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
+from harness.cycle.platform_diagnosis import CAUSE as PM_REGISTERS_CAUSE
+from harness.cycle.platform_diagnosis import unmapped_pm_registers
 from harness.errors import (
     GuestFault,
     HarnessError,
@@ -240,15 +242,18 @@ def _ended_early(
         return _finish(machine, evidence, marks, Verdict.UNSUPPORTED, str(exc))
     verdict = Verdict.FAIL if isinstance(exc, GuestFault) else Verdict.ERROR
     reason = str(exc)
+    lines = machine.console.lines_since(marks.console)
     cause = _named_cause(exc, evidence)
     if cause and (mem_sleep := evidence.before.get("guest.mem_sleep")):
         reason += f"; /sys/power/mem_sleep read '{mem_sleep}' before the request"
+    if platform := unmapped_pm_registers(machine, exc, lines):
+        reason += f"; {platform}"
+        cause = cause or PM_REGISTERS_CAUSE
     # A guest that entered another state than asked stopped nowhere: it sleeps in that state.
     entering = not cause and (
         isinstance(exc, SuspendNotEntered)
         or (isinstance(exc, GuestFault) and exc.stage in ("request", "suspend-entry"))
     )
-    lines = machine.console.lines_since(marks.console)
     diagnosis = console_diagnosis(lines, entering=entering)
     if diagnosis and diagnosis not in reason:  # a stalled wait names its stall already
         reason += f"; {diagnosis}"

@@ -74,3 +74,32 @@ def test_a_known_issue_never_absorbs_a_fail_whose_cause_is_named(tmp_path: Path)
     # An issue that names the cause itself does match it.
     named = KnownIssue("s3-*", ".", ".", "firmware offers no S3", cause="entered s2idle")
     assert find([LOCKUP_ISSUE, named], "s3-agent", "6.1.0", reason, cause=series.cause) is named
+
+
+IO_TREE = "address-space: I/O\n  00000000000000b2-00000000000000b3 (prio 0, i/o): apm-io\n"
+PM_BLOCK = "  0000000000000604-0000000000000605 (prio 0, i/o): acpi-cnt\n"
+
+
+def slept_unseen(tmp_path: Path, tree: str) -> FakeMachine:
+    """A guest whose kernel goes through S3 and back at once, QEMU seeing no SUSPEND."""
+    machine = FakeMachine(tmp_path, sleeps=False)
+    machine.stuck_at = (
+        b"PM: suspend entry (deep)\nACPI: PM: Preparing to enter system sleep state S3\n"
+        b"ACPI: PM: Low-level resume complete\nPM: suspend exit\n"
+    )
+    machine.hmp = lambda command: tree  # type: ignore[method-assign]
+    return machine
+
+
+def test_a_sleep_request_that_reached_no_pm_register_is_named(tmp_path: Path) -> None:
+    outcome = run_cycle(slept_unseen(tmp_path, IO_TREE), S3_AGENT)
+    assert outcome.verdict is Verdict.FAIL
+    assert "but the platform never saw suspended" in outcome.reason, outcome.reason
+    assert "the chipset's ACPI PM registers are not mapped (no acpi-cnt" in outcome.reason
+    assert outcome.cause == "ACPI PM registers unmapped"
+
+
+def test_mapped_pm_registers_name_no_cause(tmp_path: Path) -> None:
+    outcome = run_cycle(slept_unseen(tmp_path, IO_TREE + PM_BLOCK), S3_AGENT)
+    assert outcome.verdict is Verdict.FAIL
+    assert "ACPI PM registers" not in outcome.reason and outcome.cause == ""
