@@ -45,6 +45,23 @@ def add_options(parser: pytest.Parser) -> None:
         f"libvirt) (default: {HOST_STACK})",
     )
     group.addoption(
+        "--newer-stack",
+        default=os.environ.get("S3S4_NEWER_STACK"),
+        metavar="SUITE",
+        help="the cross-version cases (testcases/test_cross_version.py): a guest saved by "
+        "this run's libvirt and QEMU is restored by this Debian suite's libvirt stack (sid, "
+        "trixie-backports ...; built once into the cache, run as the harness's own daemon, "
+        "as root); without it those cases are skipped",
+    )
+    group.addoption(
+        "--newer-qemu",
+        default=os.environ.get("S3S4_NEWER_QEMU"),
+        metavar="VERSION|PATH",
+        help="the cross-version migration cases: a guest in S3 migrated from this run's QEMU "
+        "to this one (a Debian version such as 11.1, or a path) and back; without it those "
+        "cases are skipped",
+    )
+    group.addoption(
         "--qemu",
         default=os.environ.get("S3S4_QEMU", "qemu-system-x86_64"),
         metavar="VERSION|PATH",
