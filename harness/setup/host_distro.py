@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.paths import REPO_ROOT
 
 OS_RELEASE = Path("/etc/os-release")
+OS_RELEASE_FALLBACK = "usr/lib/os-release"  # os-release(5): read when /etc has none
 PACKAGE_MAP = REPO_ROOT / "host-packages.txt"
 
 # An os-release ID (or one of ID_LIKE's) -> the family whose package names and tools apply.
@@ -68,6 +69,8 @@ class Distribution:
 def read_os_release(path: Path = OS_RELEASE) -> Distribution:
     """The distribution os-release describes; empty fields where the file is missing."""
     fields: dict[str, str] = {}
+    if not path.is_file() and path.name == "os-release" and path.parent.name == "etc":
+        path = path.parent.parent / OS_RELEASE_FALLBACK
     if path.is_file():
         for line in path.read_text().splitlines():
             key, sep, value = line.partition("=")

@@ -153,3 +153,11 @@ def test_python_missing_asks_the_familys_query_tool() -> None:
 
     assert host_distro.missing("fedora", fake) == ["edk2-ovmf"]
     assert asked[0][:3] == ["rpm", "-q", "--quiet"]
+
+
+def test_os_release_falls_back_to_usr_lib(tmp_path: Path) -> None:
+    fallback = tmp_path / "usr" / "lib" / "os-release"
+    fallback.parent.mkdir(parents=True)
+    fallback.write_text(OS_RELEASES["fedora"])
+    distro = host_distro.read_os_release(tmp_path / "etc" / "os-release")
+    assert (distro.family, distro.version_id) == ("fedora", "41")
