@@ -3,14 +3,13 @@
 their versions, memory and disk, SELinux/AppArmor, and each missing package with the command
 that installs it on this distribution.
 
-It uses the standard library and ``harness.setup`` only, so the system's python3 runs it before
-anything is installed. Every path is read below ``Host.root`` and programs are found on
+It uses the standard library, ``harness.setup`` and the leaf modules only, so the system's
+python3 runs it before anything is installed. Every path is read below ``Host.root`` and programs are found on
 ``Host.path``, so a test can stand a KVM host in."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -19,15 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import SetupError
 from harness.paths import REPO_ROOT
-from harness.setup import host_distro
+from harness.setup import firmware_descriptors, host_distro
 from harness.setup.accel import HARDWARE_KVM_MODULES, detect_accel
 
 OK, NOTE, MISSING = "ok", "--", "!!"
 GIB = 1024**3
 MIN_AVAILABLE_MEMORY_GIB = 3.0  # a guest takes 1-2 GiB, a libvirt case two guests' worth
 MIN_FREE_DISK_GIB = 10.0  # the built-in image, component caches and a run's evidence
-FIRMWARE_DESCRIPTOR_DIRS = ("etc/qemu/firmware", "usr/share/qemu/firmware")
 QEMU_PROGRAMS = ("qemu-system-x86_64", "/usr/libexec/qemu-kvm")
 SEABIOS_FILES = ("usr/share/seabios/bios-256k.bin", "usr/share/seabios/bios.bin")
 DEBIAN_KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
@@ -133,59 +132,34 @@ def packages(family: str, component: str) -> list[str]:
     return [host_distro.COMPONENT_PACKAGES[family][component]] if family else []
 
 
-def firmware_descriptors(host: Host) -> list[dict[str, object]]:
-    """QEMU's firmware descriptors (docs/interop/firmware.json), by file name as QEMU orders
-    them: a name in /etc/qemu/firmware overrides the same name in /usr/share/qemu/firmware."""
-    by_name: dict[str, Path] = {}
-    for folder in reversed(FIRMWARE_DESCRIPTOR_DIRS):
-        for path in sorted(host.file(folder).glob("*.json")):
-            by_name[path.name] = path
-    found = []
-    for name in sorted(by_name):
-        try:
-            descriptor = json.loads(by_name[name].read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(descriptor, dict):
-            found.append({**descriptor, "file": name})
-    return found
-
-
-def executable(descriptor: dict[str, object]) -> str:
-    mapping = descriptor.get("mapping")
-    if isinstance(mapping, dict):
-        image = mapping.get("executable") or {"filename": mapping.get("filename", "")}
-        if isinstance(image, dict):
-            return str(image.get("filename", ""))
-    return ""
-
-
-def listed(descriptor: dict[str, object], key: str) -> list[str]:
-    value = descriptor.get(key)
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
 def firmware(host: Host, family: str) -> list[Finding]:
-    descriptors = firmware_descriptors(host)
-    uefi = [
-        d
-        for d in descriptors
-        if "uefi" in listed(d, "interface-types") and "secure-boot" not in listed(d, "features")
-    ]
-    bios = [d for d in descriptors if "bios" in listed(d, "interface-types")]
+    """SeaBIOS and plain UEFI as the harness picks them (harness.setup.firmware_descriptors),
+    on the pc and q35 machines of any QEMU version."""
+    dirs = [host.file(str(d)) for d in firmware_descriptors.SYSTEM_DIRS]
+    try:
+        descriptors = firmware_descriptors.load(dirs, root=host.root)
+    except SetupError as exc:
+        return [Finding("firmware", MISSING, str(exc))]
+    bios = firmware_descriptors.matching(descriptors, firmware_descriptors.BIOS, "pc-i440fx-99")
+    uefi = firmware_descriptors.matching(descriptors, firmware_descriptors.PLAIN_UEFI, "pc-q35-99")
     on_disk = [f"/{f}" for f in SEABIOS_FILES if host.file(f).is_file()]
-    seabios_file = executable(bios[0]) if bios else next(iter(on_disk), "")
+    seabios_file = shown(host, bios[0].executable) if bios else next(iter(on_disk), "")
     if seabios_file:
         text = f"{seabios_file} {version_of(host, family, 'seabios')}".strip()
         seabios = Finding("seabios", OK, text)
     else:
         seabios = Finding("seabios", MISSING, "no SeaBIOS", packages(family, "seabios"))
     if uefi:
-        text = f"{executable(uefi[0])} {version_of(host, family, 'edk2')}".strip()
-        edk2 = Finding("edk2", OK, f"{text} (descriptor {uefi[0]['file']})")
+        text = f"{shown(host, uefi[0].executable)} {version_of(host, family, 'edk2')}".strip()
+        edk2 = Finding("edk2", OK, f"{text} (descriptor {uefi[0].name})")
     else:
         edk2 = Finding("edk2", MISSING, "no UEFI firmware descriptor", packages(family, "edk2"))
     return [seabios, edk2]
+
+
+def shown(host: Host, path: Path) -> str:
+    """A file below the host's root as the host names it."""
+    return "/" + str(path.relative_to(host.root)).lstrip("/")
 
 
 def version_of(host: Host, family: str, component: str) -> str:

@@ -37,13 +37,20 @@ def fedora_kvm_host(tmp_path: Path, *, kvm_mode: int = 0o666) -> doctor.Host:
     put(root, "/sys/fs/selinux/enforce", "1")
     put(root, "/usr/sbin/virtqemud", "", 0o755)
     put(root, "/usr/share/seabios/bios-256k.bin", "bios")
+    put(root, "/usr/share/edk2/ovmf/x.fd", "code")
+    put(root, "/usr/share/edk2/ovmf/vars.fd", "vars")
     descriptor = {
         "interface-types": ["uefi"],
-        "mapping": {"device": "flash", "executable": {"filename": "/usr/share/edk2/ovmf/x.fd"}},
+        "mapping": {
+            "device": "flash",
+            "executable": {"filename": "/usr/share/edk2/ovmf/x.fd", "format": "raw"},
+            "nvram-template": {"filename": "/usr/share/edk2/ovmf/vars.fd", "format": "raw"},
+        },
+        "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}],
         "features": ["acpi-s3"],
     }
     put(root, "/usr/share/qemu/firmware/60-edk2-ovmf-x86_64.json", json.dumps(descriptor))
-    secure = {**descriptor, "features": ["secure-boot"]}
+    secure = {**descriptor, "features": ["secure-boot", "requires-smm", "enrolled-keys"]}
     put(root, "/usr/share/qemu/firmware/50-edk2-ovmf-x86_64-secure.json", json.dumps(secure))
     bin_dir = tmp_path / "bin"
     put(bin_dir, "qemu-system-x86_64", "#!/bin/sh\necho 'QEMU emulator version 9.1.2'\n", 0o755)
@@ -152,6 +159,14 @@ def test_nothing_installed_names_each_missing_piece_with_its_package(tmp_path: P
     assert found["libvirt"].install == ["libvirt-daemon-kvm"]
     assert found["accel"].text.startswith("TCG: neither kvm_intel nor kvm_amd")
     assert "qemu-system-x86-core" in lines[-1] and lines[-1].startswith("to install: dnf")
+
+
+def test_a_broken_descriptor_is_named(tmp_path: Path) -> None:
+    host = fedora_kvm_host(tmp_path)
+    put(host.root, "/usr/share/qemu/firmware/70-broken.json", "{not json")
+    found, _ = by_topic(host)
+    assert found["firmware"].status == doctor.MISSING
+    assert "70-broken.json: not a QEMU firmware descriptor" in found["firmware"].text
 
 
 def test_an_unknown_distribution_says_so(tmp_path: Path) -> None:
