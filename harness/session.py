@@ -42,6 +42,7 @@ from harness.setup.components import (
     provision_seabios,
 )
 from harness.setup.firmware_descriptors import host_uefi, installed_version
+from harness.setup.guest_profiles import profile_named
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
 from harness.setup.libvirt_stack import HOST as HOST_STACK
@@ -70,6 +71,7 @@ class Settings:
     recipe: str = "debian"
     kernel_package: str | None = None
     guest_suite: str | None = None  # the built-in guest's Debian suite (default: the recipe's)
+    guest_profile: str | None = None  # the built-in guest's swap layout (default: partition)
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
     initrd: str | None = None  # with ``kernel``: its initrd (default: none)
     cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
@@ -137,11 +139,20 @@ class HarnessSession:
         wanted = self.settings.cloud_image
         if self._image is None and wanted:
             s = self.settings
+            if profile_named(s.guest_profile) is not None:
+                raise SetupError(
+                    f"--guest-profile {s.guest_profile} builds the built-in guest, not a cloud "
+                    "image's: drop --guest-profile or --cloud-image"
+                )
             self._image = cloud_image(wanted, s.cloud_sha256, s.cloud_sums, s.cloud_mirror)
         if self._image is None:
             recipe = Recipe.load(self.settings.recipe)
             image = ImageCache().ensure(
-                recipe, self.settings.kernel_package, self._progress, self.settings.guest_suite
+                recipe,
+                self.settings.kernel_package,
+                self._progress,
+                self.settings.guest_suite,
+                profile=self.settings.guest_profile,
             )
             if self.settings.kernel:
                 initrd = Path(self.settings.initrd) if self.settings.initrd else None
@@ -164,6 +175,7 @@ class HarnessSession:
             self._cell = Cell(
                 kernel=self.image.kernel_release,
                 guest=self.image.guest_suite,
+                profile=self.image.profile,
                 # A stack's QEMU runs only inside its daemon's namespace: its package says.
                 qemu=stack.qemu_version if stack else qemu_version(str(self.qemu_build.binary)),
                 firmware=firmware,

@@ -7,8 +7,10 @@ import os
 
 import pytest
 
+from harness.errors import SetupError
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup.accel import ACCELS
+from harness.setup.guest_profiles import profile_named
 from harness.setup.libvirt_stack import HOST as HOST_STACK
 
 FIRMWARE_KINDS = ("seabios", "ovmf")
@@ -130,6 +132,16 @@ def add_options(parser: pytest.Parser) -> None:
         "experimental: trixie or sid with that suite's kernel (default: the recipe's, bookworm)",
     )
     group.addoption(
+        "--guest-profile",
+        type=guest_profile_option,
+        default=os.environ.get("S3S4_GUEST_PROFILE"),
+        metavar="PROFILE",
+        help="swap and resume layout of the built-in guest, built into an image of its own: "
+        "partition (swap disk /dev/vdb, resume=/dev/vdb) or swapfile-ext4 (a swapfile on the "
+        "ext4 root, resume_offset from filefrag); see docs/guest-profiles.md "
+        "(default: partition)",
+    )
+    group.addoption(
         "--kernel",
         default=os.environ.get("S3S4_KERNEL"),
         metavar="BZIMAGE",
@@ -233,6 +245,7 @@ def settings_from(config: pytest.Config) -> Settings:
         recipe=config.getoption("image_recipe"),
         kernel_package=config.getoption("kernel_package"),
         guest_suite=config.getoption("guest_suite"),
+        guest_profile=config.getoption("guest_profile"),
         kernel=config.getoption("kernel"),
         initrd=config.getoption("initrd"),
         cloud_image=config.getoption("cloud_image"),
@@ -247,6 +260,15 @@ def settings_from(config: pytest.Config) -> Settings:
         cold_boot=config.getoption("cold_boot"),
         offline=config.getoption("offline"),
     )
+
+
+def guest_profile_option(value: str) -> str:
+    """A guest profile's name (harness.setup.guest_profiles)."""
+    try:
+        profile_named(value)
+    except SetupError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def firmware_option(value: str) -> str:
