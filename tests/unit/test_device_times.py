@@ -11,17 +11,17 @@ TRACE = """\
 # tracer: nop
 #
    kworker/u4:1-58   [001] .....   100.000100: device_pm_callback_start: virtio-pci \
-0000:00:03.0, parent: pci0000:00, pci_pm_suspend[suspend]
+0000:00:03.0, parent: pci0000:00, bus [suspend]
    kworker/u4:2-59   [000] .....   100.000200: device_pm_callback_start: i8042 i8042, \
-parent: platform, platform_pm_suspend[suspend]
+parent: platform, driver [suspend]
    kworker/u4:1-58   [001] .....   100.002100: device_pm_callback_end: virtio-pci \
 0000:00:03.0, err=0
    kworker/u4:2-59   [000] .....   100.300200: device_pm_callback_end: i8042 i8042, err=0
    systemd-sleep-300 [000] .....   101.000000: device_pm_callback_start: e1000 \
-0000:00:02.0, parent: pci0000:00, pci_pm_resume[resume]
+0000:00:02.0, parent: pci0000:00, bus [resume]
    systemd-sleep-300 [000] .....   101.000500: device_pm_callback_end: e1000 0000:00:02.0, err=0
    systemd-sleep-300 [000] .....   101.100000: device_pm_callback_start: virtio-pci \
-0000:00:03.0, parent: pci0000:00, pci_pm_resume_noirq[resume_noirq]
+0000:00:03.0, parent: pci0000:00, noirq bus [resume]
    systemd-sleep-300 [000] .....   101.150000: device_pm_callback_end: virtio-pci \
 0000:00:03.0, err=0
 """

@@ -1,9 +1,13 @@
 #!/bin/sh
 # The device PM probe after the wake: pairs each device_pm_callback_start with its end in the
 # trace buffer and prints devpm.callbacks (how many callbacks ran), then the DEVPM_TOP slowest
-# as devpm.slow.N=USECS PHASE DRIVER DEVICE (N from 1, slowest first; PHASE as the kernel
-# names it: suspend, suspend_late, resume_noirq, resume, freeze, restore, ...), then turns the
-# events off. Prints nothing where devpm_arm.sh armed nothing.
+# as devpm.slow.N=USECS PHASE DRIVER DEVICE (N from 1, slowest first; PHASE the kernel's PM
+# event, with the callback's stage where it has one: prepare, suspend, suspend_late,
+# suspend_noirq, resume_noirq, resume_early, resume, complete; freeze..., restore... for S4),
+# then turns the events off. Prints nothing where devpm_arm.sh armed nothing.
+# A start line reads "DRIVER DEVICE, parent: PARENT, KIND... [EVENT]" (KIND: noirq bus, late
+# driver, ...), its end "DRIVER DEVICE, err=N": one device's callbacks run one after another,
+# so an end closes that device's open start.
 # Settings: DEVPM_TOP.
 # One awk program: each costs a TCG guest tens of ms, so the top is kept in awk, not by sort.
 t=/sys/kernel/tracing; [ -d "$t/events/power" ] || t=/sys/kernel/debug/tracing
@@ -22,8 +26,11 @@ function keep(us, line,  j) {
 {
   for (i = 2; i <= NF; i++) {
     if ($i == "device_pm_callback_start:") {
-      key = device(i); phase = $NF
+      key = device(i); phase = $NF; kind = $(i + 5)
       sub(/^[^[]*\[/, "", phase); sub(/\]$/, "", phase)
+      if (kind ~ /^(noirq|late|LATE|early)$/) phase = phase "_" tolower(kind)
+      else if (kind == "preparing") phase = "prepare"
+      else if (kind == "completing") phase = "complete"
       start[key] = stamp(i); verb[key] = phase; break
     }
     if ($i == "device_pm_callback_end:") {
