@@ -4,8 +4,8 @@ their versions, memory and disk, SELinux/AppArmor, and each missing package with
 that installs it on this distribution.
 
 It uses the standard library, ``harness.setup`` and the leaf modules only, so the system's
-python3 runs it before anything is installed. Every path is read below ``Host.root`` and programs are found on
-``Host.path``, so a test can stand a KVM host in."""
+python3 runs it before anything is installed. Every path is read below ``Host.root`` and
+programs are found on ``Host.path``, so a test can stand a KVM host in."""
 
 from __future__ import annotations
 
