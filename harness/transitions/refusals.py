@@ -55,7 +55,8 @@ out=$( { @SCRIPT@; } 2>&1 ); rc=$?
 logind info
 [ $rc -eq 0 ] && exit 0
 why=$(journalctl -u systemd-logind --since=@$start -o cat 2>/dev/null |
-    grep -iE 'swap|resume|hibernat' | tail -n 2 | tr '\\n' ' ' | tail -c 300)
+    grep -iE 'swap|resume|hibernat' | grep -v 'Failed to process message' |
+    tail -n 2 | cut -c1-150 | tr '\\n' ' ')
 free=$(awk '/^SwapFree:/ {print $2}' /proc/meminfo)
 out=$(printf %s "$out" | tr '\\n' ' ' | tail -c 400)
 printf '<3>@TAG@: exited %s (SwapFree %s kB): %s%s\\n' "$rc" "$free" "$out" \\
