@@ -55,7 +55,7 @@ out=$( { @SCRIPT@; } 2>&1 ); rc=$?
 logind info
 [ $rc -eq 0 ] && exit 0
 why=$(journalctl -u systemd-logind --since=@$start -o cat 2>/dev/null |
-    grep -iE 'swap|resume|hibernat' | grep -v 'Failed to process message' |
+    grep -iE 'swap|resume|hibernat' | grep -vE 'process message|^Sent message' |
     tail -n 2 | cut -c1-150 | tr '\\n' ' ')
 free=$(awk '/^SwapFree:/ {print $2}' /proc/meminfo)
 out=$(printf %s "$out" | tr '\\n' ' ' | tail -c 400)
