@@ -17,6 +17,7 @@ from harness.errors import SetupError
 from harness.guest.ssh import SshKey
 from harness.machines.checkpoint import Checkpoint
 from harness.machines.config import Firmware, QemuConfig
+from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DeviceProfile, image_profile
 from harness.machines.libvirt.host import DEFAULT_URI, LibvirtHost
 from harness.machines.libvirt.machine import LibvirtMachine
 from harness.machines.protocol import Machine
@@ -72,6 +73,8 @@ class Settings:
     kernel_package: str | None = None
     guest_suite: str | None = None  # the built-in guest's Debian suite (default: the recipe's)
     guest_profile: str | None = None  # the built-in guest's swap layout (default: partition)
+    nic: str = DEFAULT_NIC  # the guest's NIC model (harness.machines.devices)
+    disk: str = DEFAULT_DISK  # the controller of the guest's data disk
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
     initrd: str | None = None  # with ``kernel``: its initrd (default: none)
     cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
@@ -152,13 +155,17 @@ class HarnessSession:
                 self.settings.kernel_package,
                 self._progress,
                 self.settings.guest_suite,
-                profile=self.settings.guest_profile,
+                profile=image_profile(self.devices, self.settings.guest_profile),
             )
             if self.settings.kernel:
                 initrd = Path(self.settings.initrd) if self.settings.initrd else None
                 image = with_kernel(image, Path(self.settings.kernel), initrd)
             self._image = image
         return self._image
+
+    @property
+    def devices(self) -> DeviceProfile:
+        return DeviceProfile(self.settings.nic, self.settings.disk)
 
     @property
     def resolved_cell(self) -> Cell | None:
@@ -185,6 +192,7 @@ class HarnessSession:
                 libvirt=stack.libvirt_version if stack else "",
                 packages=self._packages_used(),
                 firmware_file=str(firmware_file or ""),
+                devices=self.devices.id_suffix,
             )
         return self._cell
 
@@ -307,7 +315,7 @@ class HarnessSession:
         label = self._unique_label(label)
         machine = self._build_qemu(label, extra_args)
         self._fresh[label] = machine
-        if not extra_args and not self.settings.cold_boot:
+        if not extra_args and not self.settings.cold_boot and self.devices.migratable:
             machine.ready_from = self.ready_checkpoint()
         return machine
 
@@ -384,6 +392,7 @@ class HarnessSession:
             firmware=self._firmware(run_dir),
             extra_args=extra_args,
             seed=self._seed() if self.image.cloud else None,
+            devices=self.devices,
         )
         evidence = (
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.machines.devices import DeviceProfile
+
 ROOT_DRIVE = "root"  # the root disk's drive id (the monitor's name for it)
 DATA_NODE = "data"
 DATA_FILE_NODE = "data-file"
@@ -40,3 +42,4 @@ class QemuConfig:
     env: tuple[tuple[str, str], ...] = ()  # added to QEMU's environment (e.g. its module dir)
     qemu_img: tuple[str, ...] = ("qemu-img",)  # the argv that runs the same build's qemu-img
     seed: Path | None = None  # a cloud-init NoCloud seed, attached read-only after the disks
+    devices: DeviceProfile = field(default_factory=DeviceProfile)  # NIC, data disk's bus

@@ -50,12 +50,14 @@ class Cell:
     libvirt: str = ""  # a libvirt stack's version (e.g. 12.8.0); "" for the host's libvirt
     guest: str = ""  # the guest's Debian suite (e.g. sid) where not the default guest's
     profile: str = ""  # the guest's profile (e.g. swapfile-ext4) where not the default layout
+    devices: str = ""  # the device profile (e.g. nic-e1000e-disk-nvme) where not virtio's
 
     @property
     def id(self) -> str:
         parts = (self.kernel.removesuffix("-amd64"), self.guest, self.profile)
         kernel = "-".join(filter(None, parts))
         base = f"k{kernel}-q{self.qemu}-{self.firmware}-{self.machine}-{self.accel}"
+        base += f"-{self.devices}" if self.devices else ""
         # A libvirt stack is part of the whole cell (its direct-QEMU cases run the stack's
         # QEMU too); the host's libvirt is named only where the cell runs through it.
         if self.libvirt:

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from harness.errors import SetupError
+from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, NICS
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup.accel import ACCELS
 from harness.setup.guest_profiles import profile_named
@@ -142,6 +143,23 @@ def add_options(parser: pytest.Parser) -> None:
         "(default: partition)",
     )
     group.addoption(
+        "--nic",
+        type=lambda value: choice_option("--nic", value, NICS),
+        metavar="|".join(NICS),
+        default=os.environ.get("S3S4_NIC", DEFAULT_NIC),
+        help="the guest's NIC model; e1000e boots the devices guest profile's image, which "
+        "keeps its driver; see docs/devices.md (default: virtio-net)",
+    )
+    group.addoption(
+        "--disk",
+        type=lambda value: choice_option("--disk", value, DISKS),
+        metavar="|".join(DISKS),
+        default=os.environ.get("S3S4_DISK", DEFAULT_DISK),
+        help="the controller of the guest's data disk, the one the block checks write through "
+        "a sleep (root and swap stay on virtio-blk); virtio-scsi and ahci boot the devices "
+        "guest profile's image (default: virtio-blk)",
+    )
+    group.addoption(
         "--kernel",
         default=os.environ.get("S3S4_KERNEL"),
         metavar="BZIMAGE",
@@ -246,6 +264,8 @@ def settings_from(config: pytest.Config) -> Settings:
         kernel_package=config.getoption("kernel_package"),
         guest_suite=config.getoption("guest_suite"),
         guest_profile=config.getoption("guest_profile"),
+        nic=config.getoption("nic"),
+        disk=config.getoption("disk"),
         kernel=config.getoption("kernel"),
         initrd=config.getoption("initrd"),
         cloud_image=config.getoption("cloud_image"),
@@ -260,6 +280,14 @@ def settings_from(config: pytest.Config) -> Settings:
         cold_boot=config.getoption("cold_boot"),
         offline=config.getoption("offline"),
     )
+
+
+def choice_option(option: str, value: str, known: tuple[str, ...]) -> str:
+    """One of ``known``; also checks a default taken from the environment, which argparse's
+    ``choices`` would not."""
+    if value not in known:
+        raise argparse.ArgumentTypeError(f"{option} {value!r}: use one of {', '.join(known)}")
+    return value
 
 
 def guest_profile_option(value: str) -> str:

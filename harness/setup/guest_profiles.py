@@ -13,6 +13,11 @@ packed file system (the header page written, the rest allocated), and the kernel
 ``resume=/dev/vda resume_offset=N`` with N the file's first physical block as ``filefrag -v``
 reports it (here debugfs's own ``filefrag -v``: the file system is not mounted). The guest's
 swap disk /dev/vdb is still attached by the machine but never used.
+
+``devices``: the recipe's layout and command line, with the module files of the devices the
+recipe's excluded driver trees hold (e1000e; virtio-scsi and AHCI disks, through the SCSI
+midlayer), kept with dpkg ``path-include``: the guest of a non-virtio device profile
+(harness.machines.devices).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class GuestProfile:
     swapfile_mib: int = 0
     extra_disk_mib: int = 0  # added to the recipe's disk_size_mib
     tools: tuple[str, ...] = field(default=())  # host tools the build needs
+    # Module files (below kernel/, as the recipe's exclude_modules) kept although the recipe
+    # leaves their tree out: the drivers of the devices a profile is for.
+    include_modules: tuple[str, ...] = field(default=())
 
     @property
     def directory(self) -> Path:
@@ -61,11 +69,18 @@ class GuestProfile:
         return path if path.is_file() else None
 
     def content_key(self, recipe_key: str) -> str:
-        """The recipe's key with the profile's definition and files folded in."""
+        """The recipe's key with the profile's definition and files folded in. A field at
+        its default adds nothing, so that a new field leaves existing profiles' keys alone."""
         digest = hashlib.sha256(recipe_key.encode() + b"\0")
-        definition = {k: v for k, v in vars(self).items() if k != "summary"}
+        defaults = GuestProfile(self.name, "", "")
+        definition = {
+            k: v
+            for k, v in vars(self).items()
+            if k == "name" or (k != "summary" and v != getattr(defaults, k))
+        }
         digest.update(json.dumps(definition, sort_keys=True, default=list).encode() + b"\0")
-        for path in sorted(p for p in self.directory.iterdir() if p.is_file()):
+        files = self.directory.iterdir() if self.directory.is_dir() else iter(())
+        for path in sorted(p for p in files if p.is_file()):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()[:16]
 
@@ -76,6 +91,14 @@ class GuestProfile:
         offset = add_swapfile(root_fs, self.swapfile, self.swapfile_mib)
         progress(f"swapfile {self.swapfile} ({self.swapfile_mib} MiB) at block {offset}")
         return self.cmdline.format(resume_offset=offset)
+
+    def module_paths(self, roots: tuple[str, ...]) -> list[str]:
+        """dpkg's ``path-include`` globs for ``include_modules`` under each module root."""
+        return [
+            f"{root}/*/kernel/{module}{'*' if module.endswith('.ko') else '/*'}"
+            for module in self.include_modules
+            for root in roots
+        ]
 
 
 SWAPFILE_EXT4 = GuestProfile(
@@ -92,7 +115,21 @@ SWAPFILE_EXT4 = GuestProfile(
     tools=("debugfs", "mkswap"),
 )
 
-PROFILES = {profile.name: profile for profile in (SWAPFILE_EXT4,)}
+DEVICES = GuestProfile(
+    name="devices",
+    summary="the recipe's layout, with the drivers of e1000e, virtio-scsi and AHCI disks",
+    cmdline="",  # the recipe's own
+    include_modules=(
+        "drivers/net/ethernet/intel/e1000e",
+        # libata (AHCI) and virtio_scsi sit on the SCSI midlayer; sd_mod drives their disks.
+        "drivers/scsi/scsi_mod.ko",
+        "drivers/scsi/scsi_common.ko",
+        "drivers/scsi/sd_mod.ko",
+        "drivers/scsi/virtio_scsi.ko",
+    ),
+)
+
+PROFILES = {profile.name: profile for profile in (SWAPFILE_EXT4, DEVICES)}
 
 
 def profile_named(name: str | None) -> GuestProfile | None:

@@ -284,6 +284,8 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         "--include="
         + ",".join(checked_package(p) for p in [kernel_package, *settings["packages"]]),
         *(f"--dpkgopt=path-exclude={p}" for p in recipe.exclude_paths()),
+        # dpkg takes a path-include after the excludes as an exception to them.
+        *(f"--dpkgopt=path-include={p}" for p in _profile_modules(build.profile)),
         *(hook_option(recipe.directory, kind) for kind in ("essential", "customize")),
         *_profile_hooks(build.profile),
         build.guest.base,
@@ -307,7 +309,9 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
     with raw.open("wb") as handle:
         handle.truncate(disk_mib * 1024 * 1024)
     _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
-    cmdline = build.profile.finish_root(raw, progress) if build.profile else settings["cmdline"]
+    cmdline = settings["cmdline"]
+    if build.profile:  # a profile's command line, or the recipe's where it has none
+        cmdline = build.profile.finish_root(raw, progress) or cmdline
     if settings.get("layout") == "uefi-disk":
         raw = _uefi_disk(raw, rootdir, release, build.name, settings, work)
     progress("4/4 qemu-img convert to qcow2")
@@ -401,6 +405,11 @@ def _profile_hooks(profile: GuestProfile | None) -> list[str]:
         return []
     kinds = ("essential", "customize")
     return [hook_option(profile.directory, kind) for kind in kinds if profile.hook(kind)]
+
+
+def _profile_modules(profile: GuestProfile | None) -> list[str]:
+    """The module files a profile keeps out of the recipe's excluded trees."""
+    return profile.module_paths(MODULE_ROOTS) if profile else []
 
 
 def guest_host_keys(rootdir: Path) -> list[str]:

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import SetupError
 from harness.machines.config import QemuConfig
 from harness.machines.libvirt.owner import OWNER_NS, OWNER_PREFIX, Owner
 
@@ -34,6 +35,11 @@ class DomainFiles:
 def build_domain_xml(
     name: str, config: QemuConfig, files: DomainFiles, owner: Owner | None = None
 ) -> str:
+    if not config.devices.is_default:
+        raise SetupError(
+            f"the libvirt backend does not yet attach {config.devices.id_suffix}: "
+            "use --backend qemu for --nic/--disk other than virtio-net/virtio-blk"
+        )
     ET.register_namespace("qemu", QEMU_NS)
     ET.register_namespace(OWNER_PREFIX, OWNER_NS)
     domain = ET.Element("domain", type="kvm" if config.accel == "kvm" else "qemu")

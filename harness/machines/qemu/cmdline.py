@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.machines.config import DATA_FILE_NODE, DATA_NODE, ROOT_DRIVE, Firmware, QemuConfig
+from harness.machines.devices import data_disk_devices, nic_device
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
@@ -73,16 +74,14 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "cache.direct=off,cache.no-flush=on",
         "-blockdev",
         f"driver=raw,node-name={DATA_NODE},file={DATA_FILE_NODE}",
-        "-device",
-        f"virtio-blk-pci,drive={DATA_NODE},id=data-disk",
     ]
+    for device in data_disk_devices(config.devices.disk, DATA_NODE):
+        argv += ["-device", device]
     argv += [
         "-netdev",
         f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device",
-        # No option ROM (iPXE): the guest boots its kernel directly or from disk, never over
-        # the network, and under TCG the ROM's setup adds about a second to every firmware boot.
-        "virtio-net-pci,netdev=net0,id=nic0,romfile=",
+        nic_device(config.devices.nic, "net0", "nic0"),
         "-device",
         "virtio-serial-pci,id=vser0",
         "-chardev",
