@@ -41,8 +41,10 @@ DISK_FRESH_SHA = "disk.fresh_sha"
 DISK_FRESH_WRITE_STATUS = "disk.fresh_write_status"
 DISK_FRESH_REREAD_SHA = "disk.fresh_reread_sha"
 
-# The scratch disk (scripts/inflight_start.sh, scripts/inflight_after.sh).
+# The scratch disk (scripts/inflight_start.sh, scripts/inflight_after.sh), whatever its bus.
 BLK_PATTERN_SHA = "blk.pattern_sha"
+BLK_DISK = "blk.disk"  # its kernel name: vdc, nvme0n1, sda
+BLK_DISK_DRIVER = "blk.disk_driver"  # its controller's driver: virtio_blk, nvme, ahci ...
 BLK_VDC_REQUESTS = "blk.vdc_requests"
 BLK_INFLIGHT_STATUS = "blk.inflight_status"
 BLK_INFLIGHT_STEPS = "blk.inflight_steps"  # "<steps written before> <why the pacing ended>"

@@ -205,13 +205,16 @@ def _not_applicable(name: str, why: str) -> CheckResult:
 
 
 def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
-    """On the scratch virtio disk: a direct write in flight across the transition completed
-    intact, a write + fsync after the wake reads back intact (the in-flight writer's step at
-    the wake, else a fresh MiB), and the request counter advanced."""
+    """On the data disk, whatever its bus (virtio-blk, NVMe, AHCI, virtio-scsi): a direct
+    write in flight across the transition completed intact, a write + fsync after the wake
+    reads back intact (the in-flight writer's step at the wake, else a fresh MiB), and the
+    request counter advanced. The detail names the disk and its controller's driver."""
     if unmeasured := _unmeasured("virtio_blk_healthy", ev):
         return unmeasured
     b, a = ev.before, ev.after
     problems = []
+    name = b.get(fact.BLK_DISK) or a.get(fact.BLK_DISK) or "?"
+    disk = f"{b.get(fact.BLK_DISK_DRIVER) or a.get(fact.BLK_DISK_DRIVER) or '?'} data disk {name}"
     steps, _, why = (a.get(fact.BLK_INFLIGHT_STEPS) or "").partition(" ")
     wrote_at_wake = why == "slept" and _int(a.get(fact.BLK_INFLIGHT_MIB)) == _int(steps) + 1
     if a.get(fact.BLK_INFLIGHT_STATUS) != "0":
@@ -230,7 +233,7 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
     if _int(a.get(fact.BLK_VDC_REQUESTS)) <= _int(b.get(fact.BLK_VDC_REQUESTS)):
         problems.append(f"request counter stuck at {a.get(fact.BLK_VDC_REQUESTS)}")
     after_wake = "" if wrote_at_wake else " and 1 MiB after"
-    detail = (
+    detail = f"{disk}: " + (
         f"{a.get(fact.BLK_INFLIGHT_MIB)} MiB written from just before the request "
         f"({_inflight_steps(a)}){after_wake} read back intact; requests "
         f"{b.get(fact.BLK_VDC_REQUESTS)} -> "
@@ -239,6 +242,8 @@ def virtio_blk_healthy(ev: CycleEvidence) -> CheckResult:
         else "; ".join(problems)
     )
     keys = (
+        fact.BLK_DISK,
+        fact.BLK_DISK_DRIVER,
         fact.BLK_PATTERN_SHA,
         fact.BLK_INFLIGHT_STATUS,
         fact.BLK_INFLIGHT_STEPS,
@@ -357,11 +362,13 @@ def kernel_log_clean(ev: CycleEvidence) -> CheckResult:
 
 
 def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
-    """virtio-net still bound and up (seen through the agent), interrupts advancing, and 1 MiB
-    each way over it arrives intact."""
+    """The guest's NIC, whatever its model (virtio-net, e1000e ...), still bound to the driver
+    it had before the sleep and up (seen through the agent), interrupts advancing, and 1 MiB
+    each way over it arrives intact. A failure names the driver and the interface."""
     a = ev.after
     problems = []
-    if a.get(fact.NET_DRIVER) != "virtio_net":
+    driver = ev.before.get(fact.NET_DRIVER) or a.get(fact.NET_DRIVER) or "no driver"
+    if a.get(fact.NET_DRIVER) != driver:
         problems.append(f"driver {a.get(fact.NET_DRIVER) or 'none'}")
     if a.get(fact.NET_OPERSTATE) != "up" or a.get(fact.NET_CARRIER) != "1":
         problems.append(
@@ -372,11 +379,12 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
     for direction in (fact.NET_HOST_TO_GUEST, fact.NET_GUEST_TO_HOST):
         if a.get(direction) != "ok":
             problems.append(f"{direction.split('.')[1]} {a.get(direction) or 'not done'}")
+    nic = f"{driver} {a.get(fact.NET_IFACE) or ev.before.get(fact.NET_IFACE) or 'nic'}"
     detail = (
-        f"{a.get(fact.NET_IFACE)} virtio_net up, 1 MiB each way intact, interrupts "
+        f"{nic} up, 1 MiB each way intact, interrupts "
         f"{a.get(fact.NET_IRQS)} -> {a.get(fact.NET_IRQS_AFTER_TRANSFER)}"
         if not problems
-        else "; ".join(problems)
+        else f"{nic}: " + "; ".join(problems)
     )
     keys = (
         fact.NET_IFACE,

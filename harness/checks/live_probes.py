@@ -76,7 +76,7 @@ def clock_via_agent(machine: Machine) -> dict[str, str]:
 
 
 def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
-    """Driver, link and interrupt facts of the virtio NIC the facts ``before`` the sleep named,
+    """Driver, link and interrupt facts of the NIC the facts ``before`` the sleep named,
     read through the agent's file commands. Without one named there (probes without NET)
     NET_SCRIPT looks for it, run by the agent (guest-exec: a program or two, tenths of a
     second of a TCG guest's CPU right after a wake)."""
@@ -101,15 +101,16 @@ def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
 
 
 def nic_irqs(machine: Machine, device: str) -> str:
-    """The interrupts virtio device ``device`` (virtio0) has taken on all CPUs, read through
-    the agent's file commands."""
+    """The interrupts the NIC's ``device`` (virtio0 for virtio-net, else the interface) has
+    taken on all CPUs, read through the agent's file commands."""
     data = agent_files.read_file(machine.agent_execute, "/proc/interrupts") or b""
     return str(irq_count(data.decode(errors="replace"), device))
 
 
 def irq_count(interrupts: str, device: str) -> int:
-    """The sum over the CPUs' columns of /proc/interrupts' lines of ``device``'s queues
-    (``virtio0-input.0``...), counted on the host: an awk in the guest costs it tens of ms."""
+    """The sum over the CPUs' columns of /proc/interrupts' lines of ``device`` and its queues
+    (``virtio0-input.0``..., e1000e's ``ens3``, ``ens3-rx-0``...), counted on the host: an awk in
+    the guest costs it tens of ms."""
     lines = interrupts.splitlines()
     if not lines:
         return 0
@@ -117,7 +118,7 @@ def irq_count(interrupts: str, device: str) -> int:
     total = 0
     for line in lines[1:]:
         fields = line.split()
-        if fields and fields[-1].startswith(f"{device}-"):
+        if fields and device and (fields[-1] == device or fields[-1].startswith(f"{device}-")):
             total += sum(int(v) for v in fields[1 : cpus + 1] if v.isdigit())
     return total
 

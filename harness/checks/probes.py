@@ -100,6 +100,7 @@ BLOCK = Probe(
     name="blk",
     before=_SLICE_SUM
     + program(
+        "data_disk.sh",
         "inflight_start.sh",
         STATE_DIR=STATE_DIR,
         INFLIGHT_BASES=INFLIGHT_BASES,
@@ -112,7 +113,8 @@ BLOCK = Probe(
             INFLIGHT_PACE_S=INFLIGHT_PACE_S,
         ),
     ),
-    after=_SLICE_SUM + program("inflight_after.sh", STATE_DIR=STATE_DIR, BOUNDED_WAIT=BOUNDED_WAIT),
+    after=_SLICE_SUM
+    + program("data_disk.sh", "inflight_after.sh", STATE_DIR=STATE_DIR, BOUNDED_WAIT=BOUNDED_WAIT),
 )
 
 # Before the sleep the network is read over ssh with the other facts (one round trip); after

@@ -81,7 +81,7 @@ def clock_step(seconds: int) -> Fault:
 def link_down() -> Fault:
     """The NIC's link goes down (QMP set_link) right after the wake."""
     return Fault(
-        "virtio-net link set down over QMP after the wake", lambda m: m.set_link(False), AFTER_WAKE
+        "NIC link set down over QMP after the wake", lambda m: m.set_link(False), AFTER_WAKE
     )
 
 
@@ -95,7 +95,8 @@ def kill_sentinel() -> Fault:
 
 
 def disk_io_errors() -> Fault:
-    """Every I/O on the scratch virtio disk fails (QEMU blkdebug, EIO) from the wake on."""
+    """Every I/O on the scratch disk, whatever its bus, fails (QEMU blkdebug, EIO) from the
+    wake on."""
     return Fault(
         "blkdebug: EIO on every read and write of the scratch disk after the wake",
         lambda m: m.fail_data_disk_io(),

@@ -116,8 +116,8 @@ def _paced_writer(tmp_path: Path) -> tuple[str, Path, Path]:
     (tmp_path / "pattern.sha").write_text("x\n")
     text = (
         BLOCK.before.replace("/sys/power/suspend_stats/success", str(counter))
-        .replace("/sys/block/vdc/stat", "/dev/null")
-        .replace("/dev/vdc", str(disk))
+        .replace("/sys/block/$data_disk/stat", "/dev/null")
+        .replace("/dev/$data_disk", str(disk))
         .replace("oflag=direct", "")
         .replace(STATE_DIR, str(tmp_path))
     )
@@ -194,8 +194,8 @@ def _block_after(tmp_path: Path, disk: Path) -> dict[str, str]:
     sums = [hashlib.sha256(pattern[i << 20 : (i + 1) << 20]).hexdigest() for i in range(16)]
     (tmp_path / "slices.sha").write_text("\n".join(sums) + "\n")
     text = (
-        BLOCK.after.replace("/sys/block/vdc/stat", "/dev/null")
-        .replace("/dev/vdc", str(disk))
+        BLOCK.after.replace("/sys/block/$data_disk/stat", "/dev/null")
+        .replace("/dev/$data_disk", str(disk))
         .replace("iflag=direct", "")
         .replace("oflag=direct", "")
         .replace(STATE_DIR, str(tmp_path))
@@ -487,9 +487,19 @@ def test_the_nics_interrupts_are_its_queues_on_every_cpu(tmp_path: Path) -> None
     assert irq_count(interrupts, "virtio2") == irq_count("", "virtio0") == 0
 
 
-def test_the_network_facts_name_no_nic_when_none_is_virtio(tmp_path: Path) -> None:
+def test_the_network_facts_follow_a_nic_of_another_model(tmp_path: Path) -> None:
+    """Not virtio's: its interrupts are named after the interface (eth1-rx-0, eth1)."""
     facts = _net_facts(tmp_path, _sysfs(tmp_path, virtio=False))
-    assert facts["net.iface"] == "" and facts["net.driver"] == "e1000", facts
+    assert facts["net.iface"] == "eth1" and facts["net.driver"] == "e1000", facts
+    assert facts["net.device"] == "eth1" and facts["net.carrier"] == "1", facts
+    interrupts = (
+        "           CPU0       CPU1\n"
+        " 30:          4          2   PCI-MSI 65536-edge      eth1-rx-0\n"
+        " 31:          3          1   PCI-MSI 65537-edge      eth1-tx-0\n"
+        " 32:          1          0   PCI-MSI 65538-edge      eth1\n"
+        " 33:          9          9   PCI-MSI 65539-edge      eth10\n"
+    )
+    assert irq_count(interrupts, "eth1") == 11
 
 
 def _kernel_log_before(tmp_path: Path, devkmsg: str) -> dict[str, str]:
@@ -560,8 +570,8 @@ def test_a_lost_in_flight_write_reads_back_as_another_cycles_data(tmp_path: Path
     """Each capture writes at another offset: a write the disk lost leaves there what an
     earlier cycle wrote, which is another part of the pattern, so it is named."""
     text, _, disk = _paced_writer(tmp_path)
-    after = _local(BLOCK.after, tmp_path).replace("/sys/block/vdc/stat", "/dev/null")
-    after = after.replace("/dev/vdc", str(disk))
+    after = _local(BLOCK.after, tmp_path).replace("/sys/block/$data_disk/stat", "/dev/null")
+    after = after.replace("/dev/$data_disk", str(disk))
     _start(_quick_pace(text))  # round 0: offset 0
     assert _ended(tmp_path, disk) == (INFLIGHT_STEPS, "paced")
     facts, _ = run_script(after, tmp_path)

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The in-flight write: the pattern written to the scratch disk /dev/vdc at MiB $0 onwards, in
+# The in-flight write: the pattern written to the data disk $1 (/dev/vdc, /dev/nvme0n1 ...) at
+# MiB $0 onwards, in
 # direct steps of INFLIGHT_STEP_MIB paced by the guest's own clock (INFLIGHT_PACE_S between
 # two), so that the write is still going on when the guest freezes. The pacing ends on the
 # first of: the guest is seen to have slept (its suspend counter moved, or note_clock_jump
@@ -14,10 +15,10 @@
 # Each step starts a dd, which costs a TCG guest tens of ms taken from its own way to sleep:
 # hence a slow pace, and the rest of the pattern is not written after the wake.
 # shellcheck disable=SC2034  # last is read by note_clock_jump (clock_jump.sh)
-echo $$ > "$STATE_DIR/blk.pid"; exec 3<>"$STATE_DIR/blk.tick"; base=$0
+echo $$ > "$STATE_DIR/blk.pid"; exec 3<>"$STATE_DIR/blk.tick"; base=$0; disk=$1
 read -r slept < /sys/power/suspend_stats/success
 i=0; rc=0; last=; jumped=; over=; why=paced
-step() { dd if="$STATE_DIR/pattern" of=/dev/vdc bs="${INFLIGHT_STEP_MIB}M" skip=$i \
+step() { dd if="$STATE_DIR/pattern" of="$disk" bs="${INFLIGHT_STEP_MIB}M" skip=$i \
   seek=$((base + i)) count=1 oflag=direct "$@" 2>/dev/null; }
 while [ $i -lt "$INFLIGHT_STEPS" ]; do
   read -r now < /sys/power/suspend_stats/success; [ "$now" = "$slept" ] || { why=slept; break; }
