@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from harness.results.device_times import cycle_device_times
 from harness.results.merge import case_name
 
 SERIAL_TAIL_LINES = 150
@@ -54,7 +55,8 @@ def _cycle(cycle: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             for e in evidence.get("events", [])
         ],
         "kernel": evidence.get("kernel_messages", [])[:80],
-        "timings": {k: round(v, 2) for k, v in evidence.get("timings", {}).items()},
+        "timings": {k: round(v, 2) for k, v in evidence.get("timings", {}).items()}
+        | {k: round(v, 3) for k, v in cycle_device_times(cycle).items()},  # slowest callbacks
         "combination": cycle.get("combination", {}),
         "serial_tail": tail[-SERIAL_TAIL_LINES:],
     }

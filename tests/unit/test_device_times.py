@@ -1,11 +1,14 @@
 """Per-device suspend and resume times: the guest-side script run by the host's own shell and
-awk on a trace in the kernel's format, and its facts read back as seconds per callback."""
+awk on a trace in the kernel's format, its facts read back as seconds per callback, and shown
+with each cycle's timings in the report."""
 
+import json
 import subprocess
 from pathlib import Path
 
 from harness.checks.probes import DEVICE_PM
 from harness.results.device_times import cycle_device_times, device_times
+from harness.results.html import evidence_index
 
 TRACE = """\
 # tracer: nop
@@ -66,3 +69,21 @@ def test_facts_become_seconds_per_callback() -> None:
         "device resume_noirq virtio-pci 0000:00:03.0": 0.05,
     }
     assert cycle_device_times({"evidence": {"after": after}}) == device_times(after)
+
+
+def test_the_report_shows_each_cycles_slowest_callbacks(tmp_path: Path) -> None:
+    cycle = {
+        "verdict": "PASS",
+        "evidence": {
+            "timings": {"request_to_entry": 1.234},
+            "after": {"devpm.slow.1": "37263 resume virtio-pci 0000:00:03.0"},
+        },
+    }
+    record = {"test": "t.py::test_s3[cellA-s3-agent]", "cell": "cellA", "series": [
+        {"cycles": [cycle]}]}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"tests": [record], "cells": []}))
+    (entry,) = evidence_index([tmp_path]).values()
+    assert entry["cycles"][0]["timings"] == {
+        "request_to_entry": 1.23,
+        "device resume virtio-pci 0000:00:03.0": 0.037,
+    }
