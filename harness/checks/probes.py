@@ -92,7 +92,21 @@ STREAM_COMMAND = STREAM_READY + program(
         STREAM_CHUNKS=STREAM_CHUNKS,
     ),
 )
-WARM_UP = PATTERN_READY + STREAM_READY + SENTINEL_START + ACPI_STATES_READY
+# Each driver's suspend and resume callbacks, timed by the kernel's device_pm_callback trace
+# events (scripts/devpm_arm.sh, devpm_after.sh): the DEVPM_TOP slowest of a cycle are kept. A
+# cycle's callbacks take some 100 KiB of the buffer: DEVPM_BUFFER_KB a CPU holds a few cycles.
+DEVPM_TOP = 20
+DEVPM_BUFFER_KB = 512
+DEVPM_MARK = "s3s4-harness: device pm mark"
+DEVPM_READY = program("devpm_arm.sh", DEVPM_MARK=DEVPM_MARK, DEVPM_BUFFER_KB=DEVPM_BUFFER_KB)
+DEVICE_PM = Probe(
+    name="devpm",
+    before=DEVPM_READY,
+    after=program("devpm_after.sh", DEVPM_TOP=DEVPM_TOP, DEVPM_MARK=DEVPM_MARK),
+)
+
+# The ready checkpoint holds what every cycle would otherwise make first.
+WARM_UP = PATTERN_READY + STREAM_READY + SENTINEL_START + ACPI_STATES_READY + DEVPM_READY
 
 NET_SCRIPT = code("net.sh")
 
@@ -120,15 +134,6 @@ BLOCK = Probe(
 # Before the sleep the network is read over ssh with the other facts (one round trip); after
 # the wake it is read through the agent, beside the facts script (see cycle._capture_after).
 NET = Probe(name="net", before=NET_SCRIPT, after="")
-
-# Each driver's suspend and resume callbacks, timed by the kernel's device_pm_callback trace
-# events (scripts/devpm_arm.sh, devpm_after.sh): the DEVPM_TOP slowest of a cycle are kept.
-DEVPM_TOP = 20
-DEVICE_PM = Probe(
-    name="devpm",
-    before=code("devpm_arm.sh"),
-    after=program("devpm_after.sh", DEVPM_TOP=DEVPM_TOP),
-)
 
 DEFAULT_PROBES = (IDENTITY, KERNEL_LOG, NET, SENTINEL, DISK, BLOCK, DEVICE_PM)
 # Across a clean shutdown and a fresh boot only the disk keeps anything: the sentinel and the

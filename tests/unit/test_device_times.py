@@ -13,6 +13,10 @@ from harness.results.html import evidence_index
 TRACE = """\
 # tracer: nop
 #
+   kworker/u4:1-58   [001] .....    90.000100: device_pm_callback_start: i8042 i8042, \
+parent: platform, driver [suspend]
+   kworker/u4:1-58   [001] .....    90.900100: device_pm_callback_end: i8042 i8042, err=0
+   sh-200            [000] .....    99.000000: tracing_mark_write: s3s4-harness: device pm mark
    kworker/u4:1-58   [001] .....   100.000100: device_pm_callback_start: virtio-pci \
 0000:00:03.0, parent: pci0000:00, bus [suspend]
    kworker/u4:2-59   [000] .....   100.000200: device_pm_callback_start: i8042 i8042, \
@@ -30,30 +34,47 @@ parent: platform, driver [suspend]
 """
 
 
-def run_after_script(tracefs: Path, top: int) -> str:
-    """The probe's after-script with its tracefs folder pointed at ``tracefs``."""
-    script = DEVICE_PM.after.replace("/sys/kernel/tracing", str(tracefs))
+def run_script(script: str, tracefs: Path, top: int = 20) -> str:
+    """A probe's script with its tracefs folder pointed at ``tracefs``."""
+    script = script.replace("/sys/kernel/tracing", str(tracefs))
     script = script.replace("DEVPM_TOP=20", f"DEVPM_TOP={top}")
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
 
 
-def test_the_slowest_callbacks_are_paired_and_ranked(tmp_path: Path) -> None:
-    events = tmp_path / "events" / "power"
+def fake_tracefs(root: Path, enabled: str = "0") -> Path:
+    events = root / "events" / "power"
     for name in ("device_pm_callback_start", "device_pm_callback_end"):
         (events / name).mkdir(parents=True)
-        (events / name / "enable").write_text("1\n")
+        (events / name / "enable").write_text(f"{enabled}\n")
+    for name in ("trace_marker", "buffer_size_kb", "tracing_on"):
+        (root / name).write_text("")
+    return events
+
+
+def test_arming_turns_the_events_on_once_and_marks_each_cycle(tmp_path: Path) -> None:
+    events = fake_tracefs(tmp_path)
+    assert run_script(DEVICE_PM.before, tmp_path) == f"devpm.armed={tmp_path}\n"
+    assert (events / "device_pm_callback_end" / "enable").read_text() == "1\n"
+    assert (tmp_path / "buffer_size_kb").read_text() == "512\n"
+    (tmp_path / "buffer_size_kb").write_text("untouched\n")
+    run_script(DEVICE_PM.before, tmp_path)
+    assert (tmp_path / "buffer_size_kb").read_text() == "untouched\n"  # once a boot
+    assert (tmp_path / "trace_marker").read_text() == "s3s4-harness: device pm mark\n"
+
+
+def test_the_slowest_callbacks_since_the_mark_are_paired_and_ranked(tmp_path: Path) -> None:
+    fake_tracefs(tmp_path, enabled="1")
     (tmp_path / "trace").write_text(TRACE)
-    assert run_after_script(tmp_path, top=3).splitlines() == [
+    assert run_script(DEVICE_PM.after, tmp_path, top=3).splitlines() == [
         "devpm.callbacks=4",
         "devpm.slow.1=300000 suspend i8042 i8042",
         "devpm.slow.2=50000 resume_noirq virtio-pci 0000:00:03.0",
         "devpm.slow.3=2000 suspend virtio-pci 0000:00:03.0",
     ]
-    assert (events / "device_pm_callback_start" / "enable").read_text() == "0\n"
 
 
 def test_a_guest_without_tracefs_prints_nothing(tmp_path: Path) -> None:
-    assert run_after_script(tmp_path / "none", top=3) == ""
+    assert run_script(DEVICE_PM.after, tmp_path / "none") == ""
 
 
 def test_facts_become_seconds_per_callback() -> None:

@@ -1,0 +1,79 @@
+"""The device axis: S3 and S4 on the guest's NIC and data disk of the session's device profile
+(``--nic``, ``--disk``), and their checks shown failing on a fault of that device, naming it.
+
+With the defaults (virtio-net, virtio-blk) these run on the session's usual guest; with
+``--nic e1000e --disk nvme`` (or ahci, virtio-scsi) on a guest with those devices, whose cell
+id names them. The checks find the NIC and the data disk in the guest whatever their model.
+"""
+
+import pytest
+
+from harness.checks.verdict import Verdict
+from harness.cycle.faults import disk_io_errors, link_down
+from harness.plugin import PowerCycle, expect_pass
+from harness.session import HarnessSession
+from harness.transitions.catalogue import S3_AGENT, S4_AGENT
+
+# The guest's name for each device's driver, as the checks report it.
+NIC_DRIVERS = {"virtio-net": "virtio_net", "e1000e": "e1000e"}
+DISK_DRIVERS = {
+    "virtio-blk": "virtio_blk",
+    "nvme": "nvme",
+    "ahci": "ahci",
+    "virtio-scsi": "virtio_scsi",
+}
+
+
+def _drivers(harness_session: HarnessSession) -> tuple[str, str]:
+    s = harness_session.settings
+    return NIC_DRIVERS[s.nic], DISK_DRIVERS[s.disk]
+
+
+@pytest.mark.s3
+def test_devices_s3(power_cycle: PowerCycle, harness_session: HarnessSession) -> None:
+    """S3 with the profile's NIC and data disk: every check passes, on those devices."""
+    series = power_cycle(S3_AGENT)
+    expect_pass(series)
+    outcome = series.last
+    nic, disk = _drivers(harness_session)
+    details = {c.name: c.detail for c in outcome.checks}
+    assert details["virtio_net_healthy"].startswith(f"{nic} "), details
+    assert details["virtio_blk_healthy"].startswith(f"{disk} data disk "), details
+
+
+@pytest.mark.s4
+def test_devices_s4(power_cycle: PowerCycle, harness_session: HarnessSession) -> None:
+    """S4 with the profile's devices: the guest resumes from its image and they still work."""
+    series = power_cycle(S4_AGENT)
+    expect_pass(series)
+    outcome = series.last
+    nic, disk = _drivers(harness_session)
+    details = {c.name: c.detail for c in outcome.checks}
+    assert details["virtio_net_healthy"].startswith(f"{nic} "), details
+    assert details["virtio_blk_healthy"].startswith(f"{disk} data disk "), details
+
+
+@pytest.mark.s3
+def test_devices_link_down_names_the_nic(
+    power_cycle: PowerCycle, harness_session: HarnessSession
+) -> None:
+    """QMP set_link off right after the wake: the network check fails naming the NIC."""
+    outcome = power_cycle(S3_AGENT, faults=[link_down()]).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    failed = {c.name: c.detail for c in outcome.failed_checks}
+    nic, _ = _drivers(harness_session)
+    assert failed["virtio_net_healthy"].startswith(f"{nic} "), failed
+    assert "link down" in failed["virtio_net_healthy"], failed
+
+
+@pytest.mark.s3
+def test_devices_disk_eio_names_the_disk(
+    power_cycle: PowerCycle, harness_session: HarnessSession
+) -> None:
+    """blkdebug EIO under the data disk while the guest sleeps: the disk check fails naming
+    the disk's controller."""
+    outcome = power_cycle(S3_AGENT, faults=[disk_io_errors()]).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    failed = {c.name: c.detail for c in outcome.failed_checks}
+    _, disk = _drivers(harness_session)
+    assert failed["virtio_blk_healthy"].startswith(f"{disk} data disk "), failed

@@ -1,0 +1,59 @@
+"""The device axis end to end: testcases/test_devices.py in a pytest of its own per device
+profile (a profile is a guest of its own, with its own cold boot and checkpoint).
+
+e1000e + NVMe: S3 and S4 pass with the checks on those devices, QMP set_link off after the
+wake fails the NIC check naming e1000e, and blkdebug EIO under the NVMe data disk fails the
+disk check naming nvme. Its guest boots the ``devices`` profile's image (built once, then
+cached) and cold boots every case: QEMU cannot checkpoint an NVMe controller. e1000e + AHCI
+and virtio-scsi: S3 passes on those disks, each from its profile's checkpoint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 900  # the devices image, when not cached, is built first (about a minute)
+
+
+def run_cases(tmp_path: Path, *options: str) -> dict[str, Any]:
+    """testcases/test_devices.py with ``options``; its results.json."""
+    reports = tmp_path / "reports"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "testcases/test_devices.py", "-p", "no:cacheprovider",
+         "--report-dir", str(reports), *options],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    (run,) = reports.glob("2*/results.json")
+    data: dict[str, Any] = json.loads(run.read_text())
+    return data
+
+
+def verdicts(data: dict[str, Any]) -> dict[str, list[str]]:
+    return {t["test"].split("::")[-1].split("[")[0]: t["verdicts"] for t in data["tests"]}
+
+
+def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
+    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme")
+    (cell,) = data["cells"]
+    assert cell["id"].endswith("-nic-e1000e-disk-nvme") and "-devices-q" in cell["id"], cell
+    assert verdicts(data) == {
+        "test_devices_s3": ["PASS"],
+        "test_devices_s4": ["PASS"],
+        "test_devices_link_down_names_the_nic": ["FAIL"],
+        "test_devices_disk_eio_names_the_disk": ["FAIL"],
+    }
+
+
+@pytest.mark.parametrize("disk", ["ahci", "virtio-scsi"])
+def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None:
+    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices_s3")
+    (cell,) = data["cells"]
+    assert cell["id"].endswith(f"-nic-e1000e-disk-{disk}"), cell
+    assert verdicts(data) == {"test_devices_s3": ["PASS"]}
