@@ -38,6 +38,7 @@ class Migrated:
     target_qemu: str
     machine_type: str
     run_state: str
+    source_wakeup: str  # the source's WAKEUP: before-completion, after-completion or none
     stream_bytes: int
     seconds: float
 
@@ -47,6 +48,7 @@ class Migrated:
             "to_qemu": self.target_qemu,
             "machine_type": self.machine_type,
             "run_state_after_load": self.run_state,
+            "source_wakeup": self.source_wakeup,
             "stream_bytes": self.stream_bytes,
             "seconds": round(self.seconds, 2),
         }
@@ -98,6 +100,7 @@ def migrate_via_file(machine: QemuMachine, target: QemuConfig, stream: Path) -> 
     machine.qmp("migrate", {"uri": uri})
     _wait_migration(machine, mark, machine.timeouts.hibernate, f"migration out of QEMU {source}")
     machine.stop()
+    source_wakeup = _source_wakeup(machine.events.since(mark))
     _reconfigure(machine, target)
     try:
         machine._launch(incoming=True)
@@ -118,9 +121,29 @@ def migrate_via_file(machine: QemuMachine, target: QemuConfig, stream: Path) -> 
         target_qemu=target_version,
         machine_type=target.machine,
         run_state=str(status.get("status", "")),
+        source_wakeup=source_wakeup,
         stream_bytes=stream.stat().st_size,
         seconds=time.monotonic() - started,
     )
+
+
+def _source_wakeup(events: list[RecordedEvent]) -> str:
+    """Whether the source QEMU woke the guest before its migration completed (the stream
+    then holds the guest awake), after it (the stream holds it still in its S3 entry, with
+    a run state of running: QEMU before 9.0 requests the wake-up as the migration completes,
+    and its main loop may carry it out only after the last pass), or not at all."""
+    names = [e.name for e in events]
+    if "WAKEUP" not in names:
+        return "none"
+    completed = next(
+        (
+            i
+            for i, e in enumerate(events)
+            if e.name == ckpt.MIGRATION and e.data.get("status") == "completed"
+        ),
+        len(events),
+    )
+    return "before-completion" if names.index("WAKEUP") < completed else "after-completion"
 
 
 def _wait_migration(machine: QemuMachine, since: int, timeout: float, what: str) -> RecordedEvent:
