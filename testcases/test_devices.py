@@ -57,13 +57,17 @@ def test_devices_s4(power_cycle: PowerCycle, harness_session: HarnessSession) ->
 def test_devices_link_down_names_the_nic(
     power_cycle: PowerCycle, harness_session: HarnessSession
 ) -> None:
-    """QMP set_link off right after the wake: the network check fails naming the NIC."""
+    """QMP set_link off right after the wake: the network check fails naming the NIC. A
+    virtio NIC's guest sees the link down at once; QEMU's e1000e, reset by its driver's
+    resume, tells the guest the link is up again although the host's is down, so there the
+    check fails on the transfers that never arrive (after the ssh command's timeout)."""
     outcome = power_cycle(S3_AGENT, faults=[link_down()]).last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     failed = {c.name: c.detail for c in outcome.failed_checks}
     nic, _ = _drivers(harness_session)
-    assert failed["virtio_net_healthy"].startswith(f"{nic} "), failed
-    assert "link down" in failed["virtio_net_healthy"], failed
+    detail = failed["virtio_net_healthy"]
+    assert detail.startswith(f"{nic} "), failed
+    assert "link down" in detail or "host_to_guest not done" in detail, failed
 
 
 @pytest.mark.s3

@@ -5,9 +5,11 @@ e1000e + NVMe: S3 and S4 pass with the checks on those devices, QMP set_link off
 wake fails the NIC check naming e1000e, and blkdebug EIO under the NVMe data disk fails the
 disk check naming nvme. Its guest boots the ``devices`` profile's image (built once, then
 cached) and cold boots every case: QEMU cannot checkpoint an NVMe controller. e1000e + AHCI
-and virtio-scsi: S3 passes on those disks, each from its profile's checkpoint."""
+and virtio-scsi: S3 passes on those disks, each from its profile's checkpoint (with
+S3S4_E2E_DEVICES=all: each is a guest of its own, beyond CI's share of time)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,17 +42,21 @@ def verdicts(data: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
-    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme")
+    """S3 and both faults; S4 (a minute more) is left to the suite's runs of the profile."""
+    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme", "-k", "not devices_s4")
     (cell,) = data["cells"]
     assert cell["id"].endswith("-nic-e1000e-disk-nvme") and "-devices-q" in cell["id"], cell
     assert verdicts(data) == {
         "test_devices_s3": ["PASS"],
-        "test_devices_s4": ["PASS"],
         "test_devices_link_down_names_the_nic": ["FAIL"],
         "test_devices_disk_eio_names_the_disk": ["FAIL"],
     }
 
 
+@pytest.mark.skipif(
+    os.environ.get("S3S4_E2E_DEVICES") != "all",
+    reason="a minute each beyond CI's share: S3S4_E2E_DEVICES=all runs them",
+)
 @pytest.mark.parametrize("disk", ["ahci", "virtio-scsi"])
 def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None:
     data = run_cases(tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices_s3")
