@@ -58,9 +58,9 @@ def test_devices_link_down_names_the_nic(
     power_cycle: PowerCycle, harness_session: HarnessSession
 ) -> None:
     """QMP set_link off right after the wake: the network check fails naming the NIC. A
-    virtio NIC's guest sees the link down at once; QEMU's e1000e, reset by its driver's
-    resume, tells the guest the link is up again although the host's is down, so there the
-    check fails on the transfers that never arrive (after the ssh command's timeout)."""
+    virtio NIC's guest sees the link down at once; while an e1000e's driver resumes, QEMU's
+    e1000e tells the guest the link is up although the host's is down, so there the check
+    fails on the transfers that never arrive (after the ssh command's timeout)."""
     outcome = power_cycle(S3_AGENT, faults=[link_down()]).last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     failed = {c.name: c.detail for c in outcome.failed_checks}
