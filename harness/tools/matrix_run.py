@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
+from harness.interrupts import received
 from harness.matrix.spec import OPTIONAL_AXES, STACK_QEMU, CellSpec
 from harness.paths import REPO_ROOT
 from harness.results import html as html_report
@@ -28,6 +30,9 @@ from harness.setup.image import Progress
 
 ROOT = REPO_ROOT
 LOCK_NAME = ".matrix.lock"  # held by the matrix run writing into the folder
+# An interrupted cell stops its guests (libvirt domains too) and writes its report in seconds;
+# past this it is killed.
+CELL_STOP_GRACE_S = 120.0
 
 
 def settings_for(cell: CellSpec) -> Settings:
@@ -103,31 +108,61 @@ def _run_cells(
     runs_dir = out / "cells"
     runs_dir.mkdir(parents=True, exist_ok=True)
     status = 0
-    run_dirs = []
-    for n, cell in enumerate(cells, 1):
-        progress(f"cell {n}/{len(cells)}: {cell.label}")
-        before = set(runs_dir.iterdir())
-        argv = [
-            str(Path(sys.executable).with_name("pytest")),
-            *cell.pytest_args(),
-            # pytest takes its rootdir from any existing path among its arguments, option
-            # values included: an --out outside the tree would move it there.
-            "--rootdir",
-            str(ROOT),
-            "--report-dir",
-            str(runs_dir),
-            *pytest_args,
-        ]
-        started = time.monotonic()
-        code = subprocess.run(argv, cwd=ROOT, check=False).returncode
-        progress(f"cell {cell.label}: pytest exit {code} in {time.monotonic() - started:.0f}s")
-        status = status or code
-        made = [p for p in set(runs_dir.iterdir()) - before if p.is_dir() and p.name != "latest"]
-        run_dirs += [p for p in made if (p / "results.json").is_file()]
-    merged = merge([load_run(p) for p in sorted(run_dirs)])
-    (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
-    html_report.write(merged, sorted(run_dirs), out / "matrix.html")
+    run_dirs: list[Path] = []
+    try:
+        for n, cell in enumerate(cells, 1):
+            progress(f"cell {n}/{len(cells)}: {cell.label}")
+            before = set(runs_dir.iterdir())
+            argv = [
+                str(Path(sys.executable).with_name("pytest")),
+                *cell.pytest_args(),
+                # pytest takes its rootdir from any existing path among its arguments, option
+                # values included: an --out outside the tree would move it there.
+                "--rootdir",
+                str(ROOT),
+                "--report-dir",
+                str(runs_dir),
+                *pytest_args,
+            ]
+            started = time.monotonic()
+            try:
+                code = run_cell(argv)
+            finally:
+                made = set(runs_dir.iterdir()) - before
+                run_dirs += [p for p in made if p.name != "latest" and _has_results(p)]
+            progress(f"cell {cell.label}: pytest exit {code} in {time.monotonic() - started:.0f}s")
+            status = status or code
+    finally:
+        # An interrupted matrix still merges the cells that ran, the interrupted one included
+        # (its results.json says it was interrupted and during which test).
+        merged = merge([load_run(p) for p in sorted(run_dirs)])
+        (out / "matrix.json").write_text(json.dumps(merged, indent=2) + "\n")
+        html_report.write(merged, sorted(run_dirs), out / "matrix.html")
     return status, merged
+
+
+def _has_results(path: Path) -> bool:
+    return path.is_dir() and (path / "results.json").is_file()
+
+
+def run_cell(argv: Sequence[str], grace: float = CELL_STOP_GRACE_S) -> int:
+    """One cell's pytest, to its end. Interrupted, the matrix lets the cell stop the way a
+    run stops on Ctrl-C (its guests stopped, its report written and marked interrupted)
+    within ``grace`` before killing it, instead of subprocess.run's kill after a quarter of
+    a second. Ctrl-C reached the cell's pytest too (one process group); a termination signal
+    sent to the matrix alone is passed on, once: a second would cut the cell's cleanup."""
+    child = subprocess.Popen(argv, cwd=ROOT)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        if received() is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
 
 
 def default_out(report_dir: Path) -> Path:
