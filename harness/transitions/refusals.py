@@ -44,9 +44,11 @@ KERNEL_REFUSAL = re.compile(
 )
 
 
-# The request as the guest runs it. logind says why it refuses a sleep only at debug level,
-# so that level is on while the command runs, and logind's lines about swap, resume and
-# hibernation since the start go with the refusal; each part bounded for a kernel log line.
+# The request as the guest runs it; its own words avoid the kernel's PM words ("Swap" ...),
+# so that its line is not taken for a step of the kernel's sleep sequence. logind says why it
+# refuses a sleep only at debug level, so that level is on while the command runs, and
+# logind's lines about swap, resume and hibernation since the start go with the refusal;
+# each part bounded for a kernel log line.
 REPORTING = """start=$(date +%s)
 logind() { busctl set-property org.freedesktop.login1 /org/freedesktop/LogControl1 \\
     org.freedesktop.LogControl1 LogLevel s "$1" 2>/dev/null; }
@@ -59,7 +61,7 @@ why=$(journalctl -u systemd-logind --since=@$start -o cat 2>/dev/null |
     tail -n 2 | cut -c1-150 | tr '\\n' ' ')
 free=$(awk '/^SwapFree:/ {print $2}' /proc/meminfo)
 out=$(printf %s "$out" | tr '\\n' ' ' | tail -c 400)
-printf '<3>@TAG@: exited %s (SwapFree %s kB): %s%s\\n' "$rc" "$free" "$out" \\
+printf '<3>@TAG@: exited %s (free swap %s kB): %s%s\\n' "$rc" "$free" "$out" \\
     "${why:+ [logind: $why]}" > /dev/kmsg
 """
 

@@ -26,12 +26,12 @@ CMDLINE = "root=/dev/vda rw console=ttyS0,115200 resume=/dev/vda resume_offset=1
 
 
 def test_systemds_refusal_is_unavailable_in_its_words() -> None:
-    line = f"[ 30.1] {TAG}: exited 1 (SwapFree 262140 kB): Call to Hibernate failed: Not "
+    line = f"[ 30.1] {TAG}: exited 1 (free swap 262140 kB): Call to Hibernate failed: Not "
     line += "enough swap space for hibernation"
     unavailable, said = refusal(line, [line], "systemctl hibernate (in guest)")
     assert unavailable
     assert said == (
-        "systemctl hibernate (in guest) refused: exited 1 (SwapFree 262140 kB): "
+        "systemctl hibernate (in guest) refused: exited 1 (free swap 262140 kB): "
         "Call to Hibernate failed: Not enough swap space for hibernation"
     )
 
@@ -41,7 +41,7 @@ def test_the_kernels_refusal_is_a_failure_with_its_lines() -> None:
         "[ 29.9] PM: hibernation: hibernation entry",
         "[ 30.1] PM: hibernation: Wrote 173156 kbytes in 0.11 seconds (1574.14 MB/s)",
         "[ 30.2] PM: hibernation: hibernation exit",
-        f"[ 30.3] {TAG}: exited 1 (SwapFree 4092 kB): /bin/echo: write error: No space left "
+        f"[ 30.3] {TAG}: exited 1 (free swap 4092 kB): /bin/echo: write error: No space left "
         "on device",
     ]
     unavailable, said = refusal(console[-1], console, "echo disk > /sys/power/state (in guest)")
@@ -77,7 +77,7 @@ def test_the_reporting_wrapper_reports_only_a_failure(tmp_path: Path, fails: boo
     )
     subprocess.run(["sh", "-c", script], check=False, timeout=30)
     said = kmsg.read_text() if kmsg.exists() else ""
-    assert said == (f"<3>{TAG}: exited 1 (SwapFree  kB): out\n" if fails else "")
+    assert said == (f"<3>{TAG}: exited 1 (free swap  kB): out\n" if fails else "")
 
 
 @pytest.mark.parametrize(
