@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PANIC_LINE = re.compile(r"Kernel panic - not syncing")
 PORT_ATTEMPTS = 3
+QMP_DRAIN_SECONDS = 5.0  # the events QEMU sent before it ended, read before its exit is recorded
 
 
 class QemuMachine(MachineBase, Machine, Checkpointable):
@@ -249,6 +250,10 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
             raise QemuStartError(f"{exc}: {output}") from exc
 
     def _record_exit(self, returncode: int) -> None:
+        """QEMU_EXITED, after the QMP events QEMU sent before it ended (the process watch
+        can see the exit before the loop thread has read the guest's SHUTDOWN)."""
+        if self._monitor is not None:
+            self._monitor.drain(QMP_DRAIN_SECONDS)
         self.events.append(QEMU_EXITED, {"returncode": returncode})
 
     def _alive(self) -> bool:

@@ -8,13 +8,15 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import ExecuteError, QMPClient, QMPError
+from qemu.qmp import ExecuteError, QMPClient, QMPError, Runstate
 
 from harness.aio import LoopThread, wait_for_incoming
 from harness.errors import HarnessError
 from harness.machines.events import EventLog
 
 log = logging.getLogger(__name__)
+
+DRAIN_POLL_S = 0.01  # while the pump empties its queue (a handful of events at most)
 
 
 class QmpCommandError(HarnessError):
@@ -98,6 +100,24 @@ class QmpMonitor:
             raise HarnessError(f"QMP {command} got no answer within {timeout:.0f}s") from exc
         except QMPError as exc:
             raise HarnessError(f"QMP {command}: connection lost ({exc})") from exc
+
+    def drain(self, timeout: float) -> None:
+        """Once QEMU has ended: wait, within ``timeout``, until every event it sent before
+        its socket closed is in the EventLog, so that what the harness records of the exit
+        comes after them (a guest's SHUTDOWN before the process's end), however late the
+        loop thread runs. The exit is recorded all the same past the bound."""
+        try:
+            self._runner.run(self._drained(), timeout=timeout)
+        except (TimeoutError, QMPError, OSError, EOFError) as exc:
+            log.debug("QMP drain: %s", exc)
+
+    async def _drained(self) -> None:
+        # The reader queues each event as it reads it and ends at the end of the socket; the
+        # pump takes an event off the queue and records it in one step.
+        while self._client.runstate is Runstate.RUNNING:
+            await self._client.runstate_changed()
+        while self._pump is not None and not self._pump.done() and not self._client.events.empty():
+            await asyncio.sleep(DRAIN_POLL_S)
 
     def close(self) -> None:
         try:
