@@ -1,8 +1,9 @@
 """The pure parts of the cross-version cases: names, the version promise, the pinned type."""
 
 from harness.cross_version import Side, pair_id
+from harness.machines.events import RecordedEvent
 from harness.machines.libvirt.crossing import pinned_machine_type
-from harness.machines.qemu.crossing import ALIAS_LINE
+from harness.machines.qemu.crossing import ALIAS_LINE, _source_wakeup
 from harness.transitions.cross_version import keeps_s3_across_migration
 
 MACHINE_HELP = """Supported machines are:
@@ -38,3 +39,24 @@ def test_the_pinned_machine_type_is_read_from_the_definition() -> None:
     xml = "<domain><os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os></domain>"
     assert pinned_machine_type(xml) == "pc-i440fx-7.2"
     assert pinned_machine_type("<domain><os/></domain>") == ""
+
+
+def _events(*names: str) -> list[RecordedEvent]:
+    return [
+        RecordedEvent(
+            name=name.split(":")[0],
+            data={"status": name.split(":")[1]} if ":" in name else {},
+            qemu_time=0.0,
+            received=0.0,
+            seq=n,
+        )
+        for n, name in enumerate(names)
+    ]
+
+
+def test_the_source_wakeup_is_placed_against_the_migrations_end() -> None:
+    woke_in_time = _events("MIGRATION:active", "STOP", "WAKEUP", "MIGRATION:completed")
+    woke_late = _events("MIGRATION:active", "STOP", "MIGRATION:completed", "WAKEUP")
+    assert _source_wakeup(woke_in_time) == "before-completion"
+    assert _source_wakeup(woke_late) == "after-completion"
+    assert _source_wakeup(_events("MIGRATION:active", "MIGRATION:completed")) == "none"
