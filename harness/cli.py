@@ -34,7 +34,10 @@ from harness.tools.matrix_run import table as matrix_table
 
 def _image(args: argparse.Namespace) -> int:
     image = ImageCache().ensure(
-        Recipe.load(args.recipe), args.kernel_package, suite=args.guest_suite
+        Recipe.load(args.recipe),
+        args.kernel_package,
+        suite=args.guest_suite,
+        profile=args.guest_profile,
     )
     print(f"image {image.name} ({image.kernel_release}): {image.disk}")
     return 0
@@ -191,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     image.add_argument("--recipe", default="debian", help="recipe under images/")
     image.add_argument("--kernel-package", default=None, help="guest kernel's Debian package")
     image.add_argument("--guest-suite", default=None, help="the guest's Debian suite (sid ...)")
+    image.add_argument(
+        "--guest-profile", default=None, help="the guest's swap layout (swapfile-ext4 ...)"
+    )
     image.set_defaults(handler=_image)
     bench = commands.add_parser("bench", help="time boots, checkpoint starts and cycles")
     bench.add_argument("--runs", type=int, default=3, help="runs of each measure (default: 3)")
