@@ -85,8 +85,9 @@ class WakeIfAsleep:
         if crossed.get("source_wakeup") != LATE_WAKEUP:
             wait_guest_ready(machine, machine.timeouts.agent, timings)
             return
-        # A guest that did resume answers within seconds; one whose wake-up the stream lost
-        # never does: the wake's own limit is enough to tell them apart.
+        # A late wake-up may or may not have reached the stream: a guest that did resume
+        # answers within seconds, one whose wake-up the stream lost never does, and the
+        # wake's own limit is enough to tell them apart.
         try:
             wait_guest_ready(machine, machine.timeouts.wake, timings)
         except WakeTimeout as exc:
@@ -94,7 +95,7 @@ class WakeIfAsleep:
                 "resume",
                 f"the wake-up was lost across the migration: QEMU {crossed.get('from_qemu')} "
                 "woke the guest only after the migration had completed (WAKEUP after "
-                "MIGRATION completed), so the stream holds it still entering S3 with a run "
+                "MIGRATION completed), and the stream held it still entering S3 with a run "
                 f"state of running; {exc}",
             ) from exc
 

@@ -14,10 +14,11 @@ injected, so that each check is seen failing on a crossed path too:
   naming both machine types, as QEMU's load refuses it.
 
 QEMU 7.2 requests the guest's wake-up as the migration completes, and its main loop may
-carry it out only after the last pass: the stream then holds the guest still entering S3
-with a run state of running, and it never resumes. That race is told apart by the order of
-the source's events and named in the verdict; the migration case passes or fails with that
-name, and the disk fault is judged where the race did not strike.
+carry it out only after the last pass: the stream can then hold the guest still entering
+S3 with a run state of running, and it may never resume. A late wake-up is recorded from the
+order of the source's events, and a guest that then does not come back is a FAIL naming it;
+the migration case passes or fails with that name, and the disk fault is judged where the
+race did not strike.
 
 The way back (11.1 -> 7.2) is left to ``./run suite`` (docs/libvirt.md, Across versions):
 it fails after the agent's whole timeout, minutes this file does not spend. Nothing of the

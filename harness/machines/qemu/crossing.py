@@ -129,9 +129,10 @@ def migrate_via_file(machine: QemuMachine, target: QemuConfig, stream: Path) -> 
 
 def _source_wakeup(events: list[RecordedEvent]) -> str:
     """Whether the source QEMU woke the guest before its migration completed (the stream
-    then holds the guest awake), after it (the stream holds it still in its S3 entry, with
-    a run state of running: QEMU before 9.0 requests the wake-up as the migration completes,
-    and its main loop may carry it out only after the last pass), or not at all."""
+    then holds the guest awake), after it (QEMU before 9.0 requests the wake-up as the
+    migration completes, and its main loop may carry it out after the last pass: the stream
+    can then hold the guest still entering S3, with a run state of running), or not at
+    all."""
     names = [e.name for e in events]
     if "WAKEUP" not in names:
         return "none"
