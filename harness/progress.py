@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 QUIET_S = 10.0  # a shorter wait is not worth a line
@@ -98,13 +98,13 @@ class WaitProgress:
             shown = [w for w in shown if self.now() - w.started >= QUIET_S]
             if self.live is not None:
                 if shown:
-                    self.live("\r" + "; ".join(map(self._describe, shown)) + "\x1b[K")
+                    self._say(self.live, "\r" + "; ".join(map(self._describe, shown)) + "\x1b[K")
                     self._shown = True
                 return
             for wait in shown:
                 if wait.reported is None or self.now() - wait.reported >= PLAIN_EVERY_S:
                     wait.reported = self.now()
-                    self.write_line(f"[wait] {self._describe(wait)}")
+                    self._say(self.write_line, f"[wait] {self._describe(wait)}")
 
     def _describe(self, wait: _Wait) -> str:
         return (
@@ -114,10 +114,18 @@ class WaitProgress:
     def _ended(self, wait: _Wait) -> None:
         if self.live is not None:
             if self._shown and not self._waits:
-                self.live("\r\x1b[K")
+                self._say(self.live, "\r\x1b[K")
                 self._shown = False
         elif wait.reported is not None:
-            self.write_line(f"[wait] {wait.stage}: over after {clock(self.now() - wait.started)}")
+            ended = f"[wait] {wait.stage}: over after {clock(self.now() - wait.started)}"
+            self._say(self.write_line, ended)
+
+    @staticmethod
+    def _say(write: Writer, text: str) -> None:
+        """Progress is for the person watching: a stream that is gone (a closed terminal
+        writer, a closed pipe) loses the line, never the wait it reports on."""
+        with suppress(OSError, ValueError):
+            write(text)
 
     def _start_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -137,11 +145,14 @@ class WaitProgress:
 _reporter = WaitProgress(live=_stderr_live if stderr_is_live() else None)
 
 
-def use(write_line: Writer, live: Writer | None = None) -> None:
-    """Send the lines to ``write_line`` (and, for a terminal, rewritten text to ``live``)."""
+def use(write_line: Writer, live: Writer | None = None) -> tuple[Writer, Writer | None]:
+    """Send the lines to ``write_line`` (and, for a terminal, rewritten text to ``live``);
+    returns the writers used until now, for whoever set these to put them back."""
     with _reporter._cond:
+        previous = (_reporter.write_line, _reporter.live)
         _reporter.write_line = write_line
         _reporter.live = live
+    return previous
 
 
 def waiting(stage: str, bound: float) -> AbstractContextManager[None]:

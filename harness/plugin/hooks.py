@@ -4,6 +4,7 @@ and reports. Exported whole by ``harness.plugin``, the entry point."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +58,7 @@ SESSION_KEY = pytest.StashKey[HarnessSession]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SERIES_KEY = pytest.StashKey[list[CycleSeries]]()
 SETUP_ERROR_KEY = pytest.StashKey[str]()
+PROGRESS_KEY = pytest.StashKey[tuple[progress.Writer, progress.Writer | None]]()
 
 
 class PowerCycle(Protocol):
@@ -105,7 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
     take_termination_as_interrupt()
     if not config.option.xmlpath:
         config.option.xmlpath = str(report.directory / "junit.xml")
-    progress.use(_progress_writer(config, prefix=""))  # long waits, as plain lines
+    # Long waits, as plain lines; the writers before this run's are put back when it ends (a
+    # pytest run inside another, as the plugin's own tests make, must not leave its closed
+    # terminal writer to the outer run).
+    config.stash[PROGRESS_KEY] = progress.use(_progress_writer(config, prefix=""))
 
 
 def _session(config: pytest.Config) -> HarnessSession:
@@ -126,8 +131,11 @@ def _progress_writer(config: pytest.Config, prefix: str = "[image] ") -> Callabl
         if capture is None or reporter is None:
             print(f"{prefix}{line}", flush=True)
             return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"{prefix}{line}")
+        try:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"{prefix}{line}")
+        except (OSError, ValueError):  # the run's terminal writer is closed: say it plainly
+            print(f"{prefix}{line}", file=sys.__stderr__, flush=True)
 
     return write
 
@@ -188,6 +196,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_unconfigure(config: pytest.Config) -> None:
     if SESSION_KEY in config.stash:
         config.stash[SESSION_KEY].close()
+    if PROGRESS_KEY in config.stash:
+        progress.use(*config.stash[PROGRESS_KEY])
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Progress of long waits: quiet for short waits, plain lines in a log, one rewritten line at
 a terminal, the stage with its elapsed time and bound."""
 
+from harness import progress as progress_module
 from harness.progress import PLAIN_EVERY_S, QUIET_S, WaitProgress, clock
 
 
@@ -53,3 +54,32 @@ def test_a_terminal_gets_one_line_rewritten_and_erased_at_the_end() -> None:
 
 def test_clock_reads_minutes_and_hours() -> None:
     assert (clock(5), clock(300), clock(3725)) == ("0:05", "5:00", "1:02:05")
+
+
+def test_a_closed_writer_loses_the_line_never_the_wait() -> None:
+    """A run's terminal writer closed under it (a pytest run inside another) fails no wait."""
+
+    def closed(_text: str) -> None:
+        raise ValueError("I/O operation on closed file.")
+
+    now = FakeClock()
+    progress = WaitProgress(closed, None, now)
+    with progress.waiting("boot (agent, ssh)", 300):
+        now.t += QUIET_S
+        progress.tick()
+        now.t += 5
+    live = WaitProgress(closed, closed, now)
+    with live.waiting("boot (agent, ssh)", 300):
+        now.t += QUIET_S
+        live.tick()
+
+
+def test_a_run_puts_back_the_writers_it_replaced() -> None:
+    lines: list[str] = []
+    before = progress_module.use(lines.append)
+    try:
+        inner = progress_module.use(print)
+        assert inner == (lines.append, None)
+        assert progress_module.use(*inner) == (print, None)
+    finally:
+        progress_module.use(*before)
