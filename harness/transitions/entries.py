@@ -147,6 +147,33 @@ class ConsoleEntry:
                 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExplainedEntry:
+    """``inner``'s wait; where it ends in SuspendNotEntered, ``cause`` may name the real cause
+    instead (a subclass's second look at what the guest said)."""
+
+    inner: Entry
+
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        try:
+            self.inner.wait(machine, marks, answer, description)
+        except SuspendNotEntered as exc:
+            named = self.cause(machine, marks, description)
+            if named is None:
+                raise
+            raise named from exc
+
+    def cause(self, machine: Machine, marks: Marks, description: str) -> HarnessError | None:
+        """The error that names why the entry was not seen, or None to keep the entry's own."""
+        return None
+
+
 def check_state_entered(machine: Machine, marks: Marks, asked: str, description: str) -> None:
     """A guest whose kernel announces another suspend state than the one asked for (its
     mem_sleep default is s2idle, so a request for S3 idles instead) will never show the

@@ -20,10 +20,10 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from harness.errors import GuestFault, HarnessError, StateUnsupported, SuspendNotEntered
+from harness.errors import GuestFault, HarnessError, StateUnsupported
 from harness.machines.protocol import Machine
 from harness.transitions.catalogue import DISK_PLATFORM, S4_SYSTEMCTL
-from harness.transitions.entries import Entry
+from harness.transitions.entries import ExplainedEntry
 from harness.transitions.marks import Marks
 from harness.transitions.parts import Transition
 from harness.transitions.requests import InGuestCommand
@@ -130,30 +130,17 @@ def refusal(line: str, console: list[str], description: str) -> tuple[bool, str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefusalNamed:
+class RefusalNamed(ExplainedEntry):
     """``inner``'s wait; where it ends on a guest that says it came back without sleeping,
     the request's refusal line (when one follows) names the cause instead."""
 
-    inner: Entry
-
-    def wait(
-        self,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
-        try:
-            self.inner.wait(machine, marks, answer, description)
-        except SuspendNotEntered as exc:
-            line = machine.console.wait_for(TAG_LINE, marks.console, REFUSAL_LINE_S)
-            if line is None:
-                raise
-            console = machine.console.lines_since(marks.console)
-            unavailable, said = refusal(line, console, description)
-            if unavailable:
-                raise StateUnsupported(said) from exc
-            raise GuestFault("request", said) from exc
+    def cause(self, machine: Machine, marks: Marks, description: str) -> HarnessError | None:
+        line = machine.console.wait_for(TAG_LINE, marks.console, REFUSAL_LINE_S)
+        if line is None:
+            return None
+        console = machine.console.lines_since(marks.console)
+        unavailable, said = refusal(line, console, description)
+        return StateUnsupported(said) if unavailable else GuestFault("request", said)
 
 
 def reported(transition: Transition, suffix: str = "reported") -> Transition:
