@@ -13,6 +13,7 @@ from harness.cycle.faults import disk_io_errors, link_down
 from harness.plugin import PowerCycle, expect_pass
 from harness.session import HarnessSession
 from harness.transitions.catalogue import S3_AGENT, S4_AGENT
+from harness.transitions.parts import Transition
 
 # The guest's name for each device's driver, as the checks report it.
 NIC_DRIVERS = {"virtio-net": "virtio_net", "e1000e": "e1000e"}
@@ -29,22 +30,17 @@ def _drivers(harness_session: HarnessSession) -> tuple[str, str]:
     return NIC_DRIVERS[s.nic], DISK_DRIVERS[s.disk]
 
 
-@pytest.mark.s3
-def test_devices_s3(power_cycle: PowerCycle, harness_session: HarnessSession) -> None:
-    """S3 with the profile's NIC and data disk: every check passes, on those devices."""
-    series = power_cycle(S3_AGENT)
-    expect_pass(series)
-    outcome = series.last
-    nic, disk = _drivers(harness_session)
-    details = {c.name: c.detail for c in outcome.checks}
-    assert details["virtio_net_healthy"].startswith(f"{nic} "), details
-    assert details["virtio_blk_healthy"].startswith(f"{disk} data disk "), details
-
-
-@pytest.mark.s4
-def test_devices_s4(power_cycle: PowerCycle, harness_session: HarnessSession) -> None:
-    """S4 with the profile's devices: the guest resumes from its image and they still work."""
-    series = power_cycle(S4_AGENT)
+@pytest.mark.parametrize(
+    "transition",
+    [pytest.param(S3_AGENT, marks=pytest.mark.s3), pytest.param(S4_AGENT, marks=pytest.mark.s4)],
+    ids=lambda t: t.id,
+)
+def test_devices_sleep(
+    power_cycle: PowerCycle, harness_session: HarnessSession, transition: Transition
+) -> None:
+    """S3, or S4 (resumed from its image), with the profile's NIC and data disk: every check
+    passes, on those devices."""
+    series = power_cycle(transition)
     expect_pass(series)
     outcome = series.last
     nic, disk = _drivers(harness_session)
