@@ -174,22 +174,24 @@ def test_guest_in_s3_saved_then_restored_by_newer_libvirt(
     pair = _resolved(libvirt_pair)
     series = power_cycle(s3_then_save_across(newer.hand_over), machine=crossing_domain)
     names = event_names(series)
-    saver = pair[0].qemu
-    if keeps_s3_across_migration(saver):
-        promise = f"kept in S3 by QEMU {saver} (>= 9.0) and woken after the restore"
-    else:
-        promise = f"woken by QEMU {saver} (< 9.0) as the save started; restored awake"
+    kept, promise = s3_promise(
+        pair[0].qemu, " and woken after the restore", "as the save started; restored awake"
+    )
     annotate(series, pair, s3_across=promise)
     if CROSSED not in names:
         expect_pass(series)  # it ended before the hand-over: the cycle's own verdict
     saved = names.index("STOPPED/SAVED")
-    if keeps_s3_across_migration(saver):
-        assert "PMWAKEUP" not in names[:saved], f"expected: {promise}; events: {names}"
-        assert "PMWAKEUP" in names[saved:], f"expected: {promise}; events: {names}"
-    else:
-        assert "PMWAKEUP" in names[:saved], f"expected: {promise}; events: {names}"
-        assert "PMWAKEUP" not in names[saved:], f"expected: {promise}; events: {names}"
+    woken = ("PMWAKEUP" in names[:saved], "PMWAKEUP" in names[saved:])
+    assert woken == (not kept, kept), f"expected: {promise}; events: {names}"
     expect_pass(series)
+
+
+def s3_promise(sender: str, kept_then: str, woken_when: str) -> tuple[bool, str]:
+    """Whether QEMU ``sender`` keeps a guest in S3 across a save or migration (from 9.0), and
+    that promise in words: kept (``kept_then``), or woken (``woken_when``)."""
+    if keeps_s3_across_migration(sender):
+        return True, f"kept in S3 by QEMU {sender} (>= 9.0){kept_then}"
+    return False, f"woken by QEMU {sender} (< 9.0) {woken_when}"
 
 
 def _migrated(
@@ -203,22 +205,20 @@ def _judge_migration(series: CycleSeries, pair: Pair, source: str) -> None:
     completes (WAKEUP before the crossing, the destination runs it); from 9.0 the stream
     holds it asleep and it is woken on the destination (WAKEUP after the crossing)."""
     names = event_names(series)
-    if keeps_s3_across_migration(source):
-        promise = f"kept in S3 by QEMU {source} (>= 9.0), woken by system_wakeup after the load"
-    else:
-        promise = f"woken by QEMU {source} (< 9.0) as the migration completed; arrived awake"
+    kept, promise = s3_promise(
+        source,
+        ", woken by system_wakeup after the load",
+        "as the migration completed; arrived awake",
+    )
     annotate(series, pair, s3_across=promise)
     if CROSSED not in names:
         expect_pass(series)
     handed = crossed(series)
     at = names.index(CROSSED)
     suspended = names.index("SUSPEND")
-    if keeps_s3_across_migration(source):
-        assert handed["run_state_after_load"] == "suspended", f"expected: {promise}; {handed}"
-        assert "WAKEUP" not in names[suspended:at], f"expected: {promise}; events: {names}"
-    else:
-        assert handed["run_state_after_load"] == "running", f"expected: {promise}; {handed}"
-        assert "WAKEUP" in names[suspended:at], f"expected: {promise}; events: {names}"
+    run_state = "suspended" if kept else "running"
+    assert handed["run_state_after_load"] == run_state, f"expected: {promise}; {handed}"
+    assert ("WAKEUP" in names[suspended:at]) is not kept, f"expected: {promise}; events: {names}"
     expect_pass(series)
 
 
