@@ -99,5 +99,10 @@ class GuestLockedUp(GuestFault):
     than any kernel section should (seen in QEMU's vCPU state): the wait ends there."""
 
 
+class GuestAgentLost(GuestFault):
+    """The guest came back (ssh answers) but its agent port never saw the host open it again:
+    the agent cannot answer, so the wait for it ends there instead of at its limit."""
+
+
 class StateUnsupported(HarnessError):
     """This combination does not offer the requested sleep state (verdict UNSUPPORTED)."""

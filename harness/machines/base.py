@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.errors import (
     BootTimeout,
+    GuestAgentLost,
     GuestFault,
     GuestLockedUp,
     GuestStalled,
@@ -31,6 +32,7 @@ from harness.guest.ssh import (
     SshKey,
     StreamDownload,
 )
+from harness.machines.agent_port import AGENT_PORT_STATE, AgentPortWatch, PortState
 from harness.machines.checkpoint import Checkpoint
 from harness.machines.config import QemuConfig
 from harness.machines.vcpu_lockup import LockupWatch, VcpuState, vcpu_states
@@ -40,13 +42,6 @@ from harness.setup.image import GuestImage
 from harness.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
-# The guest agent port's state as the guest's virtio_console driver sees it (debugfs only).
-AGENT_PORT_STATE = (
-    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; "
-    "for f in /sys/kernel/debug/virtio-ports/*; do "
-    "grep -q '^name: org.qemu.guest_agent.0$' \"$f\" && "
-    "grep -E '^(host|guest)_connected: ' \"$f\" | tr -d ' '; done"
-)
 AGENT_SILENCE_PROBE_SECONDS = 15.0
 
 READY_PROBE_SECONDS = 15.0  # a guest that does not answer `true` in this long gets rebooted
@@ -334,6 +329,22 @@ class MachineBase:
                 stage, timeout, f"{exc}; serial: {self.serial_tail()}", evidence=evidence
             ) from exc
 
+    def _read_agent_port(self, timeout: float) -> PortState | None:
+        """The agent port's state in the guest, over ssh; None if ssh does not answer."""
+        try:
+            return PortState.parse(self._ssh.run(AGENT_PORT_STATE, timeout=timeout).stdout)
+        except HarnessError:
+            return None
+
+    def agent_port_watch(self) -> AgentPortWatch:
+        """A watch for one wait for the agent after a resume (see harness.machines.agent_port)."""
+        return AgentPortWatch(self._read_agent_port)
+
+    def _check_agent_port(self, stage: str, watch: AgentPortWatch | None) -> None:
+        """An agent port the host's open never reached ends the wait for the agent."""
+        if watch is not None and (lost := watch.check()):
+            raise GuestAgentLost(stage, lost, evidence={"serial_log": str(self.serial_log)})
+
     def _agent_silence(self) -> str:
         """Why the agent is silent, as far as ssh can tell within a short bound: the guest is
         up and its agent port never saw the host open it (``host_connected 0``: the host's
@@ -344,13 +355,15 @@ class MachineBase:
             ports = self._ssh.run(AGENT_PORT_STATE, timeout=AGENT_SILENCE_PROBE_SECONDS)
         except HarnessError as exc:
             return f"ssh does not answer either ({exc}); "
-        state = dict(line.split(":", 1) for line in ports.stdout.split() if line.count(":") == 1)
-        host, guest = state.get("host_connected"), state.get("guest_connected")
-        if host is None:
-            return f"ssh answers; the agent port's state is unknown ({ports.stdout.strip()!r}); "
-        if host == "0":
+        state = PortState.parse(ports.stdout)
+        if state.host is None:
+            return f"ssh answers; the agent port's state is unknown ({state.raw!r}); "
+        if state.host_lost:
             return (
                 f"ssh answers; the guest's agent port reads host_connected 0 (guest_connected "
-                f"{guest}): the host's PORT_OPEN never reached it; "
+                f"{state.guest}): the host's PORT_OPEN never reached it; "
             )
-        return f"ssh answers; the agent port reads host_connected {host}, guest_connected {guest}; "
+        return (
+            f"ssh answers; the agent port reads host_connected {state.host}, "
+            f"guest_connected {state.guest}; "
+        )

@@ -224,9 +224,11 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
         limit = deadline - time.monotonic()
         console_mark = self.console.mark()
         watch = self.lockup_watch()
+        port_watch = self.agent_port_watch() if stage == "resume" else None
         while True:
             mark = self.events.mark()
             self._check_not_stalled(stage, console_mark, watch)
+            self._check_agent_port(stage, port_watch)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BootTimeout(

@@ -277,13 +277,14 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         start = time.monotonic()
         mark = self.console.mark()
         watch = self.lockup_watch()
+        port_watch = self.agent_port_watch() if stage == "resume" else None
+
+        def still_coming() -> bool:
+            self._check_agent_port(stage, port_watch)
+            return self._booting() and not self._stall_since(stage, mark) and not watch.check()
+
         try:
-            self._agent.sync(
-                timeout,
-                lambda: (
-                    self._booting() and not self._stall_since(stage, mark) and not watch.check()
-                ),
-            )
+            self._agent.sync(timeout, still_coming)
         except TimeoutError as exc:
             raise BootTimeout(
                 f"{stage}: guest agent", timeout, f"{exc}; {self._agent_silence()}".rstrip("; ")
