@@ -18,6 +18,19 @@ BUG_FORMAT = re.compile(r"^(https?://\S+|RHBZ#\d+)$")
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A FAIL as known issues match it: its transition, the guest kernel, its reason and,
+    where known, the QEMU version, the accelerator and the cause its evidence names."""
+
+    transition: str
+    kernel: str
+    reason: str
+    qemu: str = ""
+    accel: str = ""
+    cause: str = ""
+
+
+@dataclass(frozen=True)
 class KnownIssue:
     transition: str
     kernel: str
@@ -41,23 +54,15 @@ class KnownIssue:
         """The Red Hat Bugzilla number, as the test-day result template takes it; or ""."""
         return self.bug.removeprefix("RHBZ#") if self.bug.startswith("RHBZ#") else ""
 
-    def matches(
-        self,
-        transition: str,
-        kernel: str,
-        reason: str,
-        qemu: str = "",
-        accel: str = "",
-        cause: str = "",
-    ) -> bool:
-        if bool(cause) != bool(self.cause) or re.search(self.cause, cause) is None:
+    def matches(self, failure: Failure) -> bool:
+        if bool(failure.cause) != bool(self.cause) or re.search(self.cause, failure.cause) is None:
             return False
         return (
-            fnmatch.fnmatchcase(transition, self.transition)
-            and re.search(self.kernel, kernel) is not None
-            and re.search(self.reason, reason) is not None
-            and re.search(self.qemu, qemu) is not None
-            and re.search(self.accel, accel) is not None
+            fnmatch.fnmatchcase(failure.transition, self.transition)
+            and re.search(self.kernel, failure.kernel) is not None
+            and re.search(self.reason, failure.reason) is not None
+            and re.search(self.qemu, failure.qemu) is not None
+            and re.search(self.accel, failure.accel) is not None
         )
 
 
@@ -99,6 +104,5 @@ def find(
     cause: str = "",
 ) -> KnownIssue | None:
     """The first issue that matches; a FAIL with a named ``cause`` only by an issue naming it."""
-    return next(
-        (i for i in issues if i.matches(transition, kernel, reason, qemu, accel, cause)), None
-    )
+    failure = Failure(transition, kernel, reason, qemu, accel, cause)
+    return next((i for i in issues if i.matches(failure)), None)
