@@ -292,7 +292,7 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         str(rootdir),
         *build.sources,
     ]
-    _run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
+    run_streaming(argv, log_path, progress, "1/4 mmdebstrap")
     work.chmod(0o700)  # what is made from here on holds the guest's ssh host keys
     kernels = sorted((rootdir / "boot").glob("vmlinuz-*"))
     if not kernels:
@@ -461,9 +461,16 @@ def _run(argv: list[str]) -> str:
     return result.stdout
 
 
-def _run_streaming(argv: list[str], log_path: Path, progress: Progress, label: str) -> None:
+def run_streaming(
+    argv: list[str],
+    log_path: Path,
+    progress: Progress,
+    label: str,
+    error: type[SetupError] = ImageBuildError,
+) -> None:
     """Run a long build step, copying its output to a log and its milestones to progress;
-    bounded by BUILD_TIMEOUT_S, and stopped and waited for when interrupted."""
+    bounded by BUILD_TIMEOUT_S, and stopped and waited for when interrupted. Its failure is
+    ``error``, naming ``label`` and the log."""
 
     def milestone(line: str) -> None:
         if line.startswith("I: "):
@@ -473,9 +480,9 @@ def _run_streaming(argv: list[str], log_path: Path, progress: Progress, label: s
         try:
             returncode = run_to_end(argv, log, milestone, BUILD_TIMEOUT_S, BUILD_STOP_GRACE_S)
         except TimeoutError as exc:
-            raise ImageBuildError(f"{label}: {exc}; full log kept at {log_path}") from exc
+            raise error(f"{label}: {exc}; full log kept at {log_path}") from exc
     if returncode != 0:
         tail = log_path.read_text().strip().splitlines()[-3:]
-        raise ImageBuildError(
+        raise error(
             f"{label} failed ({returncode}); last lines: {tail}; full log kept at {log_path}"
         )

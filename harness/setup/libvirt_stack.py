@@ -34,17 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
-from harness.process import run_to_end
 from harness.setup import scratch
 from harness.setup.components import upstream
 from harness.setup.image import (
     ARCHIVE,
-    BUILD_STOP_GRACE_S,
-    BUILD_TIMEOUT_S,
     DEFAULT_CACHE,
     Progress,
     build_mode,
     locked,
+    run_streaming,
 )
 
 log = logging.getLogger(__name__)
@@ -235,22 +233,7 @@ def _build(suite: str, work: Path, log_path: Path, progress: Progress) -> None:
     started = time.monotonic()
     progress(f"building the libvirt stack of {suite} into {work.parent} ...")
     argv = build_argv(suite, rootdir, build_mode())
-
-    def milestone(line: str) -> None:
-        if line.startswith("I: "):
-            progress(f"libvirt stack {suite}: {line[3:].strip()}")
-
-    with log_path.open("w") as output:
-        try:
-            code = run_to_end(argv, output, milestone, BUILD_TIMEOUT_S, BUILD_STOP_GRACE_S)
-        except TimeoutError as exc:
-            raise SetupError(f"libvirt stack {suite}: {exc}; log kept at {log_path}") from exc
-    if code != 0:
-        tail = log_path.read_text().strip().splitlines()[-3:]
-        raise SetupError(
-            f"building the libvirt stack of {suite} failed ({code}); last lines: {tail}; "
-            f"full log at {log_path}"
-        )
+    run_streaming(argv, log_path, progress, f"libvirt stack {suite}", SetupError)
     check_root(rootdir)
     debs = _hash_and_drop_debs(rootdir / "var/cache/apt/archives")
     manifest = {
