@@ -29,18 +29,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.pytest_run import ROOT, run_pytest
 from tests.e2e.test_libvirt_private import processes_naming
 
 pytestmark = [pytest.mark.selftest, pytest.mark.libvirt]
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = os.environ.get("S3S4_E2E_LIBVIRT_STACK", "sid")
 NEWER_QEMU = os.environ.get("S3S4_E2E_NEWER_QEMU", "11.1")
 RUN_TIMEOUT_S = 1800.0  # the stack and the QEMU are built or fetched on first use
@@ -108,28 +105,17 @@ def crossing_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[st
     work = tmp_path_factory.mktemp("crossing")
     faults = work / "test_cross_version_faults.py"
     faults.write_text(FAULTS)
-    report_dir = work / "reports"
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "testcases" / "test_cross_version.py")]
-    argv += [str(faults), "-k", "not back", "--newer-stack", STACK, "--newer-qemu", NEWER_QEMU]
-    argv += ["-p", "no:cacheprovider", "--report-dir", str(report_dir), "--rootdir", str(ROOT)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    try:
-        output = run.communicate(timeout=RUN_TIMEOUT_S)[0]
-    except subprocess.TimeoutExpired:
-        run.terminate()  # the harness stops its guests and daemons on SIGTERM
-        output = run.communicate(timeout=120)[0]
-        pytest.fail(f"the run did not end within {RUN_TIMEOUT_S:.0f}s: {output[-3000:]}")
+    args = [str(ROOT / "testcases" / "test_cross_version.py"), str(faults), "-k", "not back"]
+    args += ["--newer-stack", STACK, "--newer-qemu", NEWER_QEMU, "--rootdir", str(ROOT)]
+    run = run_pytest(args, work / "reports", RUN_TIMEOUT_S, env={"PYTHONPATH": str(ROOT)})
+    output = run.output
     # QEMU 7.2's lost wake-up (a known issue on both crossings from it) xfails a case now and
     # then; every other outcome is a pass.
     passed = re.search(r"(\d+) passed", output)
     xfailed = re.search(r"(\d+) xfailed", output)
     ran = sum(int(m.group(1)) for m in (passed, xfailed) if m)
     assert run.returncode == 0 and ran == 8, output[-3000:]
-    results = json.loads((report_dir / "latest" / "results.json").read_text())
-    return output, results, run.pid
+    return output, run.results(), run.pid
 
 
 def by_name(results: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -10,30 +10,24 @@ S3S4_E2E_DEVICES=all: each is a guest of its own, beyond CI's share of time)."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.pytest_run import run_pytest
+
 pytestmark = pytest.mark.selftest
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 900  # the devices image, when not cached, is built first (about a minute)
 
 
 def run_cases(tmp_path: Path, *options: str) -> dict[str, Any]:
     """testcases/test_devices.py with ``options``; its results.json."""
-    reports = tmp_path / "reports"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "testcases/test_devices.py", "-p", "no:cacheprovider",
-         "--report-dir", str(reports), *options],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT_S,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    (run,) = reports.glob("2*/results.json")
-    data: dict[str, Any] = json.loads(run.read_text())
+    run = run_pytest(["testcases/test_devices.py", *options], tmp_path / "reports", RUN_TIMEOUT_S)
+    assert run.returncode == 0, run.output[-6000:]
+    (results,) = run.reports.glob("2*/results.json")
+    data: dict[str, Any] = json.loads(results.read_text())
     return data
 
 
@@ -59,7 +53,9 @@ def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> Non
 )
 @pytest.mark.parametrize("disk", ["ahci", "virtio-scsi"])
 def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None:
-    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices_sleep and s3-agent")
+    data = run_cases(
+        tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices_sleep and s3-agent"
+    )
     (cell,) = data["cells"]
     assert cell["id"].endswith(f"-nic-e1000e-disk-{disk}"), cell
     assert verdicts(data) == {"test_devices_sleep": ["PASS"]}

@@ -6,21 +6,18 @@ stack's QEMU and SeaBIOS as the guest saw them, and the stack's packages; the ce
 that libvirt; nothing of the stack outlives the run, and the host's libvirt configuration is
 left as it was."""
 
-import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.pytest_run import ROOT, run_pytest
 from tests.e2e.test_libvirt_private import HOST_CONFIG, digests, processes_naming
 
 pytestmark = [pytest.mark.selftest, pytest.mark.libvirt]
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = os.environ.get("S3S4_E2E_LIBVIRT_STACK", "sid")
 CASES = ("dompmsuspend-mem", "dompmsuspend-disk", "save-restore")
 # The stack's root is built on first use (mmdebstrap: a few minutes from a near mirror), then
@@ -51,24 +48,14 @@ def stack_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
         pytest.skip("a libvirt stack runs as the harness's own privileged daemon: needs root")
     if shutil.which("mmdebstrap") is None:
         pytest.skip("mmdebstrap not installed: ./run setup installs it")
-    report_dir = tmp_path_factory.mktemp("newest") / "reports"
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "testcases" / "test_libvirt.py")]
-    argv += ["-k", " or ".join(CASES), "--libvirt-stack", STACK]
-    argv += ["-p", "no:cacheprovider", "--report-dir", str(report_dir)]
+    reports = tmp_path_factory.mktemp("newest") / "reports"
+    args = [str(ROOT / "testcases" / "test_libvirt.py"), "-k", " or ".join(CASES)]
     before = digests(HOST_CONFIG) if HOST_CONFIG.is_dir() else {}
-    run = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        output = run.communicate(timeout=RUN_TIMEOUT_S)[0]
-    except subprocess.TimeoutExpired:
-        run.terminate()  # the harness stops its guests and daemon on SIGTERM
-        output = run.communicate(timeout=120)[0]
-        pytest.fail(f"the run did not end within {RUN_TIMEOUT_S:.0f}s: {output[-3000:]}")
+    run = run_pytest([*args, "--libvirt-stack", STACK], reports, RUN_TIMEOUT_S)
+    output = run.output
     assert run.returncode == 0 and f"{len(CASES)} passed" in output, output[-3000:]
     assert (digests(HOST_CONFIG) if HOST_CONFIG.is_dir() else {}) == before
-    results = json.loads((report_dir / "latest" / "results.json").read_text())
-    return output, results, run.pid
+    return output, run.results(), run.pid
 
 
 def test_the_cases_ran_on_the_stacks_daemon_and_qemu_not_the_hosts(
