@@ -42,6 +42,9 @@ class CycleEvidence:
     tcp_expected: bool = False
     clock_tolerance_s: float = 2.0
     faults: list[str] = field(default_factory=list)
+    # Host monotonic seconds when the request was sent, on the clock of the events' "received":
+    # the origin a report's timeline places the events on. 0 when the cycle sent no request.
+    request_at: float = 0.0
 
 
 @dataclass

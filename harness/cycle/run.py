@@ -95,7 +95,7 @@ def run_cycle(
         if transition.keeps_vm_process:
             stream = machine.open_stream(live_probes.STREAM_COMMAND)
         marks = Marks.now(machine)
-        request_started = time.monotonic()
+        request_started = evidence.request_at = time.monotonic()
         evidence.timings["checks_before"] = request_started - checks_started
         answer = transition.request.send(machine)
         _apply_faults(machine, faults, AFTER_REQUEST, cycle)
@@ -155,6 +155,7 @@ def run_group_cycle(
             try:
                 started = time.monotonic()
                 if step == "sleep":
+                    evidence.request_at = started
                     answer = transition.request.send(machine)
                     transition.entry.wait(
                         machine, member.marks, answer, transition.request.description
@@ -214,6 +215,7 @@ def run_cycle_again(
         kernel_messages=[],
         kernel_log=[],
         faults=[rewake.description],
+        request_at=0.0,
         # Only the wake is repeated: the guest logs no sleep of its own and counts none.
         expected_events=[signal.value for signal in rewake.expected_events],
         expected_kernel_records=[],

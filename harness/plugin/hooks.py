@@ -24,9 +24,7 @@ from harness.interrupts import received, take_termination_as_interrupt
 from harness.machines.protocol import Machine, PlatformRecords
 from harness.matrix.cell import Cell, follow_guest_firmware
 from harness.plugin.options import add_options, settings_from
-from harness.results import html as html_report
-from harness.results import known_issues
-from harness.results.merge import load_run, merge
+from harness.results import known_issues, run_page
 from harness.results.run_report import RunReport, new_run_id
 from harness.session import HarnessSession
 from harness.transitions.parts import Transition
@@ -426,7 +424,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "KeyboardInterrupt" if exitstatus == pytest.ExitCode.INTERRUPTED else None
     )
     path = report.write(int(exitstatus), interrupted_by)
-    html_report.write(merge([load_run(path)]), [report.directory], report.directory / "report.html")
+    run_page.write(path)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import secrets
+import socket
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ class RunReport:
     records: list[dict[str, Any]] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
     in_progress: str | None = None  # the test under way (pytest node id)
+    command_line: list[str] = field(default_factory=lambda: list(sys.argv))
 
     def add_cell(self, cell: Any) -> None:
         """The combination as declared; each cycle also records what the system reported."""
@@ -51,6 +55,8 @@ class RunReport:
             "interrupted_by": interrupted_by,
             "interrupted_test": self.in_progress if interrupted_by else None,
             "verdict_counts": summary,
+            "host": host(),
+            "command_line": self.command_line,
             "cells": self.cells,
             "tests": self.records,
         }
@@ -66,3 +72,13 @@ class RunReport:
         except OSError:
             pass
         return path
+
+
+def host() -> dict[str, Any]:
+    """The machine the run ran on, as a report's header names it."""
+    return {
+        "name": socket.gethostname(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }

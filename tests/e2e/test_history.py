@@ -22,7 +22,7 @@ from harness.machines.protocol import Machine
 from harness.matrix.cell import Cell
 from harness.results.run_report import RunReport, new_run_id
 from harness.transitions.catalogue import S3_SYSTEMCTL
-from tests.unit.test_history import chromium_dom
+from tests.chromium import chromium_dom
 
 pytestmark = pytest.mark.selftest
 

@@ -5,10 +5,8 @@ reports the versions its running system shows; the two shards split the cells be
 ``harness merge`` are the whole."""
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from harness.results.merge import compare, load_run, verdict_table
+from tests.chromium import chromium_dom
 
 pytestmark = pytest.mark.selftest
 
@@ -121,27 +120,13 @@ def test_the_html_report_renders_in_a_real_browser(matrix_dir: Path) -> None:
     page = matrix_dir / "whole" / "matrix.html"
     whole = json.loads((matrix_dir / "whole" / "matrix.json").read_text())
     cell = sorted(whole["cells"])[0]
-    dom = _chromium_dom(f"{page.as_uri()}#open={quote(CASE_NAME + '|' + cell)}")
+    dom = chromium_dom(f"{page.as_uri()}#open={quote(CASE_NAME + '|' + cell)}")
     assert 'data-rendered="yes"' in dom, dom[:2000]
     assert dom.count('class="v PASS"') == 2, dom[:3000]
     assert f"{CASE_NAME} on {cell}" in dom
     assert "events_seen: saw suspended -&gt; woken" in dom
     assert "PM: suspend entry" in dom  # kernel lines and the serial log
     assert "<svg" in dom  # latency plots
-
-
-def _chromium_dom(url: str) -> str:
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.fail("chromium not found: run ./run setup (installs Debian's chromium)")
-    result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def _host_version(package: str) -> str:

@@ -2,9 +2,6 @@
 status, over results.json files written as runs write them; the page in a real chromium."""
 
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ from harness.cli import main
 from harness.results import history
 from harness.results.history_html import render
 from harness.results.merge import merge
+from tests.chromium import chromium_dom
 
 CASE = "testcases/test_suspend_to_ram.py::test_suspend_to_ram[s3-sysfs]"
 
@@ -182,20 +180,6 @@ def test_the_page_renders_in_a_real_browser(tmp_path: Path) -> None:
     assert dom.count('class="v PASS"') == 4 and dom.count('class="v FAIL"') == 1
     assert 'data-stage="request_to_entry"' in dom and "request_to_entry 9.00s: slower" in dom
     assert "components changed: qemu 7.2.22 -&gt; 8.2.1" in dom
-
-
-def chromium_dom(url: str) -> str:
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.fail("chromium not found: run ./run setup (installs Debian's chromium)")
-    result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def test_a_matrix_run_gives_verdicts_and_its_cells_timings(tmp_path: Path) -> None:
