@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from harness.errors import (
     AgentCommandError,
@@ -29,19 +29,17 @@ from harness.transitions.marks import Marks
 WAIT_SLICE = 0.5  # a wait for entry also looks at the request's answer this often
 
 
+# The request's answer, where it gives one: the agent answers a suspend request only to refuse it.
+Answer: TypeAlias = "concurrent.futures.Future[object] | None"
+
+
 class Entry(Protocol):
-    def wait(
-        self,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
+    def wait(self, machine: Machine, marks: Marks, answer: Answer, description: str) -> None:
         """Return once the sleep state is proven entered; raise SuspendNotEntered otherwise."""
         ...
 
 
-EntryWait = Callable[[Any, Machine, Marks, "concurrent.futures.Future[object] | None", str], None]
+EntryWait = Callable[[Any, Machine, Marks, Answer, str], None]
 
 
 def _shown_as_wait(wait: EntryWait) -> EntryWait:
@@ -49,13 +47,7 @@ def _shown_as_wait(wait: EntryWait) -> EntryWait:
     entry's ``limit``."""
 
     @functools.wraps(wait)
-    def shown(
-        entry: Any,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
+    def shown(entry: Any, machine: Machine, marks: Marks, answer: Answer, description: str) -> None:
         with waiting(f"suspend-entry ({description})", getattr(machine.timeouts, entry.limit)):
             wait(entry, machine, marks, answer, description)
 
@@ -72,13 +64,7 @@ class PlatformEntry:
     kernel_state: str = ""  # the suspend state the guest kernel must announce (deep, shallow)
 
     @_shown_as_wait
-    def wait(
-        self,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
+    def wait(self, machine: Machine, marks: Marks, answer: Answer, description: str) -> None:
         limit = getattr(machine.timeouts, self.limit)
         deadline = time.monotonic() + limit
         first, *rest = self.signals
@@ -124,13 +110,7 @@ class ConsoleEntry:
     kernel_state: str = ""  # the suspend state the guest kernel must announce (s2idle)
 
     @_shown_as_wait
-    def wait(
-        self,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
+    def wait(self, machine: Machine, marks: Marks, answer: Answer, description: str) -> None:
         limit = getattr(machine.timeouts, self.limit)
         deadline = time.monotonic() + limit
         pattern = re.compile(self.pattern)
@@ -154,13 +134,7 @@ class ExplainedEntry:
 
     inner: Entry
 
-    def wait(
-        self,
-        machine: Machine,
-        marks: Marks,
-        answer: concurrent.futures.Future[object] | None,
-        description: str,
-    ) -> None:
+    def wait(self, machine: Machine, marks: Marks, answer: Answer, description: str) -> None:
         try:
             self.inner.wait(machine, marks, answer, description)
         except SuspendNotEntered as exc:
