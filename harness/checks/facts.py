@@ -65,6 +65,8 @@ NET_TRANSFERS_ENDED_BEFORE_CLOSING = "net.transfers_ended_before_closing"
 
 # Made on the host, never printed by a guest script.
 NET_IRQS = "net.irqs"
+NET_RX_PACKETS = "net.rx_packets"  # read through the agent after the wake, before the echo
+NET_RX_AFTER_ECHO = "net.rx_after_echo"  # and again where the echo got nothing back
 NET_IRQS_AFTER_TRANSFER = "net.irqs_after_transfer"
 NET_HOST_TO_GUEST = "net.host_to_guest"
 NET_GUEST_TO_HOST = "net.guest_to_host"
@@ -78,6 +80,8 @@ TCP_STREAM = "tcp.stream"
 HOST_MADE = frozenset(
     {
         NET_IRQS,
+        NET_RX_PACKETS,
+        NET_RX_AFTER_ECHO,
         NET_IRQS_AFTER_TRANSFER,
         NET_HOST_TO_GUEST,
         NET_GUEST_TO_HOST,

@@ -374,6 +374,11 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
         problems.append(
             f"link {a.get(fact.NET_OPERSTATE) or '?'} (carrier {a.get(fact.NET_CARRIER)})"
         )
+    elif a.get(fact.NET_RX_AFTER_ECHO) == a.get(fact.NET_RX_PACKETS) is not None:
+        problems.append(
+            f"link up but received nothing while the echo over ssh waited "
+            f"(rx_packets stayed at {a.get(fact.NET_RX_PACKETS)})"
+        )
     if _int(a.get(fact.NET_IRQS_AFTER_TRANSFER)) <= _int(a.get(fact.NET_IRQS)):
         problems.append(f"no interrupts during the transfers (stuck at {a.get(fact.NET_IRQS)})")
     for direction in (fact.NET_HOST_TO_GUEST, fact.NET_GUEST_TO_HOST):
@@ -391,6 +396,8 @@ def virtio_net_healthy(ev: CycleEvidence) -> CheckResult:
         fact.NET_DRIVER,
         fact.NET_OPERSTATE,
         fact.NET_CARRIER,
+        fact.NET_RX_PACKETS,
+        fact.NET_RX_AFTER_ECHO,
         fact.NET_IRQS,
         fact.NET_IRQS_AFTER_TRANSFER,
         fact.NET_HOST_TO_GUEST,

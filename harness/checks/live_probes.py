@@ -97,7 +97,31 @@ def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
         fact.NET_CARRIER: text(f"/sys/class/net/{iface}/carrier").strip(),
         fact.NET_DEVICE: device,
         fact.NET_IRQS: nic_irqs(machine, device),
+        fact.NET_RX_PACKETS: text(f"/sys/class/net/{iface}/statistics/rx_packets").strip(),
     }
+
+
+def nic_silent(machine: Machine, after: dict[str, str]) -> str:
+    """Where the echo over ssh got nothing back, whether the NIC received nothing meanwhile:
+    its ``rx_packets`` read again through the agent (into ``after``) and unchanged since
+    net_facts. Then the reason, naming the NIC: its link is dead whatever it reads (QEMU's
+    e1000e tells a resumed guest its link is up while the host's end is down), and whatever
+    waits on ssh would wait out its bound. Else "" (the echo came back, or packets arrived:
+    a guest slow to answer, not a dead link)."""
+    iface, rx = after.get(fact.NET_IFACE, ""), after.get(fact.NET_RX_PACKETS, "")
+    if after.get(fact.TCP_ECHO) in (None, "ok") or not iface or not rx:
+        return ""
+    data = agent_files.read_file(
+        machine.agent_execute, f"/sys/class/net/{iface}/statistics/rx_packets"
+    )
+    after[fact.NET_RX_AFTER_ECHO] = "" if data is None else data.decode(errors="replace").strip()
+    if after[fact.NET_RX_AFTER_ECHO] != rx:
+        return ""
+    return (
+        f"the NIC {after.get(fact.NET_DRIVER) or 'nic'} {iface} received nothing while the "
+        f"echo over ssh waited (rx_packets stayed at {rx}), though its link reads "
+        f"{after.get(fact.NET_OPERSTATE) or '?'} (carrier {after.get(fact.NET_CARRIER)})"
+    )
 
 
 def nic_irqs(machine: Machine, device: str) -> str:

@@ -367,6 +367,10 @@ def _capture_after(
             if echo is not None:
                 with timed("echo"):
                     evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
+                if silent := live_probes.nic_silent(machine, evidence.after):
+                    machine.close_ssh()
+                    evidence.after_error = f"ssh given up: {silent} (seen through the guest agent)"
+                    return
             network = pool.submit(_network_checks, machine, stream, evidence, timed, token)
             evidence.after.update(facts.result())
             network.result()

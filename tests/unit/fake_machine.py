@@ -206,6 +206,7 @@ class FakeMachine:
             + "MODALIAS=virtio:d00000001v00001AF4\n",
             nic + "operstate": f"{self.link}\n",
             nic + "carrier": f"{int(self.link == 'up')}\n",
+            nic + "statistics/rx_packets": "1000\n",
             "/proc/interrupts": f"  CPU0\n 25: {self.irqs} PCI-MSI 49153-edge virtio0-input.0\n",
         }
         return files[path].encode()

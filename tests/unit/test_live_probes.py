@@ -190,6 +190,7 @@ def test_the_nic_named_before_the_sleep_is_looked_at_without_a_guest_program(
         "net.carrier": "1",
         "net.device": "virtio0",
         "net.irqs": "40",
+        "net.rx_packets": "1000",
     }
     assert machine.agent_shells == 0
 
