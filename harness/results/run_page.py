@@ -70,6 +70,10 @@ document.addEventListener('keydown', (event) => {
   cases[next].scrollIntoView({block: 'nearest'});
   event.preventDefault();
 });
+// report.html#all opens every case (to print the page, or to look through a passing run).
+if (location.hash === '#all') {
+  for (const details of document.querySelectorAll('details.case')) details.open = true;
+}
 document.body.dataset.rendered = 'yes';
 """
 
