@@ -152,9 +152,11 @@ def _marks(line: Timeline, x: Scale, y: int) -> list[str]:
         text = ", ".join(names)
         row = 1 - row if at < last_end else 0
         last_end = at + CHAR_W * len(text) + 4
+        # A name that would run off the figure's right edge ends at its line instead.
+        anchor = 'text-anchor="end" ' if last_end > WIDTH else ""
         parts.append(
-            f'<text class="event-name" x="{at + 3}" y="{y + 12 + 14 * row}" '
-            f'fill="{COLOURS["event"]}">{_e(text)}</text>'
+            f'<text class="event-name" {anchor}x="{at - 3 if anchor else at + 3}" '
+            f'y="{y + 12 + 14 * row}" fill="{COLOURS["event"]}">{_e(text)}</text>'
         )
     return parts
 
