@@ -12,11 +12,13 @@ import pytest
 from harness.checks.judges import DEFAULT_CHECKS
 from harness.checks.resume_source import resumed_from_image
 from harness.checks.verdict import CycleOutcome, Verdict
+from harness.cycle.faults import BEFORE_REQUEST, Fault
 from harness.cycle.swap_misconfig import (
     kernel_told_resume_location,
     only_zram,
     swapfile_recreated,
 )
+from harness.errors import SetupError
 from harness.machines.protocol import Machine
 from harness.plugin import GroupCycle, PowerCycle, expect_pass
 from harness.session import HarnessSession
@@ -142,3 +144,140 @@ def test_only_zram_is_unsupported_in_systemds_words(
     outcome = _named(group_cycle, S4_SYSTEMCTL_REPORTED, guest)
     assert outcome.verdict is Verdict.UNSUPPORTED, outcome.reason
     assert "Not enough swap space for hibernation" in outcome.reason, outcome.reason
+
+
+# fedora-like: a btrfs root, the swapfile in the subvolume /swap, zram swap beside it, booted
+# by OVMF through systemd-boot, a dracut initrd whose systemd resumes the image.
+
+# As btrfs's Swapfile page makes one: btrfs filesystem mkswapfile (NOCOW, preallocated).
+RECREATE_BTRFS_SWAPFILE = """set -e
+path=$(awk '$2 == "file" {print $1; exit}' /proc/swaps)
+[ -n "$path" ] || { echo "no swapfile in /proc/swaps" >&2; exit 1; }
+btrfs filesystem mkswapfile --size "$(stat -c %s "$path")" "$path.new" >/dev/null
+swapoff "$path"
+mv "$path.new" "$path"
+swapon "$path"
+"""
+
+# What systemd-sleep writes before it hibernates: the swapfile's device and its first page,
+# as btrfs reports it (filefrag shows btrfs's logical addresses, not the device's).
+TELL_KERNEL_BTRFS = """set -e
+path=$(awk '$2 == "file" {print $1; exit}' /proc/swaps)
+btrfs inspect-internal map-swapfile -r "$path" > /sys/power/resume_offset
+findmnt -no MAJ:MIN -T "$path" | tr -d ' ' > /sys/power/resume
+"""
+
+
+# systemd-boot's LoaderInfo (the loader's name and version), in systemd's vendor namespace.
+LOADER_INFO = "/sys/firmware/efi/efivars/LoaderInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+
+
+def _guest_script(what: str, script: str) -> Fault:
+    def apply(machine: Machine) -> None:
+        result = machine.run(script)
+        if not result.ok:
+            raise SetupError(f"fault injection ({what}) failed: {result.stderr.strip()[-300:]}")
+
+    return Fault(what, apply, BEFORE_REQUEST)
+
+
+UEFI_BTRFS = ("fedora-like", "efi-hibernate-location")
+
+
+@pytest.fixture
+def uefi_btrfs(harness_session: HarnessSession) -> str:
+    """The guest's kernel command line, where the run's guest is fedora-like or
+    efi-hibernate-location (the same layout, the latter with no resume= at all)."""
+    if harness_session.image.profile not in UEFI_BTRFS:
+        pytest.skip(f"needs --guest-profile {' or '.join(UEFI_BTRFS)}")
+    return harness_session.image.cmdline
+
+
+@pytest.fixture
+def fedora_like(uefi_btrfs: str, harness_session: HarnessSession) -> str:
+    if harness_session.image.profile != "fedora-like":
+        pytest.skip("needs --guest-profile fedora-like")
+    return uefi_btrfs
+
+
+@pytest.fixture
+def efi_hibernate_location(uefi_btrfs: str, harness_session: HarnessSession) -> str:
+    if harness_session.image.profile != "efi-hibernate-location":
+        pytest.skip("needs --guest-profile efi-hibernate-location")
+    return uefi_btrfs
+
+
+@pytest.mark.s4
+@pytest.mark.parametrize(
+    "transition",
+    [S4_SYSTEMCTL, S4_AGENT, HYBRID_SYSTEMCTL_WAKE, HYBRID_AGENT_WAKE],
+    ids=lambda t: f"btrfs-{t.id}",
+)
+def test_uefi_btrfs_resumes(
+    uefi_btrfs: str, power_cycle: PowerCycle, transition: Transition
+) -> None:
+    """S4 and hybrid sleep to the swapfile on btrfs with zram beside it, resumed by the
+    initrd's systemd-hibernate-resume (from resume= and resume_offset=, or from the EFI
+    variable HibernateLocation where the command line names neither)."""
+    expect_pass(power_cycle(transition))
+
+
+@pytest.mark.s4
+def test_uefi_btrfs_suspend_then_hibernate(uefi_btrfs: str, power_cycle: PowerCycle) -> None:
+    """systemctl suspend-then-hibernate: in RAM, the RTC wakes it, then to the swapfile and
+    resumed from it."""
+    logind = pytest.importorskip("harness.transitions.logind")
+    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+
+
+def test_uefi_btrfs_layout(uefi_btrfs: str, guest: Machine) -> None:
+    """zram swap before the swapfile; resume_offset, where the command line has one, is what
+    map-swapfile -r says; the root is the btrfs subvolume root; systemd-boot booted it."""
+    swaps = guest.run("swapon --show=NAME,TYPE,PRIO --noheadings").stdout.split("\n")
+    table = {line.split()[0]: line.split()[1:] for line in swaps if line.strip()}
+    assert table["/dev/zram0"] == ["partition", "100"], table
+    assert table["/swap/swapfile"][0] == "file" and int(table["/swap/swapfile"][1]) < 0, table
+    offset = guest.run("btrfs inspect-internal map-swapfile -r /swap/swapfile").stdout.strip()
+    cmdline = guest.run("cat /proc/cmdline").stdout
+    if "resume=" in uefi_btrfs:
+        assert f" resume_offset={offset} " in cmdline, (offset, cmdline)
+    else:
+        assert "resume" not in cmdline, cmdline
+    root = guest.run("findmnt -no FSTYPE,OPTIONS /").stdout
+    assert root.startswith("btrfs ") and "subvol=/root" in root, root
+    loader = guest.run(f"tr -d '\\0' < {LOADER_INFO}").stdout
+    assert "systemd-boot" in loader, loader
+
+
+@pytest.mark.selftest
+def test_fedora_like_stale_resume_offset_boots_instead_of_resuming_named(
+    fedora_like: str, guest: Machine, group_cycle: GroupCycle
+) -> None:
+    """The swapfile made again with btrfs's mkswapfile (other blocks) and the kernel told its
+    new place: the image is written there, and the next boot, whose initrd hands the kernel
+    the command line's stale resume_offset, does not find it."""
+    _guest_script("swapfile recreated (btrfs mkswapfile)", RECREATE_BTRFS_SWAPFILE).apply(guest)
+    _guest_script("the swapfile's place told to the kernel", TELL_KERNEL_BTRFS).apply(guest)
+    outcome = _named(group_cycle, S4_SYSFS_REPORTED, guest)
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    stale = re.search(r"resume_offset=(\d+)", fedora_like)
+    assert stale is not None
+    assert "resumed_from_image: rebooted, not resumed: the kernel said" in outcome.reason, (
+        outcome.reason
+    )
+    assert f"resume_offset={stale.group(1)}" in outcome.reason, outcome.reason
+
+
+@pytest.mark.selftest
+def test_efi_hibernate_location_unwritten_boots_instead_of_resuming_named(
+    efi_hibernate_location: str, guest: Machine, group_cycle: GroupCycle
+) -> None:
+    """Hibernation without systemd-sleep (the kernel told the swapfile's place, then
+    ``echo disk``): no HibernateLocation is written, and with no resume= either, nothing
+    looks for the image at the next boot."""
+    _guest_script("the swapfile's place told to the kernel", TELL_KERNEL_BTRFS).apply(guest)
+    outcome = _named(group_cycle, S4_SYSFS_REPORTED, guest)
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert "rebooted, not resumed: resume= is absent on the kernel command line" in (
+        outcome.reason
+    ), outcome.reason

@@ -26,12 +26,14 @@ import hashlib
 import json
 import re
 import subprocess
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import ImageBuildError, SetupError
 from harness.paths import REPO_ROOT
+from harness.setup.btrfs_profile import make_btrfs_root
 
 PROFILES_DIR = REPO_ROOT / "images" / "profiles"
 DEFAULT_PROFILE = "partition"  # the recipe's own layout: swap disk /dev/vdb, no profile
@@ -58,10 +60,18 @@ class GuestProfile:
     # Module files (below kernel/, as the recipe's exclude_modules) kept although the recipe
     # leaves their tree out: the drivers of the devices a profile is for.
     include_modules: tuple[str, ...] = field(default=())
+    suite: str = ""  # the guest suite the profile needs where no other is asked for
+    packages_added: tuple[str, ...] = field(default=())  # beside the recipe's packages
+    packages_removed: tuple[str, ...] = field(default=())  # of the recipe's (a conflict)
+    root_fs: str = "ext4"  # "btrfs": packed by btrfs_profile, subvolumes and swapfile
+    # "kernel": QEMU boots the image's kernel; "disk": OVMF boots systemd-boot from the ESP.
+    boot: str = "kernel"
+    fstab: str = ""  # written at build time, once ``{uuid}`` (the root's) is known
+    files_of: str = ""  # the profile whose hook files this one uses ("" its own)
 
     @property
     def directory(self) -> Path:
-        return PROFILES_DIR / self.name
+        return PROFILES_DIR / (self.files_of or self.name)
 
     def hook(self, kind: str) -> Path | None:
         """The profile's ``KIND-hook.sh`` if it has one (run after the recipe's)."""
@@ -83,6 +93,23 @@ class GuestProfile:
         for path in sorted(p for p in files if p.is_file()):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()[:16]
+
+    def packages(self, recipe_packages: list[str]) -> list[str]:
+        """The recipe's packages with the profile's removed and added."""
+        kept = [p for p in recipe_packages if p not in self.packages_removed]
+        return kept + [p for p in self.packages_added if p not in kept]
+
+    def make_root(self, rootdir: Path, root_fs: Path, progress: Progress) -> str | None:
+        """Make a btrfs root file system of ``rootdir`` in ``root_fs`` and return the kernel
+        command line; None where the root is the recipe's ext4 (then ``finish_root``)."""
+        if self.root_fs != "btrfs":
+            return None
+        fs_uuid = str(uuid.uuid4())
+        if self.fstab:
+            (rootdir / "etc" / "fstab").write_text(self.fstab.format(uuid=fs_uuid))
+        offset = make_btrfs_root(rootdir, root_fs, self.swapfile_mib, fs_uuid, progress)
+        progress(f"swapfile /swap/swapfile ({self.swapfile_mib} MiB) at page {offset}")
+        return self.cmdline.format(uuid=fs_uuid, resume_offset=offset)
 
     def finish_root(self, root_fs: Path, progress: Progress) -> str:
         """Work on the packed root file system; return the kernel command line."""
@@ -129,7 +156,45 @@ DEVICES = GuestProfile(
     ),
 )
 
-PROFILES = {profile.name: profile for profile in (SWAPFILE_EXT4, DEVICES)}
+FEDORA_LIKE = GuestProfile(
+    name="fedora-like",
+    summary="UEFI + systemd-boot, btrfs root with a swapfile, zram beside it, dracut, systemd",
+    # Fedora's command line names the root by UUID with its subvolume (anaconda's
+    # rootflags=subvol=root); the swapfile's partition and its first page for the resume.
+    cmdline="root=UUID={uuid} rootflags=subvol=root rw console=ttyS0,115200 "
+    "resume=UUID={uuid} resume_offset={resume_offset} no_console_suspend",
+    swapfile="/swap/swapfile",
+    swapfile_mib=1280,  # RAM plus the swap disk's headroom, as swapfile-ext4
+    extra_disk_mib=2 * 1280,  # room for a second swapfile as large (the stale-offset case)
+    # btrfs-progs 7 (sid) is the first whose mkfs.btrfs sets NODATACOW on a file it packs
+    # (--inode-flags); systemd 262, dracut 112 come with it.
+    suite="sid",
+    packages_added=("dracut", "btrfs-progs", "systemd-boot-efi", "systemd-zram-generator"),
+    packages_removed=("initramfs-tools",),  # dracut conflicts with it
+    root_fs="btrfs",
+    boot="disk",
+    # As anaconda writes it for Fedora's kickstart layout (subvolumes root and home on the
+    # file system labelled fedora, compress=zstd:1 since Fedora 34); the swapfile after it.
+    fstab="UUID={uuid} / btrfs subvol=root,compress=zstd:1 0 0\n"
+    "UUID={uuid} /home btrfs subvol=home,compress=zstd:1 0 0\n"
+    "/swap/swapfile none swap defaults 0 0\n",
+)
+
+EFI_HIBERNATE_LOCATION = replace(
+    FEDORA_LIKE,
+    name="efi-hibernate-location",
+    summary="fedora-like with no resume= at all: systemd writes and reads HibernateLocation",
+    # systemd 255 and later: systemd-sleep stores the swap device and offset in the EFI
+    # variable HibernateLocation, which the initrd's systemd-hibernate-resume-generator reads
+    # where the command line names no resume device.
+    cmdline="root=UUID={uuid} rootflags=subvol=root rw console=ttyS0,115200 no_console_suspend",
+    files_of="fedora-like",
+)
+
+PROFILES = {
+    profile.name: profile
+    for profile in (SWAPFILE_EXT4, DEVICES, FEDORA_LIKE, EFI_HIBERNATE_LOCATION)
+}
 
 
 def profile_named(name: str | None) -> GuestProfile | None:

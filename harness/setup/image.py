@@ -89,12 +89,13 @@ class GuestImage:
                 f"image {directory} is incomplete ({HOST_KEYS} missing): "
                 f"delete {directory} and run again"
             )
+        from_disk = data.get("boot") == "disk"  # systemd-boot on the ESP, booted by OVMF
         image = cls(
             name=data["name"],
             key=data["key"],
             disk=directory / "base.qcow2",
-            kernel=directory / "vmlinuz",
-            initrd=directory / "initrd.img",
+            kernel=None if from_disk else directory / "vmlinuz",
+            initrd=None if from_disk else directory / "initrd.img",
             kernel_release=data["kernel_release"],
             cmdline=data["cmdline"],
             packages=data["packages"],
@@ -171,7 +172,7 @@ class ImageCache:
         (default: the recipe's, from the suite's kernel suite), building it first if needed;
         with a guest ``profile`` (see guest_profiles), that profile's image, keyed apart."""
         layout = profile_named(profile)
-        guest = GuestSuite.named(suite or recipe.settings["suite"])
+        guest = GuestSuite.named(suite or (layout and layout.suite) or recipe.settings["suite"])
         kernel_package = guest.kernel_package(kernel_package or recipe.settings["kernel_package"])
         sources = guest.sources(kernel_package)
         index = SuiteIndex(self.root, sources)
@@ -274,6 +275,9 @@ def _require_tools(*extra: str) -> None:
 def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None:
     recipe, kernel_package = build.recipe, build.kernel_package
     settings = recipe.settings
+    include = list(settings["packages"])
+    if build.profile:  # the profile's packages beside (or instead of some of) the recipe's
+        include = build.profile.packages(include)
     rootdir = work / "root"
     started = time.monotonic()
     progress(f"building {build.name} ({kernel_package}) into {work.parent} ...")
@@ -281,8 +285,7 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         "mmdebstrap",
         f"--mode={build_mode()}",
         "--variant=minbase",
-        "--include="
-        + ",".join(checked_package(p) for p in [kernel_package, *settings["packages"]]),
+        "--include=" + ",".join(checked_package(p) for p in [kernel_package, *include]),
         *(f"--dpkgopt=path-exclude={p}" for p in recipe.exclude_paths()),
         # dpkg takes a path-include after the excludes as an exception to them.
         *(f"--dpkgopt=path-include={p}" for p in _profile_modules(build.profile)),
@@ -304,16 +307,22 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
     packages = _installed_packages(rootdir)
     host_keys = guest_host_keys(rootdir)
     disk_mib = settings["disk_size_mib"] + (build.profile.extra_disk_mib if build.profile else 0)
-    progress(f"3/4 mke2fs: {disk_mib} MiB ext4 from the root directory")
     raw = work / "root.raw"
     with raw.open("wb") as handle:
         handle.truncate(disk_mib * 1024 * 1024)
-    _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
     cmdline = settings["cmdline"]
-    if build.profile:  # a profile's command line, or the recipe's where it has none
-        cmdline = build.profile.finish_root(raw, progress) or cmdline
-    if settings.get("layout") == "uefi-disk":
-        raw = _uefi_disk(raw, rootdir, release, build.name, settings, work)
+    made = build.profile.make_root(rootdir, raw, progress) if build.profile else None
+    if made is not None:  # the profile's own root file system (btrfs)
+        cmdline = made
+    else:
+        progress(f"3/4 mke2fs: {disk_mib} MiB ext4 from the root directory")
+        _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
+        if build.profile:  # a profile's command line, or the recipe's where it has none
+            cmdline = build.profile.finish_root(raw, progress) or cmdline
+    from_disk = bool(build.profile and build.profile.boot == "disk")
+    if settings.get("layout") == "uefi-disk" or from_disk:
+        uefi = {"esp_size_mib": ESP_MIB, **settings, "cmdline": cmdline, "disk_size_mib": disk_mib}
+        raw = _uefi_disk(raw, rootdir, release, build.name, uefi, work)
     progress("4/4 qemu-img convert to qcow2")
     _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
     raw.unlink()
@@ -336,11 +345,14 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
     }
     if build.profile:
         manifest["profile"] = build.profile.name
+    if from_disk:
+        manifest["boot"] = "disk"
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     (work / MANIFEST).chmod(0o600)
     progress(f"done in {manifest['build_seconds']}s")
 
 
+ESP_MIB = 128  # a profile's ESP (systemd-boot, the kernel and a dracut initrd)
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 SYSTEMD_BOOT = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"

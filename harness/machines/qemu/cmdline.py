@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import SetupError
 from harness.machines.config import DATA_FILE_NODE, DATA_NODE, ROOT_DRIVE, Firmware, QemuConfig
 from harness.machines.devices import data_disk_devices, nic_device
 
@@ -93,6 +94,11 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     ]
     if config.seed is not None:
         argv += _disk_args("seed", config.seed, "raw", readonly=True)
+    if config.kernel is None and config.seed is None and config.firmware.kind != "ovmf":
+        raise SetupError(
+            "this guest boots systemd-boot from its disk's ESP, which needs UEFI: "
+            "add --firmware ovmf (and --machine-type q35)"
+        )
     if config.kernel is not None:
         argv += ["-kernel", str(config.kernel)]
         argv += ["-initrd", str(config.initrd)] if config.initrd else []
