@@ -26,7 +26,7 @@ from harness.results import tmt as tmt_results
 from harness.results.merge import compare, load_run, merge
 from harness.session import Settings
 from harness.setup.image import ImageCache, Recipe
-from harness.tools import bisect, doctor, endurance, testday
+from harness.tools import bench_sizes, bench_sleep_cost, bisect, doctor, endurance, testday
 from harness.tools.bench import run_benchmark, table
 from harness.tools.matrix_run import default_out, detect_ids, run_matrix
 from harness.tools.matrix_run import table as matrix_table
@@ -46,8 +46,26 @@ def _image(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     out = Path(args.report_dir) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = Settings(accel=args.accel, timeout_scale=args.timeout_scale)
-    path = run_benchmark(args.runs, settings, out, lambda line: print(f"[bench] {line}"))
+    if args.memory or args.cpus or args.sleep_cost is not None:
+        return _bench_sizes(args, settings, out)
+    path = run_benchmark(args.runs or 3, settings, out, lambda line: print(f"[bench] {line}"))
     table(json.loads(path.read_text()))
+    print(f"figures: {path}")
+    return 0
+
+
+def _bench_sizes(args: argparse.Namespace, settings: Settings, out: Path) -> int:
+    plan = bench_sizes.SizesPlan(
+        memory_gib=bench_sizes.parse_sizes(args.memory, "memory", range(1, 65))
+        if args.memory
+        else (),
+        cpus=bench_sizes.parse_sizes(args.cpus, "cpus", range(1, 65)) if args.cpus else (),
+        sleep_window_s=args.sleep_cost,
+        fill_share=args.fill_share,
+        runs=args.runs or 1,
+    )
+    path = bench_sizes.run_sizes(plan, settings, out, lambda line: print(f"[bench] {line}"))
+    bench_sizes.print_report(json.loads(path.read_text()))
     print(f"figures: {path}")
     return 0
 
@@ -199,7 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     image.set_defaults(handler=_image)
     bench = commands.add_parser("bench", help="time boots, checkpoint starts and cycles")
-    bench.add_argument("--runs", type=int, default=3, help="runs of each measure (default: 3)")
+    bench.add_argument(
+        "--runs", type=int, default=None, help="runs of each measure (default: 3; sizes: 1)"
+    )
+    bench.add_argument("--memory", default=None, help="S4 against guest GiB instead, e.g. 1,4,8")
+    bench.add_argument("--cpus", default=None, help="S3 and S4 against vCPUs instead, e.g. 1,2,4")
+    bench.add_argument(
+        "--sleep-cost",
+        type=float,
+        nargs="?",
+        const=bench_sleep_cost.WINDOW_S,
+        default=None,
+        metavar="SECONDS",
+        help="QEMU's CPU and wakeups in S3, s2idle, freeze and awake (window default: 20 s)",
+    )
+    bench.add_argument(
+        "--fill-share",
+        type=float,
+        default=bench_sizes.FILL_SHARE,
+        help="with --memory: share of the guest's memory filled before S4 (default: 0.125)",
+    )
     bench.add_argument("--accel", default="auto", help="kvm, tcg or auto (default: auto)")
     bench.add_argument("--timeout-scale", type=float, default=1.0, help="scale every timeout")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>/ goes")
