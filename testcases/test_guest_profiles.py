@@ -281,3 +281,53 @@ def test_efi_hibernate_location_unwritten_boots_instead_of_resuming_named(
     assert "rebooted, not resumed: resume= is absent on the kernel command line" in (
         outcome.reason
     ), outcome.reason
+
+
+# luks-swap: swap in a LUKS2 partition of the root disk, unlocked in the initramfs by a key
+# file it carries; the image is written to and read back from /dev/mapper/cryptswap.
+
+
+@pytest.fixture
+def luks_swap(harness_session: HarnessSession) -> str:
+    """The guest's kernel command line, where the run's guest is the luks-swap profile."""
+    if harness_session.image.profile != "luks-swap":
+        pytest.skip("needs --guest-profile luks-swap")
+    return harness_session.image.cmdline
+
+
+@pytest.mark.s4
+@pytest.mark.parametrize(
+    "transition",
+    [S4_SYSTEMCTL, S4_AGENT, HYBRID_SYSTEMCTL_WAKE, HYBRID_AGENT_WAKE],
+    ids=lambda t: f"luks-{t.id}",
+)
+def test_luks_swap_resumes(luks_swap: str, power_cycle: PowerCycle, transition: Transition) -> None:
+    """S4 and hybrid sleep to the encrypted swap, resumed once the initramfs unlocked it."""
+    expect_pass(power_cycle(transition))
+
+
+@pytest.mark.s4
+def test_luks_swap_suspend_then_hibernate(luks_swap: str, power_cycle: PowerCycle) -> None:
+    logind = pytest.importorskip("harness.transitions.logind")
+    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+
+
+def test_luks_swap_layout(luks_swap: str, guest: Machine) -> None:
+    """The only swap is the mapping of the LUKS2 partition, unlocked with the key file."""
+    swaps = guest.run("swapon --show=NAME,TYPE --noheadings").stdout.split()
+    assert swaps in (["/dev/dm-0", "partition"], ["/dev/mapper/cryptswap", "partition"]), swaps
+    status = guest.run("cryptsetup status cryptswap").stdout
+    assert re.search(r"type:\s+LUKS2", status) and "/dev/vda2" in status, status
+    assert "resume=/dev/mapper/cryptswap " in guest.run("cat /proc/cmdline").stdout
+
+
+@pytest.mark.selftest
+def test_luks_swap_empty_resume_boots_instead_of_resuming_named(
+    luks_swap: str, guest_factory: Callable[..., Machine], group_cycle: GroupCycle
+) -> None:
+    """resume= empty: the image is written to the encrypted swap and nothing looks for it."""
+    machine = guest_factory("empty-resume", cmdline_args(luks_swap, resume=""))
+    machine.boot()
+    outcome = _named(group_cycle, S4_SYSTEMCTL, machine)
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert "rebooted, not resumed: resume= is empty on the kernel command line" in outcome.reason

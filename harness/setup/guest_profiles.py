@@ -34,6 +34,7 @@ from pathlib import Path
 from harness.errors import ImageBuildError, SetupError
 from harness.paths import REPO_ROOT
 from harness.setup.btrfs_profile import make_btrfs_root
+from harness.setup.luks_profile import luks_swap_disk
 
 PROFILES_DIR = REPO_ROOT / "images" / "profiles"
 DEFAULT_PROFILE = "partition"  # the recipe's own layout: swap disk /dev/vdb, no profile
@@ -68,6 +69,7 @@ class GuestProfile:
     boot: str = "kernel"
     fstab: str = ""  # written at build time, once ``{uuid}`` (the root's) is known
     files_of: str = ""  # the profile whose hook files this one uses ("" its own)
+    luks_swap_mib: int = 0  # a swap of this size in a LUKS2 partition after the root's
 
     @property
     def directory(self) -> Path:
@@ -110,6 +112,13 @@ class GuestProfile:
         offset = make_btrfs_root(rootdir, root_fs, self.swapfile_mib, fs_uuid, progress)
         progress(f"swapfile /swap/swapfile ({self.swapfile_mib} MiB) at page {offset}")
         return self.cmdline.format(uuid=fs_uuid, resume_offset=offset)
+
+    def finish_disk(self, rootdir: Path, root_fs: Path, root_mib: int, progress: Progress) -> Path:
+        """The disk image made of the packed ``root_fs``: itself, or with ``luks_swap_mib`` a
+        GPT disk of the root and the encrypted swap."""
+        if not self.luks_swap_mib:
+            return root_fs
+        return luks_swap_disk(rootdir, root_fs, root_mib, self.luks_swap_mib, progress)
 
     def finish_root(self, root_fs: Path, progress: Progress) -> str:
         """Work on the packed root file system; return the kernel command line."""
@@ -191,9 +200,19 @@ EFI_HIBERNATE_LOCATION = replace(
     files_of="fedora-like",
 )
 
+LUKS_SWAP = GuestProfile(
+    name="luks-swap",
+    summary="swap in a LUKS2 partition, unlocked in the initramfs by a key file it carries",
+    cmdline="root=/dev/vda1 rw console=ttyS0,115200 resume=/dev/mapper/cryptswap "
+    "no_console_suspend",
+    luks_swap_mib=1280,  # RAM plus the swap disk's headroom, as the swapfiles
+    packages_added=("cryptsetup-initramfs",),
+    tools=("sfdisk",),
+)
+
 PROFILES = {
     profile.name: profile
-    for profile in (SWAPFILE_EXT4, DEVICES, FEDORA_LIKE, EFI_HIBERNATE_LOCATION)
+    for profile in (SWAPFILE_EXT4, DEVICES, FEDORA_LIKE, EFI_HIBERNATE_LOCATION, LUKS_SWAP)
 }
 
 

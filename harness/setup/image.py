@@ -319,6 +319,8 @@ def _build(build: Build, work: Path, log_path: Path, progress: Progress) -> None
         _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir), str(raw)])
         if build.profile:  # a profile's command line, or the recipe's where it has none
             cmdline = build.profile.finish_root(raw, progress) or cmdline
+        if build.profile:  # the root alone, or in a disk with the profile's partitions
+            raw = build.profile.finish_disk(rootdir, raw, disk_mib, progress)
     from_disk = bool(build.profile and build.profile.boot == "disk")
     if settings.get("layout") == "uefi-disk" or from_disk:
         uefi = {"esp_size_mib": ESP_MIB, **settings, "cmdline": cmdline, "disk_size_mib": disk_mib}

@@ -19,6 +19,7 @@ from harness.cycle.swap_misconfig import only_zram, swap_smaller_than_image
 from harness.plugin import PowerCycle
 from harness.setup.image import ImageCache, Recipe
 from harness.transitions.refusals import S4_SYSFS_REPORTED, S4_SYSTEMCTL_REPORTED
+from tests.e2e.pytest_run import run_pytest
 
 pytestmark = pytest.mark.selftest
 
@@ -47,6 +48,23 @@ def test_swapfile_ext4_resumes_and_a_stale_offset_is_named(tmp_path: Path) -> No
     s4 = [v for name, v in verdicts.items() if "swapfile-s4-systemctl" in name]
     stale = [v for name, v in verdicts.items() if "stale_resume_offset_boots" in name]
     assert s4 == [["PASS"]] and stale == [["FAIL"]], verdicts
+
+
+def test_fedora_like_s4_resumes_from_the_btrfs_swapfile(tmp_path: Path) -> None:
+    """The fedora-like guest (built here if not cached: about 75 s) hibernates with
+    systemctl to its swapfile on btrfs, zram beside it, and its dracut initrd's systemd
+    resumes it: same boot_id, the image loaded. OVMF boots it through systemd-boot."""
+    run = run_pytest(
+        ["testcases/test_guest_profiles.py", "--guest-profile", "fedora-like",
+         "--firmware", "ovmf", "--machine-type", "q35", "-k", "btrfs-s4-systemctl"],
+        tmp_path / "reports", RUN_TIMEOUT_S,
+    )  # fmt: skip
+    assert run.returncode == 0 and "1 passed" in run.output, run.output[-4000:]
+    data = run.results()
+    (cell,) = data["cells"]
+    assert "-sid-fedora-like-q" in cell["id"], cell
+    verdicts = {t["test"].split("::")[-1]: t["verdicts"] for t in data["tests"]}
+    assert list(verdicts.values()) == [["PASS"]], verdicts
 
 
 def test_an_image_larger_than_swap_is_refused_by_the_kernel_named(
