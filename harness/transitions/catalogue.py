@@ -20,12 +20,18 @@ from harness.transitions.parts import (
 )
 from harness.transitions.requests import AgentCommand, InGuestCommand
 from harness.transitions.wakes import (
+    POWER_BUTTON,
+    PS2_KEYBOARD,
+    USB_KEYBOARD,
+    VIRTIO_KEYBOARD,
     AwaitGuestResume,
     AwaitPlatformWake,
     PowerLossRelaunch,
+    PressWakeSource,
     Relaunch,
     SendKey,
     SystemWakeup,
+    WakeSource,
 )
 
 
@@ -232,6 +238,39 @@ DISK_TEST_RESUME = Transition(
     kernel_records=S4_RECORDS,
 )
 
+# Wake sources other than system_wakeup and the RTC (docs/devices.md, "Wake sources"): the
+# guest enables the source's wakeup in sysfs, enters S3 through /sys/power/state, and the host
+# presses the key or button; the platform's WAKEUP is the proof.
+_WAKEUP_ENABLE = {
+    "ps2": "echo enabled > /sys/devices/platform/i8042/serio0/power/wakeup",
+    "usb": "for f in /sys/bus/usb/devices/*/power/wakeup; do echo enabled > $f; done",
+    "virtio": "for f in /sys/bus/virtio/devices/*/power/wakeup; do echo enabled > $f; done",
+    "": "true",
+}
+
+
+def _wake_source(transition_id: str, source: WakeSource) -> Transition:
+    enable = _WAKEUP_ENABLE[source.keyboard]
+    return Transition(
+        id=transition_id,
+        needs=S3_NEEDS,
+        request=InGuestCommand(
+            script=f"{enable}; echo deep > /sys/power/mem_sleep; echo mem > /sys/power/state",
+            label=f"{source.name} wakeup enabled; echo mem > /sys/power/state",
+        ),
+        entry=S3_ENTRY,
+        wake=PressWakeSource(source),
+        expected_events=S3_EVENTS,
+        kernel_records=S3_RECORDS,
+    )
+
+
+S3_KEY_PS2 = _wake_source("s3-key-ps2", PS2_KEYBOARD)
+S3_KEY_USB = _wake_source("s3-key-usb", USB_KEYBOARD)
+S3_KEY_VIRTIO = _wake_source("s3-key-virtio", VIRTIO_KEYBOARD)
+S3_POWER_BUTTON = _wake_source("s3-power-button", POWER_BUTTON)
+WAKE_SOURCES = (S3_KEY_PS2, S3_KEY_USB, S3_KEY_VIRTIO, S3_POWER_BUTTON)
+
 ALL = (
     S3_SYSTEMCTL,
     S3_AGENT,
@@ -251,5 +290,6 @@ ALL = (
     DISK_REBOOT,
     DISK_SUSPEND,
     DISK_TEST_RESUME,
+    *WAKE_SOURCES,
 )
 TRANSITIONS = {t.id: t for t in ALL}
