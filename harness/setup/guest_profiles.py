@@ -18,6 +18,14 @@ swap disk /dev/vdb is still attached by the machine but never used.
 recipe's excluded driver trees hold (e1000e; virtio-scsi and AHCI disks, through the SCSI
 midlayer), kept with dpkg ``path-include``: the guest of a non-virtio device profile
 (harness.machines.devices).
+
+``fedora-like``: a sid guest laid out as Fedora Workstation is, on a btrfs root with a
+swapfile and zram beside it, dracut's initrd, booted by OVMF through systemd-boot from its
+disk (``btrfs_profile``); ``efi-hibernate-location`` is the same with no ``resume=``, systemd
+passing the image's place through the EFI variable HibernateLocation.
+
+``luks-swap``: the swap in a LUKS2 partition after the root's, unlocked in the initramfs by a
+key file it carries (``luks_profile``).
 """
 
 from __future__ import annotations
@@ -153,7 +161,8 @@ SWAPFILE_EXT4 = GuestProfile(
 
 DEVICES = GuestProfile(
     name="devices",
-    summary="the recipe's layout, with the drivers of e1000e, virtio-scsi and AHCI disks",
+    summary="the recipe's layout, with the drivers of e1000e, virtio-scsi and AHCI disks and "
+    "a USB keyboard on xHCI",
     cmdline="",  # the recipe's own
     include_modules=(
         "drivers/net/ethernet/intel/e1000e",
@@ -162,6 +171,15 @@ DEVICES = GuestProfile(
         "drivers/scsi/scsi_common.ko",
         "drivers/scsi/sd_mod.ko",
         "drivers/scsi/virtio_scsi.ko",
+        # A USB keyboard on xHCI (the wake sources' usb-kbd): the USB core, the xHCI host
+        # driver and HID over USB.
+        "drivers/usb/common",
+        "drivers/usb/core",
+        "drivers/usb/host/xhci-hcd.ko",
+        "drivers/usb/host/xhci-pci.ko",
+        "drivers/hid/hid.ko",
+        "drivers/hid/hid-generic.ko",
+        "drivers/hid/usbhid",
     ),
 )
 
