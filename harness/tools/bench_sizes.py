@@ -37,7 +37,7 @@ class CpuRow:
     s3_cycle_s: float
     s3_guest_s: float | None  # the kernel's suspend entry -> exit
     s4_cycle_s: float
-    s4_guest_s: float | None  # the three kernels' own spans, summed
+    s4_guest_s: float | None  # the three kernels' own spans and the firmware, summed
 
 
 @dataclass
@@ -127,6 +127,7 @@ def memory_rows(
                     transfer,
                     t["cycle_total"],
                     t.get("checks_before", 0.0) + t.get("checks_after", 0.0),
+                    _s4_guest_seconds(lines, t),
                 )
             )
         if disk_probe is not None:
@@ -135,6 +136,14 @@ def memory_rows(
         return session.cell.id, rows, disk
     finally:
         session.close()
+
+
+def _s4_guest_seconds(lines: Sequence[str], timings: dict[str, float]) -> float | None:
+    """The guest's own S4 work: its kernels' spans and the firmware before the resume kernel."""
+    own = guest_s4_seconds(lines)
+    if own is None or "relaunch_to_kernel" not in timings:
+        return None
+    return sum(own.values()) + timings["relaunch_to_kernel"]
 
 
 def _disk_probe(machine: QemuMachine, size_bytes: int) -> dict[str, Any]:
@@ -149,13 +158,12 @@ def cpu_row(settings: Settings, cpus: int, evidence: Path, progress: Progress) -
         s3, s3_lines = _passed(machine, S3_AGENT, f"{cpus} vCPUs")
         progress(f"{cpus} vCPUs: S4 cycle")
         s4, s4_lines = _passed(machine, S4_AGENT, f"{cpus} vCPUs")
-        own = guest_s4_seconds(s4_lines)
         return CpuRow(
             cpus,
             s3.evidence.timings["cycle_total"],
             guest_sleep_seconds(s3_lines),
             s4.evidence.timings["cycle_total"],
-            sum(own.values()) if own else None,
+            _s4_guest_seconds(s4_lines, s4.evidence.timings),
         )
     finally:
         session.close()
@@ -246,4 +254,5 @@ def _scaling_row(row: dict[str, Any]) -> bench_s4.ScalingRow:
         bench_s4.ImageTransfer(**row["transfer"]),
         row["cycle_s"],
         row["checks_s"],
+        row.get("guest_s"),
     )

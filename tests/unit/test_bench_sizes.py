@@ -42,10 +42,11 @@ def test_a_read_before_the_write_or_none_at_all_gives_no_transfer() -> None:
     assert bench_s4.image_transfer([]) is None
 
 
-def _row(gib: int, cycle: float, write: float, read: float) -> bench_s4.ScalingRow:
-    return bench_s4.ScalingRow(
-        gib, gib * 128, bench_s4.ImageTransfer(gib * 100_000, write, gib * 100_000, read), cycle, 1
-    )
+def _row(
+    gib: int, cycle: float, write: float, read: float, guest: float | None = None
+) -> bench_s4.ScalingRow:
+    transfer = bench_s4.ImageTransfer(gib * 100_000, write, gib * 100_000, read)
+    return bench_s4.ScalingRow(gib, gib * 128, transfer, cycle, 1, guest)
 
 
 def test_the_rest_is_the_cycle_less_the_guests_write_and_read() -> None:
@@ -54,12 +55,19 @@ def test_the_rest_is_the_cycle_less_the_guests_write_and_read() -> None:
     assert row.as_json()["rest_s"] == pytest.approx(15.0)
 
 
+def test_the_harness_share_is_the_cycle_less_all_the_guests_own_work() -> None:
+    assert _row(4, cycle=60.0, write=20.0, read=25.0, guest=52.0).harness_s == pytest.approx(8.0)
+    assert _row(4, cycle=60.0, write=20.0, read=25.0).as_json()["harness_s"] is None
+
+
 def test_scaling_table_prints_a_line_per_cycle_and_the_host_disk() -> None:
     lines: list[str] = []
     disk = bench_s4.DiskThroughput("/run/x", 400.0, 150.0, 1300.0, "O_DIRECT")
-    bench_s4.scaling_table([_row(1, 30, 5, 8), _row(8, 130, 40, 70)], disk, lines.append)
+    rows = [_row(1, 30, 5, 8), _row(8, 130, 40, 70, guest=120)]
+    bench_s4.scaling_table(rows, disk, lines.append)
     assert lines[1].split()[:3] == ["1Gi", "128Mi", "100MB"]
-    assert lines[2].split()[-2:] == ["20.0s", "1.0s"]  # rest, checks
+    assert lines[1].split()[-3:] == ["17.0s", "-", "1.0s"]  # rest, harness (unknown), checks
+    assert lines[2].split()[-3:] == ["20.0s", "10.0s", "1.0s"]
     assert "write+fsync 150 MB/s, read 1300 MB/s (O_DIRECT)" in lines[3]
 
 
