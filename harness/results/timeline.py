@@ -20,7 +20,8 @@ RESUME_STARTS = (r"Low-level resume complete", r"Waking up from system sleep sta
                  r"Restarting tasks")  # fmt: skip
 FROZEN = r"Freezing remaining freezable tasks completed"
 IMAGE_READ = r"Image loading done|hibernation: Read \d+ kbytes"
-ENTRY_SIGNALS = ("suspended", "hibernated", "suspended-to-disk", "saved", "halted", "shutdown")
+# The platform's signs that a guest went down (harness.machines.protocol.Signal's values).
+ENTRY_SIGNALS = ("suspended", "hibernated", "saved", "shutdown", "powered-off")
 
 
 @dataclass(frozen=True)

@@ -131,3 +131,9 @@ def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
     colours = Counter(pixel for row in rows for pixel in row)
     assert len(colours) > 20, "a blank screenshot"
     assert colours[FAIL_RED] > 100 and colours[PASS_GREEN] > 100, colours.most_common(8)
+
+
+def test_a_run_without_tests_says_so(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text('{"run_id": "r", "tests": []}')
+    assert "No tests ran." in run_page.write(results).read_text()
