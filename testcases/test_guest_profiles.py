@@ -160,11 +160,13 @@ swapon "$path"
 """
 
 # What systemd-sleep writes before it hibernates: the swapfile's device and its first page,
-# as btrfs reports it (filefrag shows btrfs's logical addresses, not the device's).
+# as btrfs reports them (filefrag shows btrfs's logical addresses, not the device's, and a
+# btrfs mount's MAJ:MIN is the subvolume's anonymous device, not the partition's).
 TELL_KERNEL_BTRFS = """set -e
 path=$(awk '$2 == "file" {print $1; exit}' /proc/swaps)
 btrfs inspect-internal map-swapfile -r "$path" > /sys/power/resume_offset
-findmnt -no MAJ:MIN -T "$path" | tr -d ' ' > /sys/power/resume
+device=$(findmnt -no SOURCE -T "$path" | sed 's/\\[.*//')
+lsblk -dno MAJ:MIN "$device" | tr -d ' ' > /sys/power/resume
 """
 
 
