@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.judges import classify_kernel_log
 from harness.errors import ImageBuildError, SetupError
 from harness.machines.config import Firmware, QemuConfig
 from harness.machines.qemu.cmdline import RunPaths, build_argv
@@ -94,3 +95,11 @@ def test_a_disk_booted_guest_without_uefi_is_refused_in_one_line() -> None:
         build_argv(config, paths, 2222)
     uefi = replace(config, firmware=Firmware("ovmf", ovmf_code=Path("c"), ovmf_vars=Path("v")))
     assert "-kernel" not in build_argv(uefi, paths, 2222)
+
+
+def test_a_resume_device_set_at_run_time_is_no_pm_failure() -> None:
+    """systemd-sleep writing /sys/power/resume (efi-hibernate-location) makes the kernel
+    look at the partition in use, which answers EBUSY: not a failure; other codes are."""
+    busy = "kern  :debug : PM: Image not found (code -16)"
+    assert "pm_failure" not in classify_kernel_log([busy])
+    assert classify_kernel_log(["PM: Image not found (code -22)"])["pm_failure"]
