@@ -32,7 +32,7 @@ def test_swapfile_ext4_resumes_and_a_stale_offset_is_named(tmp_path: Path) -> No
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "testcases/test_guest_profiles.py",
          "-p", "no:cacheprovider", "--guest-profile", "swapfile-ext4",
-         "-k", "swapfile-s4-systemctl or stale_resume_offset_boots",
+         "-k", "swapfile-s4-systemctl or test_stale_resume_offset_boots",
          "--report-dir", str(reports)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT_S,
     )  # fmt: skip
