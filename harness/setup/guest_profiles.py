@@ -16,8 +16,8 @@ swap disk /dev/vdb is still attached by the machine but never used.
 
 ``devices``: the recipe's layout and command line, with the module files of the devices the
 recipe's excluded driver trees hold (e1000e; virtio-scsi and AHCI disks, through the SCSI
-midlayer), kept with dpkg ``path-include``: the guest of a non-virtio device profile
-(harness.machines.devices).
+midlayer; a USB keyboard on xHCI), kept with dpkg ``path-include``: the guest of a non-virtio
+device profile (harness.machines.devices) and of the USB keyboard wake source.
 
 ``fedora-like``: a sid guest laid out as Fedora Workstation is, on a btrfs root with a
 swapfile and zram beside it, dracut's initrd, booted by OVMF through systemd-boot from its
