@@ -8,8 +8,6 @@ the session's default guest: swap smaller than the image (the kernel's errno) an
 swap (systemd's words, UNSUPPORTED)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,21 +21,18 @@ from tests.e2e.pytest_run import run_pytest
 
 pytestmark = pytest.mark.selftest
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 1800  # the image build is about a minute and a half from a near mirror
 
 
 def test_swapfile_ext4_resumes_and_a_stale_offset_is_named(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "testcases/test_guest_profiles.py",
-         "-p", "no:cacheprovider", "--guest-profile", "swapfile-ext4",
-         "-k", "swapfile-s4-systemctl or test_stale_resume_offset_boots",
-         "--report-dir", str(reports)],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT_S,
+    result = run_pytest(
+        ["testcases/test_guest_profiles.py", "--guest-profile", "swapfile-ext4",
+         "-k", "swapfile-s4-systemctl or test_stale_resume_offset_boots"],
+        reports, RUN_TIMEOUT_S,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "2 passed" in result.stdout, result.stdout[-2000:]
+    assert result.returncode == 0, result.output[-6000:]
+    assert "2 passed" in result.output, result.output[-2000:]
     image = ImageCache().ensure(Recipe.load("debian"), profile="swapfile-ext4")
     assert image.profile == "swapfile-ext4" and "resume_offset=" in image.cmdline
     (run,) = reports.glob("2*/results.json")
