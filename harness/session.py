@@ -16,7 +16,7 @@ from harness.aio import LoopThread
 from harness.errors import SetupError
 from harness.guest.ssh import SshKey
 from harness.machines.checkpoint import Checkpoint
-from harness.machines.config import Firmware, QemuConfig
+from harness.machines.config import SECURE_UEFI, Firmware, QemuConfig
 from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DeviceProfile, image_profile
 from harness.machines.libvirt.host import DEFAULT_URI, LibvirtHost
 from harness.machines.libvirt.machine import LibvirtMachine
@@ -32,6 +32,7 @@ from harness.matrix.cell import (
     seabios_version,
 )
 from harness.ready_checkpoints import ReadyCheckpoints
+from harness.setup import secure_boot
 from harness.setup.accel import resolve_accel
 from harness.setup.cloud import cloud_image, write_seed
 from harness.setup.components import (
@@ -121,6 +122,7 @@ class HarnessSession:
         self._ovmf: tuple[Path, Path] | None = None
         self._archive = DebianArchive(offline=settings.offline)
         self._firmware_packages: tuple[tuple[str, Package], ...] = ()  # (component, package)
+        self._esp: Path | None = None  # the secure-boot ESP disk, built once
         self._runner: LoopThread | None = None
         self._run_dir: Path | None = None
         self._watchdog: Watchdog | None = None  # cleans up if this process is killed outright
@@ -199,9 +201,11 @@ class HarnessSession:
     def _firmware_identity(self) -> tuple[str, Path | None]:
         """The firmware part of the cell id and the file it was read from: the SeaBIOS given,
         else the one QEMU itself loads (its data directories, a wrapper's own -L included)."""
-        if self.settings.firmware != "seabios":
+        if self.settings.firmware != "seabios":  # ovmf or ovmf-secure, named so in the id
             code = self._ovmf_images()[0]
-            return "ovmf" + ovmf_version(code, self._ovmf_package_version(code)), code
+            version = ovmf_version(code, self._ovmf_package_version(code))
+            self._secure_boot_disk()  # its loaders are packages the cell records
+            return self.settings.firmware + version, code
         bios = self._seabios_image()
         if bios is None and self.libvirt_stack is None:
             bios = qemu_bios(str(self.qemu_build.binary))
@@ -256,7 +260,8 @@ class HarnessSession:
         if self._ovmf is None and not self.settings.ovmf and self.libvirt_stack is not None:
             self._ovmf = self.libvirt_stack.ovmf
         if self._ovmf is None and self.settings.ovmf:
-            ovmf = provision_ovmf(self.settings.ovmf, self._archive)
+            secure = self.settings.firmware == SECURE_UEFI
+            ovmf = provision_ovmf(self.settings.ovmf, self._archive, secure=secure)
             self._ovmf = (ovmf.code, ovmf.variables)
             self._firmware_packages += tuple(("ovmf", p) for p in ovmf.packages)
         if self._ovmf is None:  # the host's, found through QEMU's firmware descriptors
@@ -379,11 +384,13 @@ class HarnessSession:
         run_dir = self._ensure_run_dir() / f"{backend}-{self._created}"
         run_dir.mkdir(mode=0o700)
         stack = self.libvirt_stack if backend == "libvirt" else None
+        esp = self._secure_boot_disk()
         config = QemuConfig(
             binary=str(stack.emulator if stack else self.qemu_build.binary),
             qemu_img=self.qemu_build.qemu_img,
-            kernel=self.image.kernel,
-            initrd=self.image.initrd,
+            kernel=None if esp else self.image.kernel,
+            initrd=None if esp else self.image.initrd,
+            esp=esp,
             append=self.image.cmdline,
             accel=self.cell.accel,
             machine=self.settings.machine_type,
@@ -433,7 +440,25 @@ class HarnessSession:
             raise SetupError(f"OVMF not found at {code}: run ./run setup (installs ovmf)")
         vars_copy = run_dir / "OVMF_VARS.fd"
         shutil.copyfile(variables, vars_copy)
-        return Firmware("ovmf", ovmf_code=code, ovmf_vars=vars_copy)
+        return Firmware(self.settings.firmware, ovmf_code=code, ovmf_vars=vars_copy)
+
+    def _secure_boot_disk(self) -> Path | None:
+        """Under secure boot, the ESP that boots the image's kernel through the signed shim
+        and GRUB (harness.setup.secure_boot); None otherwise, and for an image that boots
+        from its own disk (a cloud image brings its own signed loaders)."""
+        if self.settings.firmware != SECURE_UEFI or self.image.kernel is None:
+            return None
+        if self._esp is None:
+            disk = secure_boot.esp_disk(
+                self.image.kernel,
+                self.image.initrd,
+                self.image.cmdline,
+                self.image.guest_suite,
+                self._archive,
+            )
+            self._firmware_packages += tuple(("secure-boot", p) for p in disk.packages)
+            self._esp = disk.path
+        return self._esp
 
     def _seed(self) -> Path:
         """The run's cloud-init seed (its ssh key), shared read-only by its guests."""

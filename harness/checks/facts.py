@@ -25,6 +25,7 @@ BLK_VDA_REQUESTS = "blk.vda_requests"
 
 # The kernel log probe (scripts/kernel_log_mark.sh).
 GUEST_ACPI_STATES = "guest.acpi_states"
+GUEST_LOCKDOWN_SAID = "guest.lockdown_said"  # the kernel's "hibernation is restricted" line
 GUEST_LOG_MARK = "guest.log_mark"
 GUEST_DMESG_LINES = "guest.dmesg_lines"
 

@@ -12,11 +12,13 @@ from harness.machines.devices import DeviceProfile
 ROOT_DRIVE = "root"  # the root disk's drive id (the monitor's name for it)
 DATA_NODE = "data"
 DATA_FILE_NODE = "data-file"
+SECURE_UEFI = "ovmf-secure"  # the firmware kind of OVMF with secure boot (and so SMM)
 
 
 @dataclass(frozen=True)
 class Firmware:
-    """SeaBIOS (``-bios`` or QEMU's default) or OVMF (two pflash units, ``vars`` a copy)."""
+    """SeaBIOS (``-bios`` or QEMU's default) or OVMF (two pflash units, ``vars`` a copy);
+    ``ovmf-secure`` is OVMF with secure boot, which needs SMM and the secure pflash."""
 
     kind: str = "seabios"
     bios: Path | None = None
@@ -43,3 +45,5 @@ class QemuConfig:
     qemu_img: tuple[str, ...] = ("qemu-img",)  # the argv that runs the same build's qemu-img
     seed: Path | None = None  # a cloud-init NoCloud seed, attached read-only after the disks
     devices: DeviceProfile = field(default_factory=DeviceProfile)  # NIC, data disk's bus
+    # An ESP disk the firmware boots instead of the kernel (secure boot: shim, GRUB, kernel).
+    esp: Path | None = None

@@ -14,7 +14,7 @@ from harness.setup.accel import ACCELS
 from harness.setup.guest_profiles import profile_named
 from harness.setup.libvirt_stack import HOST as HOST_STACK
 
-FIRMWARE_KINDS = ("seabios", "ovmf")
+FIRMWARE_KINDS = ("seabios", "ovmf", "ovmf-secure")
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -395,17 +395,21 @@ def provision_seabios(wanted: str, archive: DebianArchive | None = None) -> Seab
     return SeabiosImage(tree / "usr/share/seabios/bios-256k.bin", packages)
 
 
-def provision_ovmf(wanted: str, archive: DebianArchive | None = None) -> OvmfImages:
-    """OVMF's 4M code and variables images: a directory holding them, or a Debian version."""
+def provision_ovmf(
+    wanted: str, archive: DebianArchive | None = None, secure: bool = False
+) -> OvmfImages:
+    """OVMF's 4M code and variables images: a directory holding them, or a Debian version;
+    ``secure``: the secure-boot build (SMM) with Microsoft's keys enrolled (``.ms.fd``)."""
     packages: tuple[Package, ...] = ()
     if not is_version(wanted):
         folder = Path(wanted)
     else:
         tree, packages = _provision_data("ovmf", wanted, archive or DebianArchive())
         folder = tree / "usr/share/OVMF"
-    code, variables = folder / "OVMF_CODE_4M.fd", folder / "OVMF_VARS_4M.fd"
+    suffix = ".ms.fd" if secure else ".fd"
+    code, variables = folder / f"OVMF_CODE_4M{suffix}", folder / f"OVMF_VARS_4M{suffix}"
     if not code.is_file() or not variables.is_file():
-        raise SetupError(f"OVMF_CODE_4M.fd and OVMF_VARS_4M.fd not found in {folder}")
+        raise SetupError(f"{code.name} and {variables.name} not found in {folder}")
     return OvmfImages(code, variables, packages)
 
 

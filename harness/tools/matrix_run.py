@@ -43,7 +43,7 @@ def settings_for(cell: CellSpec) -> Settings:
         machine_type=cell.machine,
         firmware=cell.firmware_kind,
         seabios=firmware_version if cell.firmware_kind == "seabios" else None,
-        ovmf=firmware_version if cell.firmware_kind == "ovmf" else None,
+        ovmf=firmware_version if cell.firmware_kind.startswith("ovmf") else None,
         kernel_package=cell.kernel,
         guest_suite=None if cell.guest == OPTIONAL_AXES["guest"] else cell.guest,
         libvirt_stack=cell.libvirt,

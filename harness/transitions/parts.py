@@ -35,10 +35,12 @@ class Needs:
         acpi = facts.get("guest.acpi_states") or "?"
         missing = [s for s in self.power_states if s not in offered]
         if missing:
+            # Under lockdown (secure boot) the kernel offers no hibernation and says why.
+            said = facts.get("guest.lockdown_said", "") if "disk" in missing else ""
             return (
                 f"guest offers no {'/'.join(missing)}: /sys/power/state is "
                 f"'{' '.join(offered)}', ACPI supports {acpi}"
-            )
+            ) + (f"; the kernel said: {said}" if said else "")
         mem_sleep = facts.get("guest.mem_sleep", "")
         if self.mem_sleep and self.mem_sleep not in _choices(mem_sleep):
             label = "S3" if self.mem_sleep == "deep" else self.mem_sleep

@@ -96,3 +96,12 @@ def test_the_console_server_reads_on_past_a_full_disk(tmp_path: Path) -> None:
         server.close()
     finally:
         runner.close()
+
+
+def test_a_line_not_yet_ended_is_pending_without_its_terminal_control(tmp_path: Path) -> None:
+    """shim's message box waits for a key press and never ends its line."""
+    console = ConsoleLog(tmp_path / "serial.log")
+    console.feed(b"BdsDxe: starting Boot0001\r\n\x1b[14;49H ERROR Verification failed: (0x1A)")
+    assert console.lines_since(0) == ["BdsDxe: starting Boot0001"]
+    assert "ERROR Verification failed: (0x1A)" in console.pending()
+    assert "\x1b" not in console.pending()

@@ -502,12 +502,12 @@ def test_the_network_facts_follow_a_nic_of_another_model(tmp_path: Path) -> None
     assert irq_count(interrupts, "eth1") == 11
 
 
-def _kernel_log_before(tmp_path: Path, devkmsg: str) -> dict[str, str]:
+def _kernel_log_before(tmp_path: Path, devkmsg: str, third: str = "c") -> dict[str, str]:
     """The kernel probe before the sleep, its /dev/kmsg and printk_devkmsg files in
-    ``tmp_path``, and a dmesg of three lines, one of them ACPI's."""
+    ``tmp_path``, and a dmesg of three lines, one of them ACPI's, ``third`` the last."""
     (tmp_path / "printk_devkmsg").write_text(devkmsg + "\n")
     (tmp_path / "round").write_text("4\n")
-    dmesg = "dmesg() { printf 'a\\nACPI: PM: (supports S0 S3 S4 S5)\\nc\\n'; }\n"
+    dmesg = f"dmesg() {{ printf 'a\\nACPI: PM: (supports S0 S3 S4 S5)\\n{third}\\n'; }}\n"
     text = dmesg + KERNEL_LOG.before.replace("/dev/kmsg", str(tmp_path / "kmsg")).replace(
         "/proc/sys/kernel/printk_devkmsg", str(tmp_path / "printk_devkmsg")
     )
@@ -524,6 +524,13 @@ def test_the_kernel_log_is_marked_before_the_sleep_without_a_program(tmp_path: P
     # ACPI's states are read from the log once per boot, then from tmpfs.
     (tmp_path / "acpi_states").write_text("S0 S5\n")
     assert _kernel_log_before(tmp_path, "on")["guest.acpi_states"] == "S0 S5"
+
+
+def test_a_locked_down_kernel_s_word_on_hibernation_is_kept(tmp_path: Path) -> None:
+    """Under secure boot the kernel says why it offers no hibernation; the probe keeps it."""
+    said = "Lockdown: swapper/0: hibernation is restricted; see man kernel_lockdown.7"
+    facts = _kernel_log_before(tmp_path, "on", f"[    3.347406] {said}")
+    assert facts["guest.lockdown_said"] == said, facts
 
 
 def test_a_kernel_that_takes_no_lines_from_userspace_has_its_log_counted(tmp_path: Path) -> None:

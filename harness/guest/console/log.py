@@ -93,6 +93,12 @@ class ConsoleLog:
         with self._cond:
             return list(self._lines[mark:])
 
+    def pending(self) -> str:
+        """The line still being received: a firmware's message box waits for a key press
+        without ending its line, and what it says is there alone."""
+        with self._cond:
+            return ANSI_ESCAPE.sub(b"", self._partial).decode(errors="replace")
+
     def seen_since(self, mark: int) -> list[tuple[float, str]]:
         """(host monotonic time the line arrived, line) from ``mark`` on: what the guest's
         kernel did when, on the host's clock (the guest's own clock stands still in S3)."""

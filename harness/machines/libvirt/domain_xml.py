@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SetupError
-from harness.machines.config import QemuConfig
+from harness.machines.config import SECURE_UEFI, QemuConfig
 from harness.machines.libvirt.owner import OWNER_NS, OWNER_PREFIX, Owner
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -80,6 +80,11 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
     os_el = ET.Element("os")
     _text(os_el, "type", "hvm", arch="x86_64", machine=config.machine)
     firmware = config.firmware
+    if firmware.kind == SECURE_UEFI:
+        raise SetupError(
+            "the libvirt backend does not run secure boot yet: run the cell's direct-QEMU "
+            "cases (-m 'not libvirt') with --firmware ovmf-secure"
+        )
     if firmware.kind == "ovmf":
         if firmware.ovmf_code is None or files.nvram is None:
             raise ValueError("OVMF needs a code file and an NVRAM copy")

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SetupError
-from harness.machines.config import DATA_FILE_NODE, DATA_NODE, ROOT_DRIVE, Firmware, QemuConfig
+from harness.machines.config import (
+    DATA_FILE_NODE,
+    DATA_NODE,
+    ROOT_DRIVE,
+    SECURE_UEFI,
+    Firmware,
+    QemuConfig,
+)
 from harness.machines.devices import data_disk_devices, nic_device
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -39,7 +46,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "-accel",
         config.accel,
         "-machine",
-        config.machine,
+        config.machine + (",smm=on" if config.firmware.kind == SECURE_UEFI else ""),
         "-m",
         str(config.memory_mib),
         "-smp",
@@ -94,7 +101,16 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     ]
     if config.seed is not None:
         argv += _disk_args("seed", config.seed, "raw", readonly=True)
-    if config.kernel is None and config.seed is None and config.firmware.kind != "ovmf":
+    if config.esp is not None:
+        # On q35's own AHCI bus, so that the guest's virtio disks keep their names; the
+        # firmware and its loaders only read it.
+        argv += [
+            "-drive",
+            f"file={option_value(config.esp)},if=none,id=esp,format=raw,snapshot=on",
+            "-device",
+            "ide-hd,drive=esp,bus=ide.0,bootindex=0",
+        ]
+    if config.kernel is None and config.seed is None and config.firmware.kind == "seabios":
         raise SetupError(
             "this guest boots systemd-boot from its disk's ESP, which needs UEFI: "
             "add --firmware ovmf (and --machine-type q35)"
@@ -125,13 +141,17 @@ def _disk_args(name: str, path: Path, fmt: str, readonly: bool = False) -> list[
 def _firmware_args(firmware: Firmware) -> list[str]:
     if firmware.kind == "seabios":
         return ["-bios", str(firmware.bios)] if firmware.bios else []
-    if firmware.kind == "ovmf":
+    if firmware.kind in ("ovmf", SECURE_UEFI):
         if firmware.ovmf_code is None or firmware.ovmf_vars is None:
             raise ValueError("OVMF needs both a code and a vars file")
-        return [
+        # Secure boot's variables are writable only from SMM: the vars pflash says so.
+        secure = ["-global", "driver=cfi.pflash01,property=secure,value=on"]
+        return (secure if firmware.kind == SECURE_UEFI else []) + [
             "-drive",
             f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(firmware.ovmf_code)}",
             "-drive",
             f"if=pflash,format=raw,unit=1,file={option_value(firmware.ovmf_vars)}",
         ]
-    raise ValueError(f"unknown firmware kind {firmware.kind!r} (use seabios or ovmf)")
+    raise ValueError(
+        f"unknown firmware kind {firmware.kind!r} (use seabios, ovmf or {SECURE_UEFI})"
+    )

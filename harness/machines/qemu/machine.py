@@ -39,6 +39,11 @@ from harness.timeouts import Timeouts
 log = logging.getLogger(__name__)
 
 PANIC_LINE = re.compile(r"Kernel panic - not syncing")
+# What shim, GRUB and OVMF print when secure boot refuses an image: nothing boots after it.
+BOOT_REFUSED = re.compile(
+    r"Verification failed: \(0x1A\) Security Violation|bad shim signature|Access Denied"
+)
+TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?=]*[A-Za-z]")  # a firmware's text UI draws with them
 PORT_ATTEMPTS = 3
 QMP_DRAIN_SECONDS = 5.0  # the events QEMU sent before it ended, read before its exit is recorded
 
@@ -260,9 +265,15 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         return self.running
 
     def _panic_line(self) -> str:
-        """The console's ``Kernel panic`` line since the last launch, if any."""
-        lines = self.console.lines_since(self._launch_mark)
-        return next((ln.strip() for ln in lines if PANIC_LINE.search(ln)), "")
+        """The console's ``Kernel panic`` line, or secure boot's refusal of an image (its
+        words alone: a firmware's text UI draws a box around them), since the last launch."""
+        for line in [*self.console.lines_since(self._launch_mark), self.console.pending()]:
+            text = TERMINAL_CONTROL.sub(" ", line)
+            if PANIC_LINE.search(text):
+                return " ".join(text.split())
+            if refused := BOOT_REFUSED.search(text):
+                return refused.group(0)
+        return ""
 
     def _booting(self) -> bool:
         """QEMU runs and its guest has not panicked (a panicked kernel waits forever)."""
@@ -293,9 +304,14 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
             self._check_not_stalled(stage, mark, watch)
             panic = self._panic_line()
             if panic:
+                what = (
+                    "secure boot refused to start"
+                    if BOOT_REFUSED.search(panic)
+                    else "the guest kernel panicked"
+                )
                 raise KernelPanic(
                     stage,
-                    f"the guest kernel panicked: {panic}",
+                    f"{what}: {panic}",
                     evidence={"serial_log": str(self.serial_log)},
                 ) from exc
             raise
