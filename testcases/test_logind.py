@@ -107,3 +107,18 @@ def test_overridden_logind_setting_is_named(guest: Machine, group_cycle: GroupCy
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     assert 'logind runs with HandlePowerKey s "poweroff", not s "suspend"' in outcome.reason
     assert logind.LOGIND_OVERRIDE in outcome.reason, outcome.reason
+
+
+@pytest.mark.libvirt
+def test_virsh_shutdown_of_a_guest_that_sleeps_on_its_power_key(
+    libvirt_guest: Machine, group_cycle: GroupCycle
+) -> None:
+    """virsh shutdown --mode acpi presses the power button; logind with HandlePowerKey=suspend
+    suspends the guest instead: a FAIL that says it pmsuspended, never a pass."""
+    (series,) = group_cycle(logind.VIRSH_SHUTDOWN_POWERKEY_SUSPEND, [libvirt_guest])
+    outcome = series.last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert outcome.reason.startswith(
+        "shutdown: virsh shutdown --mode acpi with HandlePowerKey=suspend: the guest "
+        "pmsuspended (to RAM), not shut off (PMSUSPEND; libvirt's state pmsuspended"
+    ), outcome.reason

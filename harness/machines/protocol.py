@@ -199,6 +199,11 @@ class HostLifecycle(Protocol):
         """Unpause a paused domain (``virsh resume``)."""
         ...
 
+    def shutdown(self, mode: str) -> None:
+        """``virsh shutdown --mode MODE`` (``acpi``: the power button; ``agent``); returns once
+        libvirt has sent it, not when the guest is off."""
+        ...
+
     def state(self) -> str:
         """libvirt's state and reason, e.g. ``running/restored`` or ``pmsuspended/unknown``."""
         ...

@@ -31,6 +31,7 @@ from harness.transitions.catalogue import (
     S4_NEEDS,
     S4_RECORDS,
 )
+from harness.transitions.host import host_of
 from harness.transitions.marks import Marks
 from harness.transitions.parts import (
     K_HIB_ENTRY,
@@ -369,6 +370,71 @@ BLOCK_INHIBITED_SUSPEND = Transition(
     wake=SystemWakeup(),
     expected_events=S3_EVENTS,
     kernel_records=S3_RECORDS,
+)
+
+
+@dataclass(frozen=True)
+class HostShutdown:
+    """``virsh shutdown --mode MODE``: libvirt asks the guest to power off."""
+
+    mode: str
+
+    @property
+    def description(self) -> str:
+        return f"virsh shutdown --mode {self.mode}"
+
+    def send(self, machine: Machine) -> None:
+        host_of(machine).shutdown(self.mode)
+
+
+# What the platform showed instead of a power-off, in libvirt's words.
+DID_INSTEAD = {
+    Signal.SUSPENDED.value: "pmsuspended (to RAM)",
+    Signal.HIBERNATED.value: "pmsuspended to disk (hibernated)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShutdownReported:
+    """A shutdown's entry: the domain powered off. A guest that went to sleep instead (its
+    power key handled as suspend or hibernate) is a FAIL that says what it did, never taken
+    for a shutdown."""
+
+    limit: str = "suspend_entry"
+
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        limit = getattr(machine.timeouts, self.limit)
+        wanted = (*DID_INSTEAD, Signal.POWERED_OFF.value)
+        event = machine.events.wait_for_signal(wanted, marks.events, limit)
+        if event is None:
+            raise GuestFault(
+                "shutdown",
+                f"{description}: the guest neither powered off nor slept within {limit:.0f}s; "
+                f"console: {machine.serial_tail()}",
+            )
+        instead = next((DID_INSTEAD[s] for s in event.signals if s in DID_INSTEAD), "")
+        if instead:
+            state = machine.host_lifecycle.state() if machine.host_lifecycle else "?"
+            raise GuestFault(
+                "shutdown",
+                f"{description}: the guest {instead}, not shut off ({event.name}; libvirt's "
+                f"state {state}): its power key is handled as sleep",
+            )
+
+
+VIRSH_SHUTDOWN_POWERKEY_SUSPEND = Transition(
+    id="virsh-shutdown-powerkey-suspend",
+    needs=S3_NEEDS,
+    request=LogindConfigured(then=HostShutdown("acpi"), settings=(("HandlePowerKey", "suspend"),)),
+    entry=ShutdownReported(),
+    wake=Relaunch(),
+    expected_events=(Signal.POWERED_OFF,),
 )
 
 PASSING = (

@@ -9,8 +9,12 @@ import pytest
 from harness.checks.sleep_order import logged_around_sleep
 from harness.checks.verdict import CycleEvidence
 from harness.errors import GuestFault
+from harness.machines.events import EventLog
+from harness.machines.libvirt.events import libvirt_signals
+from harness.timeouts import Timeouts
 from harness.transitions import logind
 from harness.transitions.catalogue import S3_RECORDS, S4_RECORDS
+from harness.transitions.marks import Marks
 
 HOOKS = logged_around_sleep(
     "sleep_hooks_ran", [logind.HOOK_PRE], [logind.HOOK_POST], what="the hook"
@@ -128,3 +132,39 @@ def test_the_dropin_written_by_a_real_shell(tmp_path: Path) -> None:
 @pytest.mark.parametrize("script", [logind.delay_inhibitor(), logind.block_inhibitor()])
 def test_the_holders_shell_parses(script: str) -> None:
     subprocess.run(["sh", "-n", "-c", script], check=True)
+
+
+class _Host:
+    def state(self) -> str:
+        return "pmsuspended/unknown"
+
+
+class _Domain:
+    """What ShutdownReported reads of a machine: its timeouts, events, host and console."""
+
+    def __init__(self) -> None:
+        self.timeouts = Timeouts()
+        self.events = EventLog(classify=libvirt_signals)
+        self.host_lifecycle = _Host()
+
+    def serial_tail(self, lines: int = 3) -> str:
+        return "(console)"
+
+
+def test_a_shutdown_that_suspended_the_guest_is_a_fail_saying_so() -> None:
+    domain = _Domain()
+    domain.events.append("PMSUSPENDED/MEMORY", {})
+    domain.events.append("PMSUSPEND", {})
+    with pytest.raises(GuestFault) as raised:
+        logind.ShutdownReported().wait(domain, Marks(0, 0), None, "virsh shutdown --mode acpi")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "shutdown: virsh shutdown --mode acpi: the guest pmsuspended (to RAM), not shut off "
+        "(PMSUSPEND; libvirt's state pmsuspended/unknown): its power key is handled as sleep"
+    )
+
+
+def test_a_shutdown_that_powered_off_is_entered() -> None:
+    domain = _Domain()
+    domain.events.append("SHUTDOWN/GUEST", {})
+    domain.events.append("STOPPED/SHUTDOWN", {})
+    logind.ShutdownReported().wait(domain, Marks(0, 0), None, "virsh shutdown")  # type: ignore[arg-type]

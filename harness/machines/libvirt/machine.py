@@ -368,6 +368,13 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
 
         return self._pool.submit(suspend)
 
+    def shutdown(self, mode: str) -> None:
+        flags = {
+            "acpi": libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+            "agent": libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+        }[mode]
+        call(f"shutdown --mode {mode}", lambda: self.dom.shutdownFlags(flags))
+
     def save(self) -> Path:
         self._ssh.close()
         self.save_path.unlink(missing_ok=True)
