@@ -27,6 +27,9 @@ TRANSFER_BYTES = 1 << 20
 LOG_MARK = "--- kernel log ---"
 
 
+# The echo's bytes reach a NIC whose link works within milliseconds: an echo that got nothing
+# back sooner than this (its channel already closed) says nothing about the link.
+ECHO_WAITED_S = 5.0
 TRANSFERS_WAIT_S = 30  # the transfers of 1 MiB each way take a TCG guest well under a second
 
 
@@ -101,15 +104,16 @@ def net_facts(machine: Machine, before: dict[str, str]) -> dict[str, str]:
     }
 
 
-def nic_silent(machine: Machine, after: dict[str, str]) -> str:
-    """Where the echo over ssh got nothing back, whether the NIC received nothing meanwhile:
-    its ``rx_packets`` read again through the agent (into ``after``) and unchanged since
-    net_facts. Then the reason, naming the NIC: its link is dead whatever it reads (QEMU's
-    e1000e tells a resumed guest its link is up while the host's end is down), and whatever
-    waits on ssh would wait out its bound. Else "" (the echo came back, or packets arrived:
-    a guest slow to answer, not a dead link)."""
+def nic_silent(machine: Machine, after: dict[str, str], waited_s: float) -> str:
+    """Where the echo over ssh got nothing back after waiting ``waited_s`` (at least
+    ECHO_WAITED_S), whether the NIC received nothing meanwhile: its ``rx_packets`` read again
+    through the agent (into ``after``) and unchanged since net_facts. Then the reason, naming
+    the NIC: its link is dead whatever it reads (QEMU's e1000e tells a resumed guest its link
+    is up while the host's end is down), and whatever waits on ssh would wait out its bound.
+    Else "" (the echo came back, or packets arrived: a guest slow to answer, not a dead
+    link)."""
     iface, rx = after.get(fact.NET_IFACE, ""), after.get(fact.NET_RX_PACKETS, "")
-    if after.get(fact.TCP_ECHO) in (None, "ok") or not iface or not rx:
+    if after.get(fact.TCP_ECHO) in (None, "ok") or waited_s < ECHO_WAITED_S or not iface or not rx:
         return ""
     data = agent_files.read_file(
         machine.agent_execute, f"/sys/class/net/{iface}/statistics/rx_packets"

@@ -367,7 +367,8 @@ def _capture_after(
             if echo is not None:
                 with timed("echo"):
                     evidence.after["tcp.echo"] = _echo(echo, b"after", machine)
-                if silent := live_probes.nic_silent(machine, evidence.after):
+                waited = evidence.timings["echo"]
+                if silent := live_probes.nic_silent(machine, evidence.after, waited):
                     machine.close_ssh()
                     evidence.after_error = f"ssh given up: {silent} (seen through the guest agent)"
                     return
