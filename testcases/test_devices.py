@@ -10,7 +10,7 @@ import pytest
 
 from harness.checks.verdict import Verdict
 from harness.cycle.faults import disk_io_errors, link_down
-from harness.plugin import PowerCycle, expect_pass
+from harness.plugin import PowerCycle, expect_judged, expect_pass
 from harness.session import HarnessSession
 from harness.transitions.catalogue import S3_AGENT, S4_AGENT
 from harness.transitions.parts import Transition
@@ -58,7 +58,9 @@ def test_devices_link_down_names_the_nic(
     e1000e tells the guest the link is up although the host's is down, so there the check
     fails once the echo over ssh gets nothing back and the NIC received nothing meanwhile
     (its rx_packets, read through the agent), not after the ssh commands' bound."""
-    outcome = power_cycle(S3_AGENT, faults=[link_down()]).last
+    series = power_cycle(S3_AGENT, faults=[link_down()])
+    expect_judged(series)
+    outcome = series.last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     failed = {c.name: c.detail for c in outcome.failed_checks}
     nic, _ = _drivers(harness_session)
@@ -73,7 +75,9 @@ def test_devices_disk_eio_names_the_disk(
 ) -> None:
     """blkdebug EIO under the data disk while the guest sleeps: the disk check fails naming
     the disk's controller."""
-    outcome = power_cycle(S3_AGENT, faults=[disk_io_errors()]).last
+    series = power_cycle(S3_AGENT, faults=[disk_io_errors()])
+    expect_judged(series)
+    outcome = series.last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     failed = {c.name: c.detail for c in outcome.failed_checks}
     _, disk = _drivers(harness_session)

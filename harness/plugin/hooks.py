@@ -32,6 +32,7 @@ from harness.transitions.parts import Transition
 __all__ = [
     "GroupCycle",
     "PowerCycle",
+    "expect_judged",
     "expect_pass",
     "group_cycle",
     "guest",
@@ -344,21 +345,35 @@ def expect_pass(series: CycleSeries) -> None:
         return
     if series.verdict is Verdict.UNSUPPORTED:
         pytest.skip(f"UNSUPPORTED: {series.reason}")
-    if series.verdict is Verdict.FAIL:
-        combination = series.last.combination
-        issue = known_issues.find(
-            known_issues.load(),
-            series.transition,
-            str(combination.get("kernel") or ""),
-            series.reason,
-            str(combination.get("qemu_version") or ""),
-            str(combination.get("accel") or ""),
-            cause=series.cause,
-        )
+    if series.verdict is Verdict.FAIL and (issue := _known_issue(series)) is not None:
+        series.known_issue = issue.text
+        pytest.xfail(f"KNOWN ISSUE: {issue.text} -- {series.reason}")
+    pytest.fail(f"{series.verdict.value}: {series.reason}", pytrace=False)
+
+
+def expect_judged(series: CycleSeries) -> None:
+    """For a case that injects a fault and asserts which check names it: a cycle that failed
+    before any check ran, at a known issue, cannot judge the fault, so the case xfails with
+    that issue; anything else is left to the case's own assertions."""
+    last = series.last
+    if last.verdict is Verdict.FAIL and not last.checks:
+        issue = _known_issue(series)
         if issue is not None:
             series.known_issue = issue.text
-            pytest.xfail(f"KNOWN ISSUE: {issue.text} -- {series.reason}")
-    pytest.fail(f"{series.verdict.value}: {series.reason}", pytrace=False)
+            pytest.xfail(f"KNOWN ISSUE: {issue.text} -- the fault was not judged: {series.reason}")
+
+
+def _known_issue(series: CycleSeries) -> known_issues.KnownIssue | None:
+    combination = series.last.combination
+    return known_issues.find(
+        known_issues.load(),
+        series.transition,
+        str(combination.get("kernel") or ""),
+        series.reason,
+        str(combination.get("qemu_version") or ""),
+        str(combination.get("accel") or ""),
+        cause=series.cause,
+    )
 
 
 @pytest.hookimpl(wrapper=True)
