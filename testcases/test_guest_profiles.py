@@ -57,6 +57,13 @@ def test_swapfile_ext4_resumes(
     expect_pass(power_cycle(transition))
 
 
+@pytest.mark.s4
+def test_swapfile_ext4_suspend_then_hibernate(swapfile_ext4: str, power_cycle: PowerCycle) -> None:
+    """systemctl suspend-then-hibernate: in RAM, the RTC wakes it, then to the swapfile."""
+    logind = pytest.importorskip("harness.transitions.logind")
+    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+
+
 def test_swapfile_ext4_layout(swapfile_ext4: str, guest: Machine) -> None:
     """Swap is the swapfile alone, and resume_offset is its first block as filefrag says."""
     swaps = guest.run("swapon --show=NAME,TYPE --noheadings").stdout.split()
