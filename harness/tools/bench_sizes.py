@@ -150,7 +150,9 @@ def _disk_probe(machine: QemuMachine, size_bytes: int) -> dict[str, Any]:
     return asdict(bench_s4.host_disk_throughput(machine.paths.swap_disk.parent, size_bytes))
 
 
-def cpu_row(settings: Settings, cpus: int, evidence: Path, progress: Progress) -> CpuRow:
+def cpu_row(
+    settings: Settings, cpus: int, evidence: Path, progress: Progress
+) -> tuple[str, CpuRow]:
     session = _session(replace(settings, cpus=cpus), evidence, progress)
     try:
         machine = _ready_guest(session, f"cpus-{cpus}")
@@ -158,7 +160,7 @@ def cpu_row(settings: Settings, cpus: int, evidence: Path, progress: Progress) -
         s3, s3_lines = _passed(machine, S3_AGENT, f"{cpus} vCPUs")
         progress(f"{cpus} vCPUs: S4 cycle")
         s4, s4_lines = _passed(machine, S4_AGENT, f"{cpus} vCPUs")
-        return CpuRow(
+        return session.cell.id, CpuRow(
             cpus,
             s3.evidence.timings["cycle_total"],
             guest_sleep_seconds(s3_lines),
@@ -171,12 +173,12 @@ def cpu_row(settings: Settings, cpus: int, evidence: Path, progress: Progress) -
 
 def sleep_cost(
     settings: Settings, window_s: float, evidence: Path, progress: Progress
-) -> list[bench_sleep_cost.StateCost]:
+) -> tuple[str, list[bench_sleep_cost.StateCost]]:
     session = _session(settings, evidence, progress)
     try:
         machine = _ready_guest(session, "sleep-cost")
         pid = bench_sleep_cost.qemu_pid(machine.paths.qmp_socket)
-        return bench_sleep_cost.sleep_costs(machine, pid, window_s, progress)
+        return session.cell.id, bench_sleep_cost.sleep_costs(machine, pid, window_s, progress)
     finally:
         session.close()
 
@@ -204,9 +206,12 @@ def run_sizes(plan: SizesPlan, settings: Settings, out_dir: Path, progress: Prog
         report.memory += [row.as_json() for row in rows]
         report.disk = disk or report.disk
     for cpus in plan.cpus:
-        report.cpus.append(asdict(cpu_row(settings, cpus, evidence, progress)))
+        cell, row = cpu_row(settings, cpus, evidence, progress)
+        report.cell = report.cell or cell
+        report.cpus.append(asdict(row))
     if plan.sleep_window_s is not None:
-        costs = sleep_cost(settings, plan.sleep_window_s, evidence, progress)
+        cell, costs = sleep_cost(settings, plan.sleep_window_s, evidence, progress)
+        report.cell = report.cell or cell
         report.sleep_cost = [c.as_json() for c in costs]
     report.wall_s = round(time.monotonic() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
