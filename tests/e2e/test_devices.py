@@ -37,7 +37,7 @@ def verdicts(data: dict[str, Any]) -> dict[str, list[str]]:
 
 def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
     """S3 and both faults; S4 (a minute more) is left to the suite's runs of the profile."""
-    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme", "-k", "not s4-agent")
+    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme", "-k", "not devices-s4")
     (cell,) = data["cells"]
     assert cell["id"].endswith("-nic-e1000e-disk-nvme") and "-devices-q" in cell["id"], cell
     assert verdicts(data) == {
@@ -53,9 +53,7 @@ def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> Non
 )
 @pytest.mark.parametrize("disk", ["ahci", "virtio-scsi"])
 def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None:
-    data = run_cases(
-        tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices_sleep and s3-agent"
-    )
+    data = run_cases(tmp_path, "--nic", "e1000e", "--disk", disk, "-k", "devices-s3")
     (cell,) = data["cells"]
     assert cell["id"].endswith(f"-nic-e1000e-disk-{disk}"), cell
     assert verdicts(data) == {"test_devices_sleep": ["PASS"]}
