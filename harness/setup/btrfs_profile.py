@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import ImageBuildError
+from harness.setup.build_steps import guest_program, run_step
 
 PAGE = 4096
-STEP_TIMEOUT_S = 600.0
 LABEL = "fedora"  # Fedora's kickstarts: btrfs none --label=fedora
 SWAP_SUBVOLUME = "swap"  # below root: /swap, as btrfs's Swapfile page makes it
 SWAPFILE = "swapfile"
-# The guest's btrfs-progs, run with the guest's own loader and libraries.
-LOADER = "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
-LIBRARIES = "usr/lib/x86_64-linux-gnu"
 
 Progress = Callable[[str], None]
 
@@ -96,7 +92,7 @@ def _write_swapfile(path: Path, size_mib: int) -> None:
         for _ in range(size_mib):
             handle.write(block)
     path.chmod(0o600)
-    _run(["mkswap", "-q", "-L", SWAPFILE, str(path)], "mkswap")
+    run_step(["mkswap", "-q", "-L", SWAPFILE, str(path)], "mkswap")
 
 
 def subvolume_id(root_tree: str, name: str) -> int:
@@ -134,22 +130,4 @@ def resume_offset(logical: int, chunk_tree: str) -> int:
 
 
 def _btrfs(guest_root: Path, program: str, *args: str) -> str:
-    loader = guest_root / LOADER
-    if not loader.is_file() or not (guest_root / program).is_file():
-        raise ImageBuildError(f"the guest has no {program} (btrfs-progs in its packages?)")
-    argv = [str(loader), "--library-path", str(guest_root / LIBRARIES),
-            str(guest_root / program), *args]  # fmt: skip
-    return _run(argv, Path(program).name)
-
-
-def _run(argv: list[str], name: str) -> str:
-    try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ImageBuildError(f"{name} still running after {STEP_TIMEOUT_S:.0f}s") from exc
-    if result.returncode != 0:
-        tail = result.stderr.strip().splitlines()[-1:]
-        raise ImageBuildError(f"{name} failed ({result.returncode}): {tail}")
-    return result.stdout
+    return guest_program(guest_root, program, *args, package="btrfs-progs")

@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from harness.errors import ImageBuildError
+from harness.setup.build_steps import guest_program, run_step
 
 KEY_FILE = "etc/cryptsetup-keys.d/cryptswap.key"  # below the guest's root, as the hook writes it
 SECTOR = 512
 PAGE = 4096
-STEP_TIMEOUT_S = 600.0
 # Both partitions "Linux filesystem", as installers mark a LUKS partition: the swap type
 # would invite systemd's gpt-auto to activate the encrypted bytes as swap.
 LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
-LOADER = "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
-LIBRARIES = "usr/lib/x86_64-linux-gnu"
 DATA_OFFSET = re.compile(r"Data segments:\s*\n\s*0: crypt\s*\n\s*offset: (\d+) \[bytes\]")
 
 Progress = Callable[[str], None]
@@ -80,9 +77,9 @@ def luks_swap_disk(
         f"start={1 + root_mib}MiB, size={header_mib + swap_mib}MiB, type={LINUX_TYPE}, "
         "name=cryptswap\n"
     )
-    _run(["sfdisk", "-q", str(disk)], "sfdisk", stdin=layout)
+    run_step(["sfdisk", "-q", str(disk)], "sfdisk", stdin=layout)
     for part, offset_mib in ((root_fs, 1), (container, 1 + root_mib)):
-        _run(["dd", f"if={part}", f"of={disk}", "bs=1M", f"seek={offset_mib}",
+        run_step(["dd", f"if={part}", f"of={disk}", "bs=1M", f"seek={offset_mib}",
               "conv=notrunc,sparse", "status=none"], "dd")  # fmt: skip
         part.unlink()
     return disk
@@ -94,7 +91,7 @@ def swap_header(size_bytes: int) -> bytes:
     try:
         with area.open("wb") as handle:
             handle.truncate(size_bytes)
-        _run(["mkswap", "-q", "-L", "cryptswap", str(area)], "mkswap")
+        run_step(["mkswap", "-q", "-L", "cryptswap", str(area)], "mkswap")
         with area.open("rb") as handle:
             return handle.read(PAGE)
     finally:
@@ -116,22 +113,4 @@ def encrypt_sectors(volume_key: bytes, plain: bytes, first_sector: int = 0) -> b
 
 
 def _guest_tool(guest_root: Path, program: str, *args: str) -> str:
-    loader = guest_root / LOADER
-    if not loader.is_file() or not (guest_root / program).is_file():
-        raise ImageBuildError(f"the guest has no {program} (cryptsetup in its packages?)")
-    argv = [str(loader), "--library-path", str(guest_root / LIBRARIES),
-            str(guest_root / program), *args]  # fmt: skip
-    return _run(argv, Path(program).name)
-
-
-def _run(argv: list[str], name: str, stdin: str | None = None) -> str:
-    try:
-        result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ImageBuildError(f"{name} still running after {STEP_TIMEOUT_S:.0f}s") from exc
-    if result.returncode != 0:
-        tail = result.stderr.strip().splitlines()[-1:]
-        raise ImageBuildError(f"{name} failed ({result.returncode}): {tail}")
-    return result.stdout
+    return guest_program(guest_root, program, *args, package="cryptsetup")

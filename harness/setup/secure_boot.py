@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ImageBuildError, SetupError
+from harness.errors import SetupError
+from harness.setup.build_steps import run_step
 from harness.setup.components import RELEASES, DebianArchive, Package, release_of
 from harness.setup.image import DEFAULT_CACHE, locked
 
@@ -32,7 +32,6 @@ LOADERS = {
 ESP_MIB = 64  # shim, MokManager, GRUB, the kernel and its initrd, with room to spare
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 ESP_OFFSET_SECTORS = 2048
-STEP_TIMEOUT_S = 120
 # Debian's signed GRUB reads its configuration from its prefix, /EFI/debian on the ESP it was
 # started from; shim started as the removable-media loader looks for GRUB beside itself.
 GRUB_CONFIG = """set timeout=0
@@ -102,14 +101,14 @@ def _build(disk: Path, tree: Path, kernel: Path, initrd: Path | None, cmdline: s
         image = work / "esp.raw"
         with image.open("wb") as handle:
             handle.truncate((ESP_MIB + 2) * 1024 * 1024)
-        _run(["sfdisk", "-q", str(image)], f"label: gpt\nstart={ESP_OFFSET_SECTORS}, "
-             f"type={ESP_TYPE}, name=ESP\n")  # fmt: skip
-        _run(["mkfs.vfat", "-F", "32", "-n", "ESP", "--offset", str(ESP_OFFSET_SECTORS),
+        run_step(["sfdisk", "-q", str(image)], stdin=f"label: gpt\nstart={ESP_OFFSET_SECTORS}, "
+                 f"type={ESP_TYPE}, name=ESP\n")  # fmt: skip
+        run_step(["mkfs.vfat", "-F", "32", "-n", "ESP", "--offset", str(ESP_OFFSET_SECTORS),
               str(image)])  # fmt: skip
         grub_cfg = work / "grub.cfg"
         grub_cfg.write_text(GRUB_CONFIG.format(cmdline=cmdline))
         fat = f"{image}@@{ESP_OFFSET_SECTORS * 512}"
-        _run(["mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"])
+        run_step(["mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"])
         files = [
             (tree / LOADERS["shim-signed"], "::/EFI/BOOT/BOOTX64.EFI"),
             (tree / LOADERS["shim-helpers-amd64-signed"], "::/EFI/BOOT/mmx64.efi"),
@@ -119,25 +118,9 @@ def _build(disk: Path, tree: Path, kernel: Path, initrd: Path | None, cmdline: s
         ]
         files += [(initrd, "::/initrd.img")] if initrd else []
         for source, target in files:
-            _run(["mcopy", "-i", fat, str(source), target])
+            run_step(["mcopy", "-i", fat, str(source), target])
         os.replace(image, disk)
     finally:
         for leftover in work.iterdir():
             leftover.unlink()
         work.rmdir()
-
-
-def _run(argv: list[str], stdin: str | None = None) -> None:
-    try:
-        result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
-        )
-    except FileNotFoundError as exc:
-        raise SetupError(f"{argv[0]} not found: run ./run setup (installs it)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ImageBuildError(f"{argv[0]} still running after {STEP_TIMEOUT_S}s") from exc
-    if result.returncode != 0:
-        raise ImageBuildError(
-            f"building the secure-boot ESP: {argv[0]} failed ({result.returncode}): "
-            f"{result.stderr.strip().splitlines()[-1:]}"
-        )
