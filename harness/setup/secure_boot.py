@@ -53,8 +53,8 @@ class SecureBootDisk:
 
 def loaders(suite: str, archive: DebianArchive) -> tuple[Path, tuple[Package, ...]]:
     """shim, MokManager and GRUB, signed, at the newest versions the guest's release itself
-    offers (an installed system's, never its backports': a backported GRUB is signed for
-    another shim), unpacked as data; (tree, packages)."""
+    offers (an installed system's, never its backports': a backported GRUB need not pass the
+    release's shim), unpacked as data; (tree, packages)."""
     release = release_of(suite or DEFAULT_RELEASE)
     suites = [s for s in RELEASES[release] if not s.endswith("-backports")]
     wanted = []

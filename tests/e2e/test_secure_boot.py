@@ -3,11 +3,9 @@ through Debian's signed shim and GRUB: S3 sleeps and wakes again and again, S4 i
 in the locked-down kernel's own words, and a boot loader that fails verification is named
 within seconds instead of waiting out the boot bound."""
 
-import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +15,17 @@ from harness.errors import KernelPanic
 from harness.session import HarnessSession, Settings
 from harness.setup import secure_boot
 from harness.setup.secure_boot import ESP_OFFSET_SECTORS, SecureBootDisk
+from tests.e2e.pytest_run import run_pytest
 
 pytestmark = pytest.mark.selftest
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 900  # a cold boot through shim and GRUB, three S3 cycles, an S4 refusal
 SECURE = ("--firmware", "ovmf-secure", "--machine-type", "q35")
 
 
 def run_cell(tmp_path: Path, selection: str) -> dict[str, Any]:
-    reports = tmp_path / "reports"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "testcases", "-p", "no:cacheprovider",
-         "-m", "not selftest and not libvirt", "-k", selection, "--report-dir", str(reports),
-         *SECURE],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT_S,
-    )  # fmt: skip
-    (results,) = reports.glob("2*/results.json")
-    data: dict[str, Any] = json.loads(results.read_text())
-    return data
+    args = ["testcases", "-m", "not selftest and not libvirt", "-k", selection, *SECURE]
+    return run_pytest(args, tmp_path / "reports", RUN_TIMEOUT_S).results()
 
 
 def test_secure_boot_sleeps_again_and_again_and_names_lockdown_for_s4(tmp_path: Path) -> None:
