@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import REPO_ROOT
-from harness.setup import firmware_descriptors, host_distro
+from harness.setup import firmware_descriptors, host_distro, selinux
 from harness.setup.accel import HARDWARE_KVM_MODULES, detect_accel
 
 OK, NOTE, MISSING = "ok", "--", "!!"
@@ -201,14 +201,13 @@ def disk(host: Host) -> Finding:
 
 
 def security(host: Host) -> Finding:
-    enforce = read(host.file("/sys/fs/selinux/enforce"))
-    selinux = {"1": "enforcing", "0": "permissive"}.get(enforce, "off")
+    """The SELinux and AppArmor modes, and what the harness does about SELinux."""
+    mode = selinux.SelinuxHost(host.root).mode()
     apparmor = "on" if read(host.file("/sys/module/apparmor/parameters/enabled")) == "Y" else "off"
-    text = f"SELinux {selinux}, AppArmor {apparmor}"
-    if selinux == "enforcing":
-        text += " (the libvirt cases are not yet run under SELinux: docs/hosts.md)"
-        return Finding("security", NOTE, text)
-    return Finding("security", OK, text)
+    text = f"SELinux {mode}, AppArmor {apparmor}: {selinux.plan(mode)}"
+    if mode == selinux.OFF:
+        return Finding("security", OK, text)
+    return Finding("security", NOTE, f"{text} (not run on an SELinux host yet: docs/hosts.md)")
 
 
 def guest_build(host: Host, distro: host_distro.Distribution) -> Finding:

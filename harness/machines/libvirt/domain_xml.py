@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.errors import SetupError
 from harness.machines.config import SECURE_UEFI, QemuConfig
 from harness.machines.libvirt.owner import OWNER_NS, OWNER_PREFIX, Owner
+from harness.setup.selinux import SVIRT_SECLABEL
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
@@ -33,8 +34,14 @@ class DomainFiles:
 
 
 def build_domain_xml(
-    name: str, config: QemuConfig, files: DomainFiles, owner: Owner | None = None
+    name: str,
+    config: QemuConfig,
+    files: DomainFiles,
+    owner: Owner | None = None,
+    svirt: bool = False,
 ) -> str:
+    """The domain; with ``svirt`` (SELinux on the host: harness.setup.selinux) it asks libvirt
+    to confine QEMU and relabel every file it names."""
     if not config.devices.is_default:
         raise SetupError(
             f"the libvirt backend does not yet attach {config.devices.id_suffix}: "
@@ -60,9 +67,11 @@ def build_domain_xml(
     _text(domain, "on_crash", "destroy")
     domain.append(_devices(config, files))
     # QEMU runs as the harness's own user, whatever qemu.conf says, so that it can open the
-    # harness's private 0700 run directory; nothing is relabelled.
+    # harness's private 0700 run directory; nothing is chowned.
     seclabel = ET.SubElement(domain, "seclabel", type="static", model="dac", relabel="no")
     _text(seclabel, "label", f"+{files.owner[0]}:+{files.owner[1]}")
+    if svirt:
+        ET.SubElement(domain, "seclabel", SVIRT_SECLABEL)
     # A QEMU provisioned from the archive needs its own data (-L) and module directories,
     # which libvirt knows nothing of; the direct backend passes the same.
     args = (["-L", str(config.data_dir)] if config.data_dir else []) + list(config.extra_args)

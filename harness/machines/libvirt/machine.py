@@ -35,6 +35,7 @@ from harness.machines.libvirt.domain_xml import NETDEV_ID, DomainFiles, build_do
 from harness.machines.libvirt.errors import LibvirtError, call
 from harness.machines.libvirt.host import LibvirtHost, domain_name, remove_domain
 from harness.machines.protocol import Checkpointable, HostLifecycle, Machine, Signal
+from harness.setup import selinux
 from harness.setup.image import GuestImage
 from harness.timeouts import Timeouts
 
@@ -121,7 +122,10 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
             return
         conn = self.host.conn
         self._console_server.listen()
-        xml = build_domain_xml(self.domain_name, self.config, self.files, self.host.owner)
+        # SELinux: sVirt labels what the XML names; QEMU's own data directory it does not.
+        unnamed = [self.config.data_dir] if self.config.data_dir else []
+        svirt = selinux.svirt_for_domain(conn.getCapabilities, unnamed)
+        xml = build_domain_xml(self.domain_name, self.config, self.files, self.host.owner, svirt)
         (self.evidence_dir / "domain.xml").write_text(xml)
         self.host.check_emulator(self.config.binary, self.config.machine)
         self._dom = call("defineXML", lambda: conn.defineXML(xml))
