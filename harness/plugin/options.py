@@ -10,6 +10,7 @@ import pytest
 from harness.errors import SetupError
 from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, NICS
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
+from harness.setup import default_guest
 from harness.setup.accel import ACCELS
 from harness.setup.guest_profiles import profile_named
 from harness.setup.libvirt_stack import HOST as HOST_STACK
@@ -268,7 +269,7 @@ def settings_from(config: pytest.Config) -> Settings:
         disk=config.getoption("disk"),
         kernel=config.getoption("kernel"),
         initrd=config.getoption("initrd"),
-        cloud_image=config.getoption("cloud_image"),
+        cloud_image=default_guest.from_options(config.getoption),
         cloud_sha256=config.getoption("cloud_sha256"),
         cloud_sums=config.getoption("cloud_sums"),
         cloud_mirror=config.getoption("cloud_mirror"),

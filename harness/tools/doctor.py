@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import REPO_ROOT
-from harness.setup import firmware_descriptors, host_distro, selinux
+from harness.setup import default_guest, firmware_descriptors, host_distro, selinux
 from harness.setup.accel import HARDWARE_KVM_MODULES, detect_accel
 
 OK, NOTE, MISSING = "ok", "--", "!!"
@@ -29,7 +29,6 @@ MIN_AVAILABLE_MEMORY_GIB = 3.0  # a guest takes 1-2 GiB, a libvirt case two gues
 MIN_FREE_DISK_GIB = 10.0  # the built-in image, component caches and a run's evidence
 QEMU_PROGRAMS = ("qemu-system-x86_64", "/usr/libexec/qemu-kvm")
 SEABIOS_FILES = ("usr/share/seabios/bios-256k.bin", "usr/share/seabios/bios.bin")
-DEBIAN_KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
 # What provides each part of the guest build, by family.
 GUEST_BUILD_PACKAGES = {
     "debian": {"mmdebstrap": "mmdebstrap", "apt": "apt", "keyring": "debian-archive-keyring"},
@@ -211,22 +210,19 @@ def security(host: Host) -> Finding:
 
 
 def guest_build(host: Host, distro: host_distro.Distribution) -> Finding:
-    """Whether the built-in Debian guest builds here: mmdebstrap drives apt and checks Debian's
-    archive with Debian's keys, all three from the host."""
-    keyrings = [host.file(k) for k in DEBIAN_KEYRINGS]
-    keyrings += list(host.file("/etc/apt/trusted.gpg.d").glob("debian-archive-*"))
-    parts = {
-        "mmdebstrap": host.program("mmdebstrap") is not None,
-        "apt": host.program("apt-get") is not None,
-        "keyring": any(k.is_file() for k in keyrings),
-    }
-    if all(parts.values()):
-        return Finding("guest", OK, "the built-in Debian guest builds here (mmdebstrap, apt, keys)")
-    packages = GUEST_BUILD_PACKAGES.get(distro.family, {})
-    absent = [name for name, found in parts.items() if not found]
-    cloud = f"fedora:{distro.version_id}" if distro.id == "fedora" else "fedora:<release>"
-    text = f"no {', '.join(absent)}: the built-in guest cannot be built; or --cloud-image {cloud}"
-    return Finding("guest", MISSING, text, [packages[a] for a in absent if a in packages])
+    """Whether the built-in Debian guest builds here, and which guest is the default
+    (harness.setup.default_guest): a Fedora host that cannot build it runs its own release's
+    Fedora Cloud Base image."""
+    missing = default_guest.BuildHost(host.root, host.path).missing()
+    chosen = default_guest.choose(distro, missing)
+    if not missing:
+        return Finding("guest", OK, chosen.reason)
+    names = GUEST_BUILD_PACKAGES.get(distro.family, {})
+    wanted = [names[part] for part in missing if part in names]
+    if chosen.cloud_image is None:
+        return Finding("guest", MISSING, chosen.reason, wanted)
+    text = f"{chosen.reason}; {' '.join(wanted)} would build the built-in one"
+    return Finding("guest", NOTE, text, wanted)
 
 
 def missing_packages(host: Host, family: str) -> Finding:

@@ -108,12 +108,17 @@ def test_the_built_in_guest_needs_mmdebstrap_apt_and_debians_keys(tmp_path: Path
         else:
             target.unlink()
     found, _ = by_topic(host)
-    assert found["guest"].status == doctor.MISSING
+    # Fedora: the default guest is the release's cloud image (harness.setup.default_guest)
+    assert found["guest"].status == doctor.NOTE
     assert found["guest"].text == (
-        "no mmdebstrap, apt, keyring: the built-in guest cannot be built; "
-        "or --cloud-image fedora:41"
+        "no mmdebstrap, apt, keyring: the built-in Debian guest cannot be built; the default "
+        "is --cloud-image fedora:41; mmdebstrap apt debian-keyring would build the built-in one"
     )
     assert found["guest"].install == ["mmdebstrap", "apt", "debian-keyring"]
+    put(host.root, "/etc/os-release", "ID=centos\nVERSION_ID=9\n")  # no fallback there
+    found, _ = by_topic(host)
+    assert found["guest"].status == doctor.MISSING
+    assert found["guest"].text.endswith("or --cloud-image fedora:<release>")
 
 
 def test_the_uefi_descriptor_is_the_one_without_secure_boot(tmp_path: Path) -> None:
