@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each tool appends its argv to $CALLS; the query tools answer from $INSTALLED (one name a line).
 FAKE_TOOLS = {
     "apt-get": 'echo "apt-get $*" >> "$CALLS"',
-    "dnf": 'echo "dnf $*" >> "$CALLS"',
+    # dnf refuses (as for a package it does not offer) when $REFUSE is among its arguments.
+    "dnf": 'echo "dnf $*" >> "$CALLS"; [[ " $* " != *" ${REFUSE:-@} "* ]]',
     "sudo": 'echo "sudo $1" >> "$CALLS"; exec "$@"',
     "dpkg-query": (
         'pkg="${!#}"; grep -qx "$pkg" "$INSTALLED" || exit 1; printf "install ok installed"'
@@ -38,7 +39,7 @@ OS_RELEASES = {
 
 
 def run_packages(
-    tmp_path: Path, distro: str, installed: list[str]
+    tmp_path: Path, distro: str, installed: list[str], refuse: str = "@"
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -57,6 +58,7 @@ def run_packages(
         "S3S4_OS_RELEASE": str(os_release),
         "CALLS": str(calls),
         "INSTALLED": str(tmp_path / "installed"),
+        "REFUSE": refuse,
     }
     env.pop("S3S4_SKIP_HOST_PACKAGES", None)
     result = subprocess.run(
@@ -83,24 +85,45 @@ def test_debian_family_installs_only_the_missing_with_apt(tmp_path: Path, distro
 def test_dnf_families_install_only_the_missing_with_dnf(
     tmp_path: Path, distro: str, family: str
 ) -> None:
-    wanted = host_distro.packages(family)
+    wanted = host_distro.packages(family) + host_distro.packages(f"{family}-if-offered")
     absent = {"edk2-ovmf", "mmdebstrap"}
     result, calls = run_packages(tmp_path, distro, [p for p in wanted if p not in absent])
     assert result.returncode == 0, result.stderr
-    assert calls == ["dnf install -y -q --setopt=install_weak_deps=False edk2-ovmf mmdebstrap"]
+    assert calls == [
+        "dnf install -y -q --setopt=install_weak_deps=False edk2-ovmf",
+        "dnf install -y -q --setopt=install_weak_deps=False mmdebstrap",  # if dnf offers it
+    ]
 
 
-def test_a_bare_fedora_gets_the_whole_map_in_one_dnf_call(tmp_path: Path) -> None:
+def test_what_dnf_does_not_offer_is_a_note_and_the_default_guest_changes(tmp_path: Path) -> None:
+    wanted = host_distro.packages("fedora")
+    result, calls = run_packages(tmp_path, "fedora", wanted, refuse="debian-keyring")
+    assert result.returncode == 0, result.stderr
+    offered = " ".join(host_distro.packages("fedora-if-offered"))
+    assert calls == [f"dnf install -y -q --setopt=install_weak_deps=False {offered}"]
+    assert (
+        f"dnf does not offer {offered} here: the default guest is this release's Fedora "
+        "cloud image (./run doctor)"
+    ) in result.stderr
+
+
+def test_a_bare_fedora_gets_the_map_in_one_dnf_call_then_what_dnf_may_offer(tmp_path: Path) -> None:
     result, calls = run_packages(tmp_path, "fedora", [])
     assert result.returncode == 0, result.stderr
     wanted = host_distro.packages("fedora")
-    assert calls == [f"dnf install -y -q --setopt=install_weak_deps=False {' '.join(wanted)}"]
+    offered = host_distro.packages("fedora-if-offered")
+    assert calls == [
+        f"dnf install -y -q --setopt=install_weak_deps=False {' '.join(wanted)}",
+        f"dnf install -y -q --setopt=install_weak_deps=False {' '.join(offered)}",
+    ]
     assert {"qemu-system-x86-core", "edk2-ovmf", "seabios-bin", "libvirt-daemon-kvm"} <= set(wanted)
+    assert offered == ["mmdebstrap", "apt", "debian-keyring"]
 
 
 @pytest.mark.parametrize("distro", ["debian", "fedora", "rhel"])
 def test_nothing_missing_installs_nothing(tmp_path: Path, distro: str) -> None:
-    result, calls = run_packages(tmp_path, distro, host_distro.packages(distro))
+    everything = host_distro.packages(distro) + host_distro.packages(f"{distro}-if-offered")
+    result, calls = run_packages(tmp_path, distro, everything)
     assert result.returncode == 0, result.stderr
     assert calls == []
 
