@@ -48,6 +48,7 @@ class Case:
 class DayCases:
     page: str
     cases: tuple[Case, ...]
+    proposed: bool = False  # the QA:Testcase pages are not on the wiki yet
 
 
 @dataclass
@@ -69,7 +70,7 @@ def load_cases(path: Path = DEFAULT_CASES) -> DayCases:
     bad = [c.testcase for c in cases if not c.testcase.startswith("QA:Testcase_")]
     if bad:
         raise SetupError(f"{path}: test cases must be QA:Testcase_ pages, not {', '.join(bad)}")
-    return DayCases(str(data.get("page", "")), cases)
+    return DayCases(str(data.get("page", "")), cases, bool(data.get("proposed", False)))
 
 
 def wiki_text(text: str) -> str:
@@ -190,9 +191,15 @@ def render(
     day: DayCases, judged: dict[Case, CaseResult], user: str, bot: bool, profile_cell: str
 ) -> str:
     header = " !! ".join(f"[[{c.testcase}|{c.label}]]" for c in day.cases)
+    proposed = (
+        "; its QA:Testcase pages are proposed names, not yet on the wiki: create them, or "
+        "name the day's own in testcases/testday.toml"
+        if day.proposed
+        else ""
+    )
     lines = [
         f"<!-- ./run testday: results for {day.page or 'the test day page'}; "
-        "paste the row under the page's table heading -->",
+        f"paste the row under the page's table heading{proposed} -->",
         '{| class="wikitable"',
         f"! User !! Profile !! {header} !! References",
         "|-",

@@ -171,6 +171,21 @@ def test_a_user_name_that_would_break_the_template_is_refused(run_dir: Path) -> 
         testday.write_testday(run_dir, "a|b", False)
 
 
+def test_proposed_pages_are_said_to_be_proposed(run_dir: Path, tmp_path: Path) -> None:
+    heading = written(run_dir, bot=False)[0]
+    assert heading.startswith("<!-- ./run testday: results for Test_Day:<DATE>_Virtualization")
+    assert "its QA:Testcase pages are proposed names, not yet on the wiki" in heading
+    real = tmp_path / "day.toml"
+    real.write_text(
+        'page = "Test_Day:2027-03-04_Virtualization"\n[[case]]\n'
+        'testcase = "QA:Testcase_Virtualization_IO_Throttling"\ntransitions = ["s3-*"]\n'
+    )
+    day = testday.load_cases(real)
+    assert not day.proposed
+    text = testday.render(day, testday.judge(day, [], []), "jdoe", False, "p")
+    assert "proposed" not in text.splitlines()[0]
+
+
 def test_the_case_map_names_qa_testcase_pages(tmp_path: Path) -> None:
     bad = tmp_path / "day.toml"
     bad.write_text('[[case]]\ntestcase = "S3"\ntransitions = ["s3-*"]\n')
