@@ -47,6 +47,7 @@ from harness.setup.firmware_descriptors import host_uefi, installed_version
 from harness.setup.guest_profiles import profile_named
 from harness.setup.image import GuestImage, ImageCache, Progress, Recipe
 from harness.setup.kernel import with_kernel
+from harness.setup.libvirt_modular import LIBVIRTD, resolve_daemon
 from harness.setup.libvirt_stack import HOST as HOST_STACK
 from harness.setup.libvirt_stack import LibvirtStack, ensure_stack
 from harness.setup.runtime import check_run_root, make_run_dir
@@ -87,6 +88,8 @@ class Settings:
     libvirt_uri: str = DEFAULT_LIBVIRT_URI
     # host, or a Debian suite whose libvirt and QEMU run every guest as the harness's own daemon
     libvirt_stack: str = HOST_STACK
+    # the harness's own daemon: libvirtd, or virtqemud (harness.setup.libvirt_modular)
+    libvirt_daemon: str = LIBVIRTD
     cold_boot: bool = False  # every case cold boots instead of restoring the ready checkpoint
     offline: bool = False  # components from the cache only; what it lacks is a one-line error
 
@@ -427,6 +430,7 @@ class HarnessSession:
                 start_timeout=self.timeouts.agent,
                 state_dir=self._ensure_run_dir() / "libvirtd",
                 stack=self.libvirt_stack,
+                programs=resolve_daemon(self.settings.libvirt_daemon, self._progress),
             )
             host.conn  # noqa: B018 - opening is the point
             self._libvirt = host

@@ -13,6 +13,7 @@ from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup import default_guest
 from harness.setup.accel import ACCELS
 from harness.setup.guest_profiles import profile_named
+from harness.setup.libvirt_modular import DAEMONS, LIBVIRTD, check_with_stack
 from harness.setup.libvirt_stack import HOST as HOST_STACK
 
 FIRMWARE_KINDS = ("seabios", "ovmf", "ovmf-secure")
@@ -47,6 +48,16 @@ def add_options(parser: pytest.Parser) -> None:
         "trixie-backports ...: its libvirtd, virtlogd, QEMU, SeaBIOS and OVMF, built once "
         "into the cache and run as the harness's own daemon, as root; implies --backend "
         f"libvirt) (default: {HOST_STACK})",
+    )
+    group.addoption(
+        "--libvirt-daemon",
+        type=lambda value: choice_option("--libvirt-daemon", value, DAEMONS),
+        metavar="|".join(DAEMONS),
+        default=os.environ.get("S3S4_LIBVIRT_DAEMON", LIBVIRTD),
+        help="the libvirt daemon that runs the guests: the monolithic libvirtd, or the modular "
+        "virtqemud with its virtlogd (the host's, else built once from the host's libvirt "
+        "source into the cache); virtqemud always runs as the harness's own daemon, as root; "
+        f"implies --backend libvirt (default: {LIBVIRTD})",
     )
     group.addoption(
         "--newer-stack",
@@ -250,6 +261,9 @@ def add_options(parser: pytest.Parser) -> None:
 def settings_from(config: pytest.Config) -> Settings:
     """The session's Settings from the options given."""
     stack = config.getoption("libvirt_stack")
+    daemon = config.getoption("libvirt_daemon")
+    check_with_stack(daemon, stack, HOST_STACK)
+    own_daemon = stack != HOST_STACK or daemon != LIBVIRTD
     firmware, _, version = config.getoption("firmware").partition(":")
     given = {firmware: version} if version else {}  # the colon form wins over --seabios/--ovmf
     return Settings(
@@ -274,10 +288,11 @@ def settings_from(config: pytest.Config) -> Settings:
         cloud_sums=config.getoption("cloud_sums"),
         cloud_mirror=config.getoption("cloud_mirror"),
         timeout_scale=config.getoption("timeout_scale"),
-        # Every guest runs on a chosen stack: the direct backend has no daemon to run it.
-        backend="libvirt" if stack != HOST_STACK else config.getoption("backend"),
+        # Every guest runs on a chosen stack or daemon: the direct backend has no daemon.
+        backend="libvirt" if own_daemon else config.getoption("backend"),
         libvirt_uri=config.getoption("libvirt_uri"),
         libvirt_stack=stack,
+        libvirt_daemon=daemon,
         cold_boot=config.getoption("cold_boot"),
         offline=config.getoption("offline"),
     )

@@ -128,7 +128,11 @@ def test_firmware_with_a_version_is_the_firmware_and_its_option() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="one of seabios, ovmf"):
         firmware_option("coreboot")
     config: Any = Options(
-        firmware="ovmf:2026.08", libvirt_stack="host", backend="qemu", offline=True
+        firmware="ovmf:2026.08",
+        libvirt_stack="host",
+        libvirt_daemon="libvirtd",
+        backend="qemu",
+        offline=True,
     )
     settings = settings_from(config)
     assert (settings.firmware, settings.ovmf, settings.seabios) == ("ovmf", "2026.08", None)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.process import ChildProcess
+from harness.setup.libvirt_modular import HOST_LIBVIRTD, DaemonPrograms
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,17 @@ def with_settings(text: str, settings: dict[str, str]) -> str:
     return "\n".join([*kept, "", "# set by s3s4-harness for its private daemon", *added]) + "\n"
 
 
-def write_private_config(target: Path, source: Path = HOST_CONFIG_DIR) -> None:
+def write_private_config(
+    target: Path, source: Path = HOST_CONFIG_DIR, daemon_config: str = "libvirtd.conf"
+) -> None:
     """The host's configuration files (the top level of ``source``, not its domain, network
-    or hook definitions) copied to ``target``, with the harness's settings added."""
+    or hook definitions) copied to ``target``, with the harness's settings added (the
+    daemon's own to ``daemon_config``)."""
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     for entry in sorted(source.iterdir()) if source.is_dir() else []:
         if entry.is_file():
             shutil.copy2(entry, target / entry.name)
-    for name, settings in (("qemu.conf", QEMU_SETTINGS), ("libvirtd.conf", LIBVIRTD_SETTINGS)):
+    for name, settings in (("qemu.conf", QEMU_SETTINGS), (daemon_config, LIBVIRTD_SETTINGS)):
         path = target / name
         host_text = path.read_text() if path.is_file() else ""
         path.write_text(with_settings(host_text, settings))
@@ -119,17 +123,26 @@ def merged_usr(root: Path = Path("/")) -> bool:
 class LibvirtDaemon:
     """virtlogd then libvirtd, in the foreground as children of the harness (so they die with
     it), in a private namespace over ``state_dir``, with their output in ``log_dir``; the
-    host's programs, or with ``usr_root`` those of that root (a libvirt stack)."""
+    host's programs, or with ``usr_root`` those of that root (a libvirt stack). ``programs``
+    names the daemon in libvirtd's place (virtqemud) and where it is (see
+    harness.setup.libvirt_modular)."""
 
-    def __init__(self, state_dir: Path, log_dir: Path, usr_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        log_dir: Path,
+        usr_root: Path | None = None,
+        programs: DaemonPrograms = HOST_LIBVIRTD,
+    ) -> None:
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.usr_root = usr_root
+        self.programs = programs
         self._processes: dict[str, ChildProcess] = {}  # in start order
 
     @property
     def socket(self) -> Path:
-        return self.state_dir / "run" / "libvirt-sock"
+        return self.state_dir / "run" / self.programs.socket_name
 
     @property
     def uri(self) -> str:
@@ -150,9 +163,9 @@ class LibvirtDaemon:
             )
         self._prepare()
         started = time.monotonic()
-        for tool in ("virtlogd", "libvirtd"):
+        for tool in ("virtlogd", self.programs.name):
             # A stack's own programs, by their path inside the namespace (not the host's PATH).
-            program = tool if self.usr_root is None else f"/usr/sbin/{tool}"
+            program = f"/usr/sbin/{tool}" if self.usr_root else self.programs.program(tool)
             argv = [program, "--pid-file", str(self.state_dir / f"{tool}.pid")]
             process = ChildProcess(
                 in_private_namespace(self.state_dir, argv, self.usr_root),
@@ -167,8 +180,8 @@ class LibvirtDaemon:
             if time.monotonic() > deadline:
                 self.stop()
                 raise SetupError(
-                    f"libvirtd did not answer within {timeout:.0f}s; "
-                    f"see {self.log_dir / 'libvirtd.log'}"
+                    f"{self.programs.name} did not answer within {timeout:.0f}s; "
+                    f"see {self.log_dir / (self.programs.name + '.log')}"
                 )
             time.sleep(READY_POLL_SECONDS)
         return time.monotonic() - started
@@ -177,8 +190,8 @@ class LibvirtDaemon:
         if shutil.which("unshare") is None:
             raise SetupError("unshare not found: run ./run setup (installs util-linux)")
         if self.usr_root is None:
-            for tool in ("virtlogd", "libvirtd"):
-                if shutil.which(tool) is None:
+            for tool in ("virtlogd", self.programs.name):
+                if shutil.which(self.programs.program(tool)) is None:
                     raise SetupError(
                         f"{tool} not found: run ./run setup (installs libvirt-daemon-system)"
                     )
@@ -195,8 +208,10 @@ class LibvirtDaemon:
     def _prepare(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        source = HOST_CONFIG_DIR if self.usr_root is None else self.usr_root / "etc/libvirt"
-        write_private_config(self.state_dir / "etc", source)
+        source = self.programs.config_dir or HOST_CONFIG_DIR
+        if self.usr_root is not None:
+            source = self.usr_root / "etc/libvirt"
+        write_private_config(self.state_dir / "etc", source, self.programs.config_name)
         for name in BOUND_DIRS:
             (self.state_dir / name).mkdir(mode=0o700, exist_ok=True)
 

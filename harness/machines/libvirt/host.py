@@ -23,6 +23,7 @@ from harness.errors import SetupError
 from harness.machines.libvirt.daemon import LibvirtDaemon, installed
 from harness.machines.libvirt.errors import call
 from harness.machines.libvirt.owner import Owner, current, is_dead_harness, owner_of, start_time
+from harness.setup.libvirt_modular import HOST_LIBVIRTD, DaemonPrograms
 from harness.setup.libvirt_stack import HOST as HOST_STACK
 from harness.setup.libvirt_stack import LibvirtStack
 
@@ -64,7 +65,8 @@ def domain_name(guest: str, pid: int | None = None) -> str:
 class LibvirtHost:
     """The libvirt the harness talks to: ``uri``'s daemon, or where it does not answer a private
     one the harness starts over ``state_dir`` (``uri`` then names that one's socket). With a
-    ``stack``, always a private daemon of that stack."""
+    ``stack``, always a private daemon of that stack; with ``programs`` other than the host's
+    libvirtd (virtqemud), always a private daemon of those."""
 
     def __init__(
         self,
@@ -73,12 +75,14 @@ class LibvirtHost:
         start_timeout: float,
         state_dir: Path,
         stack: LibvirtStack | None = None,
+        programs: DaemonPrograms = HOST_LIBVIRTD,
     ) -> None:
         self.uri = uri
         self.log_dir = log_dir
         self.start_timeout = start_timeout
         self.state_dir = state_dir
         self.stack = stack
+        self.programs = programs
         self.owner: Owner = current()
         self.daemon: LibvirtDaemon | None = None
         self.daemon_start_s: float | None = None
@@ -94,7 +98,8 @@ class LibvirtHost:
         _start_event_loop()
         if self.stack is not None:
             self._check_stack_allowed()
-        conn = self._try_open(self.uri) if self.stack is None else None
+        own_daemon = self.stack is not None or self.programs != HOST_LIBVIRTD
+        conn = None if own_daemon else self._try_open(self.uri)
         if conn is None:
             if not self._may_start_daemon():
                 raise SetupError(
@@ -103,7 +108,7 @@ class LibvirtHost:
                     "./run setup installs libvirt-daemon-system"
                 )
             usr_root = self.stack.root if self.stack is not None else None
-            daemon = LibvirtDaemon(self.state_dir, self.log_dir, usr_root)
+            daemon = LibvirtDaemon(self.state_dir, self.log_dir, usr_root, self.programs)
             self.daemon = daemon
             self.daemon_start_s = daemon.start(
                 lambda: self._try_open(daemon.uri, keep=False) is not None, self.start_timeout
@@ -131,7 +136,7 @@ class LibvirtHost:
         """Only root can start the privileged daemon; for root, libvirt also routes
         ``qemu:///session`` to it (an unprivileged user's session daemon is spawned by libvirt
         itself on open)."""
-        daemon_available = self.stack is not None or installed()
+        daemon_available = self.stack is not None or self.programs != HOST_LIBVIRTD or installed()
         return self.uri in PRIVILEGED_URIS and os.geteuid() == 0 and daemon_available
 
     def _check_stack_allowed(self) -> None:
@@ -180,6 +185,7 @@ class LibvirtHost:
                 "private, started by the harness" if self.daemon else "already running"
             ),
             **(self.stack.facts() if self.stack is not None else {"libvirt_stack": HOST_STACK}),
+            **self.programs.facts(),
         }
 
     def check_emulator(self, binary: str, machine: str) -> None:
@@ -203,7 +209,7 @@ class LibvirtHost:
             return ""
         lines = [
             "its capabilities probe failed: " + line.split(f"{emulator}: ", 1)[-1].strip()
-            for log_file in sorted(self.log_dir.glob("libvirtd*.log"))
+            for log_file in sorted(self.log_dir.glob(f"{self.programs.name}*.log"))
             for line in log_file.read_text(errors="replace").splitlines()
             if "Failed to probe capabilities" in line and emulator in line
         ]
