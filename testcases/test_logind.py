@@ -6,14 +6,16 @@ the guest's system-sleep hook run before and after every one of them. Each case'
 restored from the ready checkpoint and discarded after it, with the drop-ins it was given."""
 
 import os
+import time
 
 import pytest
 
 from harness.checks.judges import DEFAULT_CHECKS
 from harness.checks.sleep_order import logged_around_sleep
 from harness.checks.verdict import Verdict
+from harness.cycle.faults import ASLEEP, Fault
 from harness.machines.protocol import Machine
-from harness.plugin import GroupCycle, expect_pass
+from harness.plugin import GroupCycle, PowerCycle, expect_pass
 from harness.transitions import logind
 from harness.transitions.parts import Transition
 
@@ -131,3 +133,27 @@ def test_virsh_shutdown_of_a_guest_that_sleeps_on_its_power_key(
         "shutdown: virsh shutdown --mode acpi with HandlePowerKey=suspend: the guest "
         "pmsuspended (to RAM), not shut off (PMSUSPEND; libvirt's state pmsuspended"
     ), outcome.reason
+
+
+@pytest.mark.selftest
+def test_s2h_without_its_hibernation_is_named_at_once(
+    hooked_guest: Machine, power_cycle: PowerCycle
+) -> None:
+    """suspend-then-hibernate woken by the host long before its timer: systemd-sleep takes
+    the wake for the user's and stops without hibernating. The case says so as soon as
+    systemd-sleep's unit ends, with what was left of its timer, instead of waiting out its
+    bound for SUSPEND_DISK."""
+    early = Fault("woken by the host (system_wakeup) before the timer", _wake, ASLEEP)
+    started = time.monotonic()
+    outcome = power_cycle(logind.SUSPEND_THEN_HIBERNATE, faults=[early]).last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert outcome.reason.startswith(
+        f"then-hibernate: {logind.S2H_FINISHED_TAG} (success) after the wake, without "
+        f"hibernating; systemd-sleep's timer: {logind.S2H_TIMER_TAG}: "
+    ), outcome.reason
+    assert "ns left at the wake: not the RTC alarm's" in outcome.reason, outcome.reason
+    assert time.monotonic() - started < hooked_guest.timeouts.hibernate / 2
+
+
+def _wake(machine: Machine) -> None:
+    machine.wake_from_ram()

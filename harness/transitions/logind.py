@@ -13,6 +13,7 @@ kernel log (``/dev/kmsg``, at notice level).
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -58,6 +59,24 @@ MANAGER = "org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1
 # suspend-then-hibernate's stay in RAM before the RTC wakes the guest to hibernate: long enough
 # for the guest to be asleep before the alarm fires under TCG (its entry takes seconds).
 HIBERNATE_DELAY_S = 8
+
+# systemd-sleep (252 and later) arms a CLOCK_BOOTTIME_ALARM timerfd for HibernateDelaySec,
+# suspends, and on waking polls that timer once with no timeout: only a timer already expired
+# makes it hibernate, any other wake is taken for the user's and it stops there. The kernel
+# hands the timer to the RTC in whole seconds (the RTC read and the alarm both truncated), so
+# the RTC may wake the guest up to two seconds before the timer's expiry; then systemd-sleep
+# takes its own alarm for a manual wake (systemd#38193). The case's hook, run by systemd-sleep
+# after the suspend leg and before that poll, reads the timer from systemd-sleep's fdinfo,
+# logs what is left of it and waits that out where it is within the RTC's resolution, so that
+# the alarm and the check agree; more left than that is a wake that was not the alarm's.
+S2H_TIMER_HOOK = "/usr/lib/systemd/system-sleep/s3s4-s2h-timer"
+S2H_TIMER_TAG = "s3s4-s2h-timer"
+RTC_EARLY_NS = 2_000_000_000
+# systemd-sleep's unit says when it ends: with no hibernation after the RTC wake, the case
+# stops at that line instead of waiting out its bound for SUSPEND_DISK.
+S2H_UNIT_DROPIN = "/etc/systemd/system/systemd-suspend-then-hibernate.service.d/50-s3s4.conf"
+S2H_FINISHED_TAG = "s3s4-s2h: systemd-sleep finished"
+S2H_WAIT_SLICE_S = 0.5
 # How long logind waits on a guest without sessions before its idle action.
 IDLE_ACTION_S = RTC_SECONDS
 
@@ -140,6 +159,49 @@ def install_sleep_hook(machine: Machine) -> None:
     """A system-sleep hook that writes what systemd-sleep ran it for to the kernel log."""
     hook = f'#!/bin/sh\necho "<5>{HOOK_TAG}: $1 $2" > /dev/kmsg\n'
     _run(machine, f"printf %s {shlex.quote(hook)} > {SLEEP_HOOK} && chmod 755 {SLEEP_HOOK}")
+
+
+def _s2h_timer_hook() -> str:
+    """The hook that makes the RTC wake and systemd-sleep's timer agree (see S2H_TIMER_HOOK)."""
+    tag = f"<5>{S2H_TIMER_TAG}:"
+    return f"""#!/bin/sh
+[ "$1/$2" = "post/suspend-then-hibernate" ] || exit 0
+if [ "$SYSTEMD_SLEEP_ACTION" != suspend ]; then
+  echo "{tag} after the $SYSTEMD_SLEEP_ACTION leg: nothing to do" > /dev/kmsg; exit 0
+fi
+info=""
+for comm in $(grep -lx systemd-sleep /proc/[0-9]*/comm 2>/dev/null); do
+  for f in "${{comm%/comm}}"/fdinfo/*; do
+    grep -qx 'clockid: *9' "$f" 2>/dev/null && info=$f && break 2
+  done
+done
+if [ -z "$info" ]; then
+  echo "{tag} no CLOCK_BOOTTIME_ALARM timer in systemd-sleep" > /dev/kmsg; exit 0
+fi
+ticks=$(sed -n 's/^ticks: *//p' "$info")
+set -- $(sed -n 's/^it_value: *(//p' "$info" | tr -d ',)')
+left=$(( ${{1:-0}} * 1000000000 + ${{2:-0}} ))
+if [ "$ticks" != 0 ] || [ "$left" = 0 ]; then
+  echo "{tag} expired at the wake" > /dev/kmsg
+elif [ "$left" -le {RTC_EARLY_NS} ]; then
+  echo "{tag} $left ns left at the wake (the RTC's whole seconds): waited out" > /dev/kmsg
+  sleep "$(( left / 1000000000 )).$(printf %09d $(( left % 1000000000 )))"
+else
+  echo "{tag} $left ns left at the wake: not the RTC alarm's" > /dev/kmsg
+fi
+"""
+
+
+def s2h_prepare() -> str:
+    """Shell that installs the timer hook and the unit drop-in of suspend-then-hibernate."""
+    finished = f"<5>{S2H_FINISHED_TAG} ($$SERVICE_RESULT)"
+    unit = f"[Service]\nExecStopPost=/bin/sh -c 'echo \"{finished}\" > /dev/kmsg'\n"
+    directory = S2H_UNIT_DROPIN.rsplit("/", 1)[0]
+    return (
+        f"printf %s {shlex.quote(_s2h_timer_hook())} > {S2H_TIMER_HOOK} && "
+        f"chmod 755 {S2H_TIMER_HOOK} && mkdir -p {directory} && "
+        f"printf %s {shlex.quote(unit)} > {S2H_UNIT_DROPIN} && systemctl daemon-reload"
+    )
 
 
 def hook_not_executable(machine: Machine) -> None:
@@ -274,10 +336,47 @@ class RtcWakeThenHibernate:
         limit = self.after_seconds + machine.timeouts.wake
         require_signal(machine, Signal.WOKEN, marks, limit, "rtc-wake")
         woken = time.monotonic()
-        for signal in (Signal.HIBERNATED, Signal.POWERED_OFF):
-            require_signal(machine, signal, marks, machine.timeouts.hibernate, "then-hibernate")
+        self._await_hibernation(machine, marks)
+        require_signal(
+            machine, Signal.POWERED_OFF, marks, machine.timeouts.hibernate, "then-hibernate"
+        )
         timings["rtc_wake_to_powered_off"] = time.monotonic() - woken
         relaunch_and_wait(machine, timings)
+
+    @staticmethod
+    def _await_hibernation(machine: Machine, marks: Marks) -> None:
+        """SUSPEND_DISK, or a FAIL the moment systemd-sleep's unit ends without it, naming
+        what the timer hook saw of systemd-sleep's timer at the wake."""
+        limit = machine.timeouts.hibernate
+        deadline = time.monotonic() + limit
+        finished = re.compile(re.escape(S2H_FINISHED_TAG))
+        while machine.wait_signal(Signal.HIBERNATED, marks.events, S2H_WAIT_SLICE_S) is None:
+            line = machine.console.wait_for(finished, marks.console, 0)
+            if line is not None:
+                timer = machine.console.wait_for(
+                    re.compile(re.escape(S2H_TIMER_TAG) + ".*"), marks.console, 0
+                )
+                seen = _after_tag(timer) if timer else "the timer hook logged nothing"
+                raise GuestFault(
+                    "then-hibernate",
+                    f"{_after_tag(line)} after the wake, without hibernating; systemd-sleep's "
+                    f"timer: {seen}",
+                )
+            if time.monotonic() > deadline:
+                raise GuestFault(
+                    "then-hibernate",
+                    f"no {Signal.HIBERNATED.value} signal within {limit:.0f}s of the RTC wake; "
+                    f"console: {machine.serial_tail()}",
+                )
+
+
+def _after_tag(line: str) -> str:
+    """A tagged console line from its tag on (the kernel's timestamp left off)."""
+    start = min(
+        (i for i in (line.find(S2H_FINISHED_TAG), line.find(S2H_TIMER_TAG)) if i >= 0),
+        default=0,
+    )
+    return line[start:].strip()
 
 
 SUSPEND_THEN_HIBERNATE = Transition(
@@ -286,6 +385,7 @@ SUSPEND_THEN_HIBERNATE = Transition(
     request=LogindConfigured(
         then=InGuestCommand(script="systemctl suspend-then-hibernate"),
         sleep_settings=(("HibernateDelaySec", str(HIBERNATE_DELAY_S)),),
+        prepare=s2h_prepare(),
     ),
     entry=S3_ENTRY,
     wake=RtcWakeThenHibernate(after_seconds=HIBERNATE_DELAY_S),
