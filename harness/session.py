@@ -374,6 +374,11 @@ class HarnessSession:
         self._labels.add(unique)
         return unique
 
+    def _swap_on_root(self) -> bool:
+        """The guest's profile hibernates to its root disk (a swapfile, a LUKS partition)."""
+        profile = profile_named(self.image.profile)
+        return profile is not None and bool(profile.swapfile or profile.luks_swap_mib)
+
     def _build_qemu(self, name: str, extra_args: tuple[str, ...]) -> QemuMachine:
         return QemuMachine(**self._parts(name, extra_args, "qemu"), timeouts=self.timeouts)
 
@@ -403,6 +408,7 @@ class HarnessSession:
             extra_args=extra_args,
             seed=self._seed() if self.image.cloud else None,
             devices=self.devices,
+            root_writethrough=self._swap_on_root(),
         )
         evidence = (
             self.evidence_root / self.cell.id / (name if backend == "qemu" else f"{backend}-{name}")

@@ -25,15 +25,27 @@ from harness.session import HarnessSession
 from harness.setup.guest_profiles import cmdline_args
 from harness.transitions.catalogue import (
     HYBRID_AGENT_WAKE,
+    HYBRID_SYSTEMCTL_POWERLOSS,
     HYBRID_SYSTEMCTL_WAKE,
     S4_AGENT,
     S4_SYSTEMCTL,
 )
+from harness.transitions.logind import SUSPEND_THEN_HIBERNATE
 from harness.transitions.parts import Transition
 from harness.transitions.refusals import S4_SYSFS_REPORTED, S4_SYSTEMCTL_REPORTED
 
 # The default checks, and the one that names why a guest booted instead of resuming.
 NAMING_CHECKS = (*DEFAULT_CHECKS, resumed_from_image)
+# Every way into hibernation each profile must resume from: S4 by systemctl and by the agent,
+# hybrid sleep woken from RAM and, its image read back from the profile's swap, after a power
+# loss in RAM.
+RESUMING = [
+    S4_SYSTEMCTL,
+    S4_AGENT,
+    HYBRID_SYSTEMCTL_WAKE,
+    HYBRID_AGENT_WAKE,
+    HYBRID_SYSTEMCTL_POWERLOSS,
+]
 
 
 @pytest.fixture
@@ -47,21 +59,21 @@ def swapfile_ext4(harness_session: HarnessSession) -> str:
 @pytest.mark.s4
 @pytest.mark.parametrize(
     "transition",
-    [S4_SYSTEMCTL, S4_AGENT, HYBRID_SYSTEMCTL_WAKE, HYBRID_AGENT_WAKE],
+    RESUMING,
     ids=lambda t: f"swapfile-{t.id}",
 )
 def test_swapfile_ext4_resumes(
     swapfile_ext4: str, power_cycle: PowerCycle, transition: Transition
 ) -> None:
-    """S4 and hybrid sleep to the swapfile on the ext4 root, resumed from it."""
+    """S4 and hybrid sleep (woken from RAM, or after a power loss) to the swapfile on the ext4
+    root, resumed from it."""
     expect_pass(power_cycle(transition))
 
 
 @pytest.mark.s4
 def test_swapfile_ext4_suspend_then_hibernate(swapfile_ext4: str, power_cycle: PowerCycle) -> None:
     """systemctl suspend-then-hibernate: in RAM, the RTC wakes it, then to the swapfile."""
-    logind = pytest.importorskip("harness.transitions.logind")
-    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+    expect_pass(power_cycle(SUSPEND_THEN_HIBERNATE))
 
 
 def test_swapfile_ext4_layout(swapfile_ext4: str, guest: Machine) -> None:
@@ -219,7 +231,7 @@ def efi_hibernate_location(uefi_btrfs: str, harness_session: HarnessSession) -> 
 @pytest.mark.s4
 @pytest.mark.parametrize(
     "transition",
-    [S4_SYSTEMCTL, S4_AGENT, HYBRID_SYSTEMCTL_WAKE, HYBRID_AGENT_WAKE],
+    RESUMING,
     ids=lambda t: f"btrfs-{t.id}",
 )
 def test_uefi_btrfs_resumes(
@@ -235,8 +247,7 @@ def test_uefi_btrfs_resumes(
 def test_uefi_btrfs_suspend_then_hibernate(uefi_btrfs: str, power_cycle: PowerCycle) -> None:
     """systemctl suspend-then-hibernate: in RAM, the RTC wakes it, then to the swapfile and
     resumed from it."""
-    logind = pytest.importorskip("harness.transitions.logind")
-    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+    expect_pass(power_cycle(SUSPEND_THEN_HIBERNATE))
 
 
 def test_uefi_btrfs_layout(uefi_btrfs: str, guest: Machine) -> None:
@@ -307,7 +318,7 @@ def luks_swap(harness_session: HarnessSession) -> str:
 @pytest.mark.s4
 @pytest.mark.parametrize(
     "transition",
-    [S4_SYSTEMCTL, S4_AGENT, HYBRID_SYSTEMCTL_WAKE, HYBRID_AGENT_WAKE],
+    RESUMING,
     ids=lambda t: f"luks-{t.id}",
 )
 def test_luks_swap_resumes(luks_swap: str, power_cycle: PowerCycle, transition: Transition) -> None:
@@ -317,8 +328,9 @@ def test_luks_swap_resumes(luks_swap: str, power_cycle: PowerCycle, transition: 
 
 @pytest.mark.s4
 def test_luks_swap_suspend_then_hibernate(luks_swap: str, power_cycle: PowerCycle) -> None:
-    logind = pytest.importorskip("harness.transitions.logind")
-    expect_pass(power_cycle(logind.SUSPEND_THEN_HIBERNATE))
+    """systemctl suspend-then-hibernate: in RAM, the RTC wakes it, then to the encrypted swap
+    and resumed once the initramfs unlocked it."""
+    expect_pass(power_cycle(SUSPEND_THEN_HIBERNATE))
 
 
 def test_luks_swap_layout(luks_swap: str, guest: Machine) -> None:

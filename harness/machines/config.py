@@ -47,3 +47,6 @@ class QemuConfig:
     devices: DeviceProfile = field(default_factory=DeviceProfile)  # NIC, data disk's bus
     # An ESP disk the firmware boots instead of the kernel (secure boot: shim, GRUB, kernel).
     esp: Path | None = None
+    # The root disk without a volatile cache (each write's qcow2 metadata handed to the host
+    # at once): a profile whose swap is on it, whose image a power loss must not take away.
+    root_writethrough: bool = False

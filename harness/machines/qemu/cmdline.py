@@ -25,6 +25,10 @@ from harness.machines.config import (
 from harness.machines.devices import data_disk_devices, nic_device
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+# A disk with no volatile cache as the guest sees it (virtio-blk without writeback): QEMU
+# flushes after every write, which writes a qcow2's new cluster mappings to the host file, so
+# a write the guest saw completed survives QEMU's end; the host's own fsync is still skipped.
+WRITETHROUGH = "cache.writeback=off,cache.direct=off,cache.no-flush=on"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
     if config.data_dir is not None:
         argv += ["-L", str(config.data_dir)]
     argv += _firmware_args(config.firmware)
-    argv += _disk_args(ROOT_DRIVE, paths.root_overlay, "qcow2")
+    root_cache = WRITETHROUGH if config.root_writethrough else ""
+    argv += _disk_args(ROOT_DRIVE, paths.root_overlay, "qcow2", cache=root_cache)
     argv += _disk_args("swap", paths.swap_disk, "raw")
     # The scratch disk is set up with -blockdev so that a fault can later be slid under it
     # (blockdev-reopen onto a blkdebug node) without the guest noticing anything but errors.
@@ -128,8 +133,10 @@ def option_value(path: Path) -> str:
     return str(path).replace(",", ",,")
 
 
-def _disk_args(name: str, path: Path, fmt: str, readonly: bool = False) -> list[str]:
-    options = "readonly=on" if readonly else "cache=unsafe"
+def _disk_args(
+    name: str, path: Path, fmt: str, readonly: bool = False, cache: str = ""
+) -> list[str]:
+    options = "readonly=on" if readonly else (cache or "cache=unsafe")
     return [
         "-drive",
         f"file={option_value(path)},if=none,id={name},format={fmt},{options}",
