@@ -29,9 +29,8 @@ DELAY_HOLDER_FINISHED_FIRST = logged_around_sleep(
 )
 HOOKED_CHECKS = (*DEFAULT_CHECKS, SLEEP_HOOKS_RAN)
 DELAY_CHECKS = (*HOOKED_CHECKS, DELAY_HOLDER_FINISHED_FIRST)
-# CI runs a key handled by logind, the inhibitors and the faults; the other keys, the idle
-# action and suspend-then-hibernate (whose second leg systemd 252 may skip: see
-# docs/transitions.md) run with S3S4_LOGIND=all.
+# CI runs a key handled by logind, suspend-then-hibernate, the inhibitors and the faults; the
+# other keys and the idle action, made of the same parts, run with S3S4_LOGIND=all.
 BY_HAND = pytest.mark.skipif(
     os.environ.get("S3S4_LOGIND") != "all",
     reason="the same parts as the paths CI runs: S3S4_LOGIND=all runs it",
@@ -48,7 +47,7 @@ def hooked_guest(guest: Machine) -> Machine:
 @pytest.mark.parametrize(
     "transition",
     [
-        pytest.param(logind.SUSPEND_THEN_HIBERNATE, marks=[pytest.mark.s4, BY_HAND]),
+        pytest.param(logind.SUSPEND_THEN_HIBERNATE, marks=pytest.mark.s4),
         pytest.param(logind.POWER_KEY_SUSPEND, marks=pytest.mark.s3),
         pytest.param(logind.POWER_KEY_HIBERNATE, marks=[pytest.mark.s4, BY_HAND]),
         pytest.param(logind.SLEEP_KEY_SUSPEND, marks=[pytest.mark.s3, BY_HAND]),
