@@ -15,6 +15,7 @@ that run's own domains; on a daemon the user runs, the case skips while it runs 
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import shlex
 import subprocess
@@ -28,8 +29,10 @@ from harness.machines.protocol import Machine, Signal
 from harness.transitions.entries import PlatformEntry
 from harness.transitions.host import ANY_GUEST, host_of
 from harness.transitions.host_lock import GUESTS_SERVICE_LOCK, host_lock
+from harness.transitions.logind import LogindConfigured
 from harness.transitions.marks import Marks
 from harness.transitions.parts import Transition
+from harness.transitions.requests import Request
 from harness.transitions.wakes import wait_guest_ready
 
 SCRIPTS = (Path("/usr/lib/libvirt/libvirt-guests.sh"), Path("/usr/libexec/libvirt-guests.sh"))
@@ -234,6 +237,96 @@ class ServiceStart:
             machine.timeouts.boot if config.on_shutdown == "shutdown" else machine.timeouts.agent
         )
         wait_guest_ready(machine, limit, timings)
+
+
+AGENT_DISCONNECTED = "AGENT/DISCONNECTED"
+# The script's own words when a guest is still running at the end of SHUTDOWN_TIMEOUT: one
+# guest at a time, and PARALLEL_SHUTDOWN's.
+TIMEOUT_WORDS = ("failed to complete in time", "Timeout expired while shutting down domains")
+
+
+@dataclass(frozen=True)
+class AgentStopped:
+    """``then``, once the guest's agent is stopped and libvirt has seen it go: libvirt's
+    shutdown then presses the ACPI power button, as for a guest that runs no agent (with an
+    agent, libvirt asks it first, and the guest powers off whatever its power key does)."""
+
+    then: Request
+
+    @property
+    def description(self) -> str:
+        return f"{self.then.description}, the guest agent stopped"
+
+    def send(self, machine: Machine) -> concurrent.futures.Future[object] | None:
+        mark = machine.events.mark()
+        result = machine.run("systemctl stop qemu-guest-agent")
+        if not result.ok:
+            raise GuestFault(
+                "request", f"systemctl stop qemu-guest-agent: {result.stderr.strip()[-300:]}"
+            )
+        limit = machine.timeouts.agent
+        if machine.events.wait_for((AGENT_DISCONNECTED,), mark, limit) is None:
+            raise GuestFault("request", f"libvirt saw no {AGENT_DISCONNECTED} within {limit:.0f}s")
+        return self.then.send(machine)
+
+
+@dataclass(frozen=True)
+class ServiceShutdownEntry:
+    """ON_SHUTDOWN=shutdown as the service left the guest: shut off passes; still running or
+    asleep once ``stop`` returned is a FAIL in the script's own words (SHUTDOWN_TIMEOUT was
+    reached), naming what libvirt says the guest is instead."""
+
+    service: GuestsService
+
+    def wait(
+        self,
+        machine: Machine,
+        marks: Marks,
+        answer: concurrent.futures.Future[object] | None,
+        description: str,
+    ) -> None:
+        # stop returns once the guests are off or SHUTDOWN_TIMEOUT ran out: libvirt's state
+        # says which at once; a guest shut off has its event on the way.
+        state = host_of(machine).note_state("libvirt-guests stop returned")
+        if state.startswith("shutoff"):
+            limit = machine.timeouts.agent
+            if machine.events.wait_for_signal((Signal.POWERED_OFF.value,), marks.events, limit):
+                return
+            raise GuestFault("libvirt-guests", f"{state}, yet no power-off event in {limit:.0f}s")
+        run = self.service.once("stop")
+        words = "; ".join(
+            line.strip()
+            for line in run.output.splitlines()
+            if any(said in line for said in TIMEOUT_WORDS)
+        )
+        slept = (
+            f"guest {state.split('/', 1)[0]}"
+            if not state.startswith("running")
+            else "guest still running"
+        )
+        timeout = self.service.config.shutdown_timeout
+        reached = f"SHUTDOWN_TIMEOUT ({timeout}s) reached" if words else "stop returned"
+        raise GuestFault(
+            "libvirt-guests",
+            f"{description}: {reached}, {slept}, not shut off (libvirt's state {state}); "
+            f"the script said: {words or run.output.strip()[-300:] or 'nothing'}",
+        )
+
+
+def sleeping_guest_shutdown(service: GuestsService) -> Transition:
+    """ON_SHUTDOWN=shutdown on a guest whose power key suspends it and that runs no agent:
+    the service's ``virsh shutdown`` presses the power button, the guest pmsuspends, and the
+    service waits out SHUTDOWN_TIMEOUT. Judged by ``ServiceShutdownEntry``."""
+    return Transition(
+        id=f"libvirt-guests-{service.config.id}-powerkey-suspend",
+        needs=ANY_GUEST,
+        request=LogindConfigured(
+            then=AgentStopped(ServiceStop(service)), settings=(("HandlePowerKey", "suspend"),)
+        ),
+        entry=ServiceShutdownEntry(service),
+        wake=ServiceStart(service),
+        expected_events=(Signal.SHUTDOWN, Signal.POWERED_OFF),
+    )
 
 
 def service_transition(service: GuestsService) -> Transition:

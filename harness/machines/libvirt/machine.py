@@ -374,6 +374,7 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
 
     def shutdown(self, mode: str) -> None:
         flags = {
+            "default": libvirt.VIR_DOMAIN_SHUTDOWN_DEFAULT,  # libvirt's order: the agent first
             "acpi": libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
             "agent": libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
         }[mode]
