@@ -1,5 +1,5 @@
-"""When a cloud guest counts as ready: cloud-init has finished (swap, agent, resume= set by
-the seed), and ``resume=`` is on the running kernel's command line, which takes a second boot
+"""When a cloud guest counts as ready: cloud-init has finished (swapfile, agent, resume= set
+by the seed), and ``resume=`` is on the running kernel's command line, which takes a second boot
 when the seed's script had to put it into the boot loader. Backend-neutral: both the direct
 QEMU and the libvirt guests call it from their ``wait_ready``."""
 
@@ -36,8 +36,8 @@ def _boot_again_for_resume(machine: Machine, image_name: str, deadline: float) -
     if not status.needs_reboot:
         raise SetupError(
             f"{image_name}: cannot set resume= for S4 ({status.method}): give the image "
-            "resume=/dev/vdb on its kernel command line, or use one whose boot loader is "
-            "grubby, update-grub or systemd-boot"
+            "resume= and resume_offset= of a swapfile on its kernel command line, or use one "
+            "with btrfs, ext4 or xfs as its root and grubby, update-grub or systemd-boot"
         )
     # Powered off and started again rather than rebooted in place: OVMF under TCG takes
     # about a minute to get past a guest reset, and seconds from a fresh start.

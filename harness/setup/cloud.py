@@ -11,11 +11,12 @@ nor a data file, and probes no format) until it is known to stand alone: a qcow2
 backing file or an external data file would have root's QEMU open that path (``/dev/sda``).
 
 The seed (an ISO 9660 volume labelled ``cidata``, written with avocado's iso9660 utility on
-pycdlib) gives root the run's ssh key, turns the harness's swap disk into the guest's swap,
-puts ``resume=`` on the kernel command line through the image's boot loader, and makes sure
-qemu-guest-agent runs; the harness waits for cloud-init to finish, and boots the guest a
-second time for ``resume=`` to take effect (harness.machines.cloud_ready), before it counts as
-ready.
+pycdlib) gives root the run's ssh key, prepares hibernation to a swapfile on the root file
+system as the guest profiles have it (prepare_swapfile.sh: the swapfile, its offset, the
+initramfs regenerated), puts ``resume=``/``resume_offset=`` on the kernel command line through
+the image's boot loader (set_resume.sh), and makes sure qemu-guest-agent runs; the harness
+waits for cloud-init to finish, and boots the guest a second time for them to take effect
+(harness.machines.cloud_ready), before it counts as ready.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from harness.setup.image import DEFAULT_CACHE, GuestImage
 
 DOWNLOADS = DEFAULT_CACHE / "downloads"
 SUMS_NAME = "SHA256SUMS"
-SWAP_DEVICE = "/dev/vdb"  # the harness's per-guest swap disk, second on the bus
 # cloud-init's own wait ends early once a module has failed (status "error"): the boot jobs
 # (cloud-final, which runs runcmd, among them) are waited for as well.
 SETTLE_COMMAND = (
@@ -41,19 +41,22 @@ SETTLE_COMMAND = (
 )
 
 SET_RESUME_SH = Path(__file__).with_name("set_resume.sh")
+PREPARE_SWAPFILE_SH = Path(__file__).with_name("prepare_swapfile.sh")
 RESUME_SCRIPT = "/usr/local/sbin/s3s4-set-resume"  # where the seed installs it in the guest
+SWAPFILE_SCRIPT = "/usr/local/sbin/s3s4-prepare-swapfile"
 RESUME_METHOD_FILE = "/var/lib/s3s4/resume-method"
-# What the harness reads once cloud-init is done: is resume= on the running kernel's
-# command line, and what did the seed's script do about it (see set_resume.sh).
+RESUME_ARGS_FILE = "/var/lib/s3s4/resume-args"  # the arguments set_resume.sh put in place
+SWAPFILE_FILE = "/var/lib/s3s4/swapfile"  # what prepare_swapfile.sh made
+# What the harness reads once cloud-init is done: is each resume argument the seed's script
+# set (resume= where it set none) on the running kernel's command line, and what did the
+# script do about it (see set_resume.sh).
 RESUME_STATUS_COMMAND = (
-    'read -r c < /proc/cmdline; case " $c " in *" resume="*) echo on;; *) echo off;; esac; '
+    "read -r c < /proc/cmdline; on=on; "
+    f"for a in $(cat {RESUME_ARGS_FILE} 2>/dev/null || echo resume=); do "
+    'case "$a" in *=) p=" $a";; *) p=" $a ";; esac; '
+    'case " $c " in *"$p"*) ;; *) on=off;; esac; done; echo $on; '
     f"cat {RESUME_METHOD_FILE} 2>/dev/null || echo 'none: the seed script never ran'"
 )
-SWAP_COMMAND = f"""if ! swapon --show=NAME --noheadings | grep -qx {SWAP_DEVICE}; then
-  mkswap -L s3s4-swap {SWAP_DEVICE} && swapon {SWAP_DEVICE}
-  echo '{SWAP_DEVICE} none swap sw,nofail 0 0' >> /etc/fstab
-fi
-"""
 AGENT_COMMAND = """command -v qemu-ga >/dev/null ||
   apt-get install -y qemu-guest-agent || dnf install -y qemu-guest-agent
 """
@@ -87,22 +90,22 @@ class ResumeStatus:
 
 
 def user_data(ssh_public_line: str) -> str:
-    """cloud-config (as JSON, which YAML reads): root's key, swap on the harness's disk,
-    resume= through the boot loader, the guest agent running."""
+    """cloud-config (as JSON, which YAML reads): root's key, a swapfile with the initramfs
+    and the boot loader's resume=/resume_offset= prepared for hibernation to it, the guest
+    agent running."""
     config = {
         "disable_root": False,
         "ssh_pwauth": False,
         "locale": "C.UTF-8",
         "ssh_authorized_keys": [ssh_public_line],
         "write_files": [
-            {"path": RESUME_SCRIPT, "permissions": "0755", "content": SET_RESUME_SH.read_text()}
+            {"path": script, "permissions": "0755", "content": source.read_text()}
+            for script, source in (
+                (SWAPFILE_SCRIPT, PREPARE_SWAPFILE_SH),
+                (RESUME_SCRIPT, SET_RESUME_SH),
+            )
         ],
-        "runcmd": [
-            SWAP_COMMAND,
-            [RESUME_SCRIPT, SWAP_DEVICE],
-            AGENT_COMMAND,
-            AGENT_START_COMMAND,
-        ],
+        "runcmd": [[SWAPFILE_SCRIPT, RESUME_SCRIPT], AGENT_COMMAND, AGENT_START_COMMAND],
         "ssh_genkeytypes": SSH_KEY_TYPES,
     }
     return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"

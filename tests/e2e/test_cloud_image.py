@@ -1,9 +1,10 @@
 """A cloud-style image (built here: a UEFI GPT disk with systemd-boot and cloud-init, nothing
 of the harness's in it) served by a plain-HTTP mirror on 127.0.0.1, its digest from a local
 copy of the SHA256SUMS list or the command line: downloaded, verified, booted by OVMF,
-configured by the NoCloud seed (swap on the harness's disk, resume= through systemd-boot's
-entry and one reboot: the image's initramfs knows no resume device), and put through an S3 and
-an S4 cycle;
+configured by the NoCloud seed (a swapfile on its ext4 root with its offset from filefrag, the
+initramfs regenerated, resume= and resume_offset= through systemd-boot's entry and one reboot:
+the image's initramfs knows no resume device), and put through an S3 and an S4 cycle, the S4
+one resumed from the swapfile;
 a seed that claims a boot-loader change it did not make is a one-line error after the reboot; a
 wrong checksum is one line and nothing is kept; an image whose digest would come from the
 mirror's own list over plain http, or a qcow2 overlay of another file, is a one-line error
@@ -95,11 +96,19 @@ def test_cloud_image_from_the_mirror_boots_through_its_seed_and_sleeps(
     assert data["cells"][0]["id"].startswith("kcloud-debian-cloud-q"), data["cells"]
     cycle = test["series"][0]["cycles"][0]
     assert cycle["combination"]["kernel"].endswith("-amd64")  # what the guest itself said
-    # The seed did its part: swap on the harness's disk, from cloud-init's runcmd, and
-    # resume= through the boot loader, in effect after the harness's reboot.
+    # The seed did its part: a swapfile on the ext4 root (the only swap: the harness's swap
+    # disk is left alone), its offset from filefrag, the initramfs regenerated, and
+    # resume=UUID= resume_offset= through systemd-boot's entry, in effect after the harness's
+    # reboot; the S4 cycle's PASS (same boot_id, the image loaded) is its resume from the file.
     before = cycle["evidence"]["before"]
-    assert "/dev/vdb" in before["guest.swaps"], before
-    assert " resume=/dev/vdb" in before["guest.cmdline"], before
+    assert swap_names(before["guest.swaps"]) == ["/swapfile"], before["guest.swaps"]
+    assert " resume=UUID=" in before["guest.cmdline"], before
+    assert " resume_offset=" in before["guest.cmdline"], before
+    s4 = next(t for t in data["tests"] if "s4-agent" in t["test"])
+    s4_cycle = s4["series"][0]["cycles"][0]
+    assert swap_names(s4_cycle["evidence"]["before"]["guest.swaps"]) == ["/swapfile"]
+    resumed = {c["name"]: c for c in s4_cycle["checks"]}["resumed_not_rebooted"]
+    assert resumed["passed"], resumed
     downloaded = tmp_path / "cache" / "downloads" / "sha256" / sha / IMAGE_NAME  # by content
     assert file_sha256(downloaded) == sha
 
@@ -168,7 +177,7 @@ def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
     for test in data["tests"]:
         cycle = test["series"][0]["cycles"][0]
         assert cycle["combination"]["backend"] == "libvirt"
-        assert " resume=/dev/vdb" in cycle["evidence"]["before"]["guest.cmdline"]
+        assert " resume_offset=" in cycle["evidence"]["before"]["guest.cmdline"]
 
 
 def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
@@ -200,6 +209,11 @@ def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
     finally:
         session.close()
     assert session_processes(tmp_path) == []
+
+
+def swap_names(swaps: str) -> list[str]:
+    """The swap areas the guest's facts list (from /proc/swaps)."""
+    return swaps.split()
 
 
 def session_processes(tmp_path: Path) -> list[str]:
