@@ -77,6 +77,8 @@ class Settings:
     guest_profile: str | None = None  # the built-in guest's swap layout (default: partition)
     nic: str = DEFAULT_NIC  # the guest's NIC model (harness.machines.devices)
     disk: str = DEFAULT_DISK  # the controller of the guest's data disk
+    tpm: bool = False  # a TPM 2.0 on swtpm (harness.machines.swtpm)
+    share: str = ""  # a shared host folder: virtiofs or 9p (harness.machines.shares)
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
     initrd: str | None = None  # with ``kernel``: its initrd (default: none)
     cloud_image: str | None = None  # a cloud image's URL or path, instead of the recipe's
@@ -170,7 +172,8 @@ class HarnessSession:
 
     @property
     def devices(self) -> DeviceProfile:
-        return DeviceProfile(self.settings.nic, self.settings.disk)
+        s = self.settings
+        return DeviceProfile(s.nic, s.disk, tpm=s.tpm, share=s.share)
 
     @property
     def resolved_cell(self) -> Cell | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from harness.checks import live_probes
 from harness.checks import probes as probe_lib
+from harness.checks.device_checks import probes_and_checks
 from harness.checks.judges import DEFAULT_CHECKS, Check
 from harness.checks.verdict import CycleEvidence, CycleOutcome, Verdict
 from harness.cycle.faults import AFTER_REQUEST, AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
@@ -30,6 +31,8 @@ from harness.errors import (
 )
 from harness.guest.console.diagnosis import KERNEL_PM_LINE, console_diagnosis
 from harness.guest.ssh import EchoChannel, StreamDownload
+from harness.machines.config import QemuConfig
+from harness.machines.devices import DeviceProfile
 from harness.machines.protocol import GuestChannels, Machine, PlatformRecords
 from harness.transitions.marks import Marks
 from harness.transitions.parts import Rewake, Transition
@@ -312,15 +315,29 @@ def run_series(
     faults: Sequence[Fault] = (),
     options: CycleOptions = CycleOptions(),
 ) -> list[CycleOutcome]:
-    """``count`` cycles in a row on one boot while they pass; each proven on its own."""
+    """``count`` cycles in a row on one boot while they pass; each proven on its own. The
+    checks follow the guest's devices: a TPM or a share adds its probe and check."""
+    config = getattr(machine, "config", None)
+    devices = config.devices if isinstance(config, QemuConfig) else DeviceProfile()
+    probes, checks = probes_and_checks(devices)
     outcomes: list[CycleOutcome] = []
     for cycle in range(1, count + 1):
-        outcome = run_cycle(machine, transition, faults=faults, cycle=cycle, options=options)
+        outcome = run_cycle(
+            machine,
+            transition,
+            faults=faults,
+            cycle=cycle,
+            options=options,
+            probes=probes,
+            checks=checks,
+        )
         outcomes.append(outcome)
         for rewake in transition.then:
             if outcome.verdict is not Verdict.PASS:
                 break
-            outcome = run_cycle_again(machine, transition, outcome, rewake, options=options)
+            outcome = run_cycle_again(
+                machine, transition, outcome, rewake, options=options, probes=probes, checks=checks
+            )
             outcomes.append(outcome)
         if outcome.verdict is not Verdict.PASS:
             break  # the guest was stopped or the state is not offered: later cycles prove nothing

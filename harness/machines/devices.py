@@ -19,6 +19,7 @@ from harness.errors import SetupError
 
 NICS = ("virtio-net", "e1000e")
 DISKS = ("virtio-blk", "virtio-scsi", "nvme", "ahci")
+SHARES = ("virtiofs", "9p")  # a host folder shared into the guest (harness.machines.shares)
 DEFAULT_NIC = NICS[0]
 DEFAULT_DISK = DISKS[0]
 DRIVERS_PROFILE = "devices"  # the guest profile whose image keeps these devices' drivers
@@ -34,16 +35,20 @@ class DeviceProfile:
 
     nic: str = DEFAULT_NIC
     disk: str = DEFAULT_DISK
+    tpm: bool = False  # a TPM 2.0 (tpm-crb) backed by swtpm (harness.machines.swtpm)
+    share: str = ""  # "", or one of SHARES
 
     def __post_init__(self) -> None:
         if self.nic not in NICS:
             raise ValueError(f"unknown NIC {self.nic!r}: use one of {', '.join(NICS)}")
         if self.disk not in DISKS:
             raise ValueError(f"unknown disk {self.disk!r}: use one of {', '.join(DISKS)}")
+        if self.share and self.share not in SHARES:
+            raise ValueError(f"unknown share {self.share!r}: use one of {', '.join(SHARES)}")
 
     @property
     def is_default(self) -> bool:
-        return self.nic == DEFAULT_NIC and self.disk == DEFAULT_DISK
+        return not self.id_suffix
 
     @property
     def id_suffix(self) -> str:
@@ -53,13 +58,16 @@ class DeviceProfile:
             parts.append(f"nic-{self.nic}")
         if self.disk != DEFAULT_DISK:
             parts.append(f"disk-{self.disk}")
+        parts += ["tpm"] if self.tpm else []
+        parts += [f"share-{self.share}"] if self.share else []
         return "-".join(parts)
 
     @property
     def migratable(self) -> bool:
         """Whether QEMU can save these devices' state, which a checkpoint is: its NVMe
-        controller refuses (a "non-migratable device"), so an NVMe guest cold boots."""
-        return self.disk != "nvme"
+        controller refuses (a "non-migratable device"), so an NVMe guest cold boots; so does
+        vhost-user-fs (virtiofs), whose state lives in virtiofsd."""
+        return self.disk != "nvme" and self.share != "virtiofs"
 
     @property
     def needs_drivers_profile(self) -> bool:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from harness.errors import SetupError
-from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, NICS
+from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, NICS, SHARES
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup import default_guest
 from harness.setup.accel import ACCELS
@@ -172,6 +172,22 @@ def add_options(parser: pytest.Parser) -> None:
         "guest profile's image (default: virtio-blk)",
     )
     group.addoption(
+        "--tpm",
+        action="store_true",
+        default=os.environ.get("S3S4_TPM") == "1",
+        help="give the guest a TPM 2.0 (tpm-crb) on an swtpm of its own, checked across each "
+        "sleep (PCRs kept across S3, the TPM answering after S4); see docs/devices.md",
+    )
+    group.addoption(
+        "--share",
+        type=lambda value: choice_option("--share", value, SHARES),
+        metavar="|".join(SHARES),
+        default=os.environ.get("S3S4_SHARE") or None,
+        help="share a host folder into the guest (virtiofs through virtiofsd, or 9p), checked "
+        "across each sleep (a file written before read back, a new one written); virtiofs "
+        "guests cold boot every case (default: none)",
+    )
+    group.addoption(
         "--kernel",
         default=os.environ.get("S3S4_KERNEL"),
         metavar="BZIMAGE",
@@ -281,6 +297,8 @@ def settings_from(config: pytest.Config) -> Settings:
         guest_profile=config.getoption("guest_profile"),
         nic=config.getoption("nic"),
         disk=config.getoption("disk"),
+        tpm=config.getoption("tpm"),
+        share=config.getoption("share") or "",
         kernel=config.getoption("kernel"),
         initrd=config.getoption("initrd"),
         cloud_image=default_guest.from_options(config.getoption),

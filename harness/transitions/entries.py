@@ -20,7 +20,12 @@ from harness.errors import (
     StateUnsupported,
     SuspendNotEntered,
 )
-from harness.guest.console.diagnosis import GUEST_SAYS_RESUMED, other_state_entered, state_label
+from harness.guest.console.diagnosis import (
+    GUEST_SAYS_RESUMED,
+    device_refused_sleep,
+    other_state_entered,
+    state_label,
+)
 from harness.machines.protocol import Machine, Signal
 from harness.machines.vcpu_lockup import LockupWatch
 from harness.progress import waiting
@@ -158,10 +163,13 @@ def check_state_entered(machine: Machine, marks: Marks, asked: str, description:
     if entered is None:
         return
     state, line = entered
+    # A device that refused the asked state is why a guest falls back to another
+    # (systemd-sleep tries its next SuspendState): it is named with the verdict.
+    refused = device_refused_sleep(machine.console.lines_since(marks.console))
     raise SuspendNotEntered(
         "suspend-entry",
         f"{description} was sent, but the guest kernel entered {state_label(state)} instead "
-        f"of {state_label(asked)} ('{line}')",
+        f"of {state_label(asked)} ('{line}')" + (f" after {refused}" if refused else ""),
         evidence={"entered_state": state, "asked_state": asked},
     )
 

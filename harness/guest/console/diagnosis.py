@@ -34,6 +34,26 @@ def other_state_entered(lines: Sequence[str], asked: str) -> tuple[str, str] | N
     return None
 
 
+# A device whose driver refused the sleep: the PM core names it and the error, and the driver
+# usually says why on the line before ("virtio-fs: suspend/resume not yet supported").
+DEVICE_SLEEP_FAILED = re.compile(r"(\S+ \S+): PM: failed to (\w+)(?: async)?: error (-?\d+)")
+KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")
+
+
+def device_refused_sleep(lines: Sequence[str]) -> str:
+    """``virtio-pci 0000:00:09.0 failed to suspend: error -95 (virtio-fs: suspend/resume not
+    yet supported)``: the first device the kernel says failed to sleep, with its driver's
+    words from the lines just before; "" when none did."""
+    texts = [KERNEL_TIME.sub("", line).strip() for line in lines]
+    for index, text in enumerate(texts):
+        if found := DEVICE_SLEEP_FAILED.search(text):
+            device, action, error = found.groups()
+            said = [t for t in texts[max(0, index - 4) : index] if t and "PM:" not in t]
+            why = f" ({said[-1]})" if said else ""
+            return f"{device} failed to {action}: error {error}{why}"
+    return ""
+
+
 def state_label(state: str) -> str:
     """``deep`` -> ``S3 (deep)``: the kernel's label with the ACPI state it stands for."""
     return STATE_LABELS.get(state, state)

@@ -22,6 +22,7 @@ from harness.machines.config import (
     Firmware,
     QemuConfig,
 )
+from harness.machines.device_helpers import HelperPaths, helper_args
 from harness.machines.devices import data_disk_devices, nic_device
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -104,6 +105,9 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "-device",
         "virtio-rng-pci",
     ]
+    # The TPM and the share, their helpers' sockets beside QEMU's own.
+    helpers = HelperPaths.under(paths.qmp_socket.parent)
+    argv += helper_args(config.devices, helpers, config.memory_mib)
     if config.seed is not None:
         argv += _disk_args("seed", config.seed, "raw", readonly=True)
     if config.esp is not None:

@@ -15,6 +15,7 @@ from harness.aio import LoopThread
 from harness.errors import (
     AgentError,
     BootTimeout,
+    GuestFault,
     HarnessError,
     KernelPanic,
     QemuStartError,
@@ -25,6 +26,7 @@ from harness.machines import checkpoint as ckpt
 from harness.machines import cloud_ready, disks
 from harness.machines.base import RESTORE_STAGE, MachineBase
 from harness.machines.config import DATA_FILE_NODE, DATA_NODE, QemuConfig
+from harness.machines.device_helpers import DeviceHelpers, HelperPaths, backend_failure
 from harness.machines.events import QEMU_EXITED, EventLog, RecordedEvent
 from harness.machines.protocol import Checkpointable, HostLifecycle, Machine, Signal
 from harness.machines.qemu.agent import GuestAgent
@@ -78,6 +80,10 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         self._console_server: ConsoleServer | None = None
         self._agent = GuestAgent(runner, self.paths.agent_socket)
         self.argv = build_argv(config, self.paths, self._ssh_port)
+        # The TPM's swtpm and the share's virtiofsd: started before each launch, as QEMU is.
+        self.device_helpers = DeviceHelpers(
+            config.devices, HelperPaths.under(runtime_dir), evidence_dir
+        )
         self.launches = 0
         self._launch_mark = 0  # console lines before the last launch
         self._platform: dict[str, Any] = {}
@@ -97,6 +103,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
     def cold_boot(self) -> dict[str, float]:
         self.stop()
         self._create_disks()
+        self.device_helpers.reset_state()
         return self._boot_with(self._launch)
 
     def capture_checkpoint(self, directory: Path) -> ckpt.Checkpoint:
@@ -133,6 +140,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         self.stop()
         started = time.monotonic()
         ckpt.thaw_disks(checkpoint, self._disk_paths())
+        self.device_helpers.reset_state()  # the TPM's state comes with the checkpoint
         timings = {"disks": time.monotonic() - started}
         try:
             self._launch(incoming=True)
@@ -186,6 +194,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
                 log.debug("quit: %s", exc)
         if self._process is not None and not self._process.wait(self.timeouts.shutdown):
             self._process.kill()
+        self.device_helpers.stop()
         if self._monitor is not None:
             self._monitor.close()
             self._monitor = None
@@ -233,6 +242,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         self._launch_mark = self.console.mark()
         argv = [*self.argv, "-incoming", "defer"] if incoming else self.argv
         (self.evidence_dir / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
+        self.device_helpers.start(self.timeouts.shutdown)
         self._process = ChildProcess(
             argv,
             self.evidence_dir / "qemu-output.log",
@@ -367,6 +377,7 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         wanted = {signal.value, Signal.POWERED_OFF.value}
         event = self.events.wait_for_signal(wanted, since, timeout)
         if event is not None and event.name == QEMU_EXITED and signal is not Signal.POWERED_OFF:
+            self._raise_device_failure(f"waiting for {signal.value}")
             raise QemuStartError(
                 f"QEMU exited (status {event.data.get('returncode')}) while "
                 f"waiting for {signal.value}: {self.serial_tail()}"
@@ -377,7 +388,20 @@ class QemuMachine(MachineBase, Machine, Checkpointable):
         return event
 
     def wake_from_ram(self) -> None:
-        self.qmp("system_wakeup")
+        try:
+            self.qmp("system_wakeup")
+        except HarnessError:
+            self._raise_device_failure("wake")
+            raise
+
+    def _raise_device_failure(self, stage: str) -> None:
+        """GuestFault naming the device when QEMU ended blaming a device's host-side helper
+        (a TPM whose swtpm is gone: QEMU exits when it resets the TPM at the wake)."""
+        if self._process is None or not self._process.wait(self.timeouts.shutdown):
+            return
+        failure = backend_failure(self.config.devices, self._process.output_tail(4000))
+        if failure:
+            raise GuestFault(stage, f"QEMU exited: {failure}")
 
     def send_key(self, key: str) -> None:
         self.qmp("send-key", {"keys": [{"type": "qcode", "data": key}]})
