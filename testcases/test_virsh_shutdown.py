@@ -99,6 +99,22 @@ def test_virsh_shutdown_default_goes_through_the_agent(
     )
 
 
+@pytest.mark.selftest
+def test_virsh_shutdown_default_without_the_agent_is_named(
+    libvirt_guest: Machine, group_cycle: GroupCycle
+) -> None:
+    """The fault: the agent stopped, so libvirt's default order presses the power button and
+    the guest suspends; the entry names it, not a shutdown."""
+    (series,) = group_cycle(hs.VIRSH_SHUTDOWN_DEFAULT_NO_AGENT, [libvirt_guest])
+    outcome = series.last
+    assert outcome.verdict is Verdict.FAIL, outcome.reason
+    assert outcome.reason.startswith(
+        "shutdown: virsh shutdown (no --mode: libvirt's default order), the guest agent stopped "
+        "with HandlePowerKey=suspend: the guest pmsuspended (to RAM), not shut off (PMSUSPEND; "
+        "libvirt's state pmsuspended"
+    ), outcome.reason
+
+
 @pytest.mark.s4
 def test_virsh_shutdown_acpi_of_a_guest_that_hibernates_on_its_power_key(
     libvirt_guest: Machine, group_cycle: GroupCycle

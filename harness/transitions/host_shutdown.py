@@ -21,10 +21,12 @@ from typing import ClassVar
 from harness.errors import GuestFault
 from harness.machines.protocol import Machine, Signal
 from harness.transitions.catalogue import S3_NEEDS, S4_EVENTS, S4_NEEDS, S4_RECORDS
+from harness.transitions.guests_service import AgentStopped
 from harness.transitions.host import host_of
 from harness.transitions.logind import DID_INSTEAD, HostShutdown, LogindConfigured
 from harness.transitions.marks import Marks
 from harness.transitions.parts import Transition
+from harness.transitions.requests import Request
 from harness.transitions.wakes import Relaunch, wait_guest_ready
 
 # The event in which the entry records what the host's shutdown did; the checks read it.
@@ -119,7 +121,7 @@ class FreshStart:
         wait_guest_ready(machine, machine.timeouts.boot, timings)
 
 
-def _watched(then: HostShutdown | PlainShutdown, power_key: str) -> LogindConfigured:
+def _watched(then: Request, power_key: str) -> LogindConfigured:
     return LogindConfigured(
         then=then, settings=(("HandlePowerKey", power_key),), prepare=WATCH_SHUTDOWN_PATH
     )
@@ -141,4 +143,14 @@ VIRSH_SHUTDOWN_ACPI_POWERKEY_HIBERNATE = Transition(
     wake=Relaunch(),
     expected_events=S4_EVENTS,
     kernel_records=S4_RECORDS,
+)
+# The fault: the same request on a guest whose agent is stopped. libvirt's order falls to the
+# ACPI power button, and the guest suspends: a FAIL that says so at the entry.
+VIRSH_SHUTDOWN_DEFAULT_NO_AGENT = Transition(
+    id="virsh-shutdown-default-no-agent-powerkey-suspend",
+    needs=S3_NEEDS,
+    request=_watched(AgentStopped(PlainShutdown()), "suspend"),
+    entry=ShutdownWitnessed(),
+    wake=FreshStart(),
+    expected_events=(Signal.POWERED_OFF,),
 )
