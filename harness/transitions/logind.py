@@ -197,8 +197,9 @@ def s2h_prepare() -> str:
     finished = f"<5>{S2H_FINISHED_TAG} ($$SERVICE_RESULT)"
     unit = f"[Service]\nExecStopPost=/bin/sh -c 'echo \"{finished}\" > /dev/kmsg'\n"
     directory = S2H_UNIT_DROPIN.rsplit("/", 1)[0]
+    hooks = S2H_TIMER_HOOK.rsplit("/", 1)[0]  # a guest may ship no hook, nor its directory
     return (
-        f"printf %s {shlex.quote(_s2h_timer_hook())} > {S2H_TIMER_HOOK} && "
+        f"mkdir -p {hooks} && printf %s {shlex.quote(_s2h_timer_hook())} > {S2H_TIMER_HOOK} && "
         f"chmod 755 {S2H_TIMER_HOOK} && mkdir -p {directory} && "
         f"printf %s {shlex.quote(unit)} > {S2H_UNIT_DROPIN} && systemctl daemon-reload"
     )
