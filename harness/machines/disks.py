@@ -14,13 +14,17 @@ SCRATCH_DISK_MIB = 64  # the scratch disk the block checks write to (the guest's
 SWAP_HEADROOM_MIB = 256  # swap beyond the guest's RAM, so an image always fits
 
 
-def create_overlay(base: Path, overlay: Path, qemu_img: Sequence[str] = ("qemu-img",)) -> None:
+def create_overlay(
+    base: Path,
+    overlay: Path,
+    qemu_img: Sequence[str] = ("qemu-img",),
+    backing_format: str = "qcow2",
+) -> None:
     """A qcow2 overlay backed by ``base``; the base itself is never written. ``qemu_img``: the
     argv of the qemu-img to run (that of the QEMU under test)."""
     overlay.unlink(missing_ok=True)
-    run_tool(
-        [*qemu_img, "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)]
-    )
+    create = [*qemu_img, "create", "-q", "-f", "qcow2", "-b", str(base), "-F", backing_format]
+    run_tool([*create, str(overlay)])
 
 
 def create_swap(path: Path, memory_mib: int, fmt: str = "raw") -> None:

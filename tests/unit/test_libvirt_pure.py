@@ -133,6 +133,29 @@ def test_a_cloud_image_boots_its_own_disk_by_ovmf_with_the_seed_read_only() -> N
     assert seed.find("readonly") is not None
 
 
+def test_secure_boot_runs_smm_a_secure_loader_and_boots_the_esp_overlay_on_sata() -> None:
+    secure = Firmware("ovmf-secure", ovmf_code=Path("/fw/CODE.ms.fd"), ovmf_vars=Path("/r/V.fd"))
+    guest = config(kernel=None, initrd=None, append="", firmware=secure, machine="q35")
+    guest = QemuConfig(**{**guest.__dict__, "esp": Path("/cache/esp.img")})
+    files = DomainFiles(**{**FILES.__dict__, "esp": Path("/r/esp.qcow2")})
+    root = ET.fromstring(build_domain_xml("g", guest, files))
+    loader = root.find("./os/loader")
+    assert loader is not None and loader.get("secure") == "yes" and loader.text == "/fw/CODE.ms.fd"
+    assert root.find("./os/kernel") is None  # shim, GRUB and the kernel come from the ESP
+    assert root.find("./features/smm").get("state") == "on"  # type: ignore[union-attr]
+    disks = root.findall("./devices/disk")
+    assert [d.find("target").get("bus") for d in disks] == ["virtio"] * 3 + ["sata"]  # type: ignore[union-attr]
+    assert [d.find("boot") is not None for d in disks] == [False, False, False, True]
+    assert disks[3].find("source").get("file") == "/r/esp.qcow2"  # type: ignore[union-attr]
+
+
+def test_secure_boot_without_its_esp_is_refused() -> None:
+    secure = Firmware("ovmf-secure", ovmf_code=Path("/fw/CODE.ms.fd"), ovmf_vars=Path("/r/V.fd"))
+    guest = config(kernel=None, initrd=None, append="", firmware=secure, machine="q35")
+    with pytest.raises(ValueError, match="ESP"):
+        build_domain_xml("g", guest, FILES)
+
+
 @pytest.mark.parametrize(
     ("event", "detail", "name", "signals"),
     [

@@ -31,6 +31,7 @@ class DomainFiles:
     console_socket: Path
     nvram: Path | None = None
     owner: tuple[int, int] = (0, 0)  # uid, gid QEMU runs as: the harness's own
+    esp: Path | None = None  # secure boot: a qcow2 overlay of the ESP disk the firmware boots
 
 
 def build_domain_xml(
@@ -58,6 +59,10 @@ def build_domain_xml(
     domain.append(_os(config, files))
     features = ET.SubElement(domain, "features")
     ET.SubElement(features, "acpi")
+    if config.firmware.kind == SECURE_UEFI:
+        # Secure boot's variables are writable from SMM only (libvirt then sets the pflash
+        # secure, as the direct backend's -global does).
+        ET.SubElement(features, "smm", state="on")
     pm = ET.SubElement(domain, "pm")
     ET.SubElement(pm, "suspend-to-mem", enabled="yes")
     ET.SubElement(pm, "suspend-to-disk", enabled="yes")
@@ -89,15 +94,13 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
     os_el = ET.Element("os")
     _text(os_el, "type", "hvm", arch="x86_64", machine=config.machine)
     firmware = config.firmware
-    if firmware.kind == SECURE_UEFI:
-        raise SetupError(
-            "the libvirt backend does not run secure boot yet: run the cell's direct-QEMU "
-            "cases (-m 'not libvirt') with --firmware ovmf-secure"
-        )
-    if firmware.kind == "ovmf":
+    if firmware.kind == SECURE_UEFI and files.esp is None:
+        raise ValueError("secure boot needs the ESP disk the firmware boots")
+    if firmware.kind in ("ovmf", SECURE_UEFI):
         if firmware.ovmf_code is None or files.nvram is None:
             raise ValueError("OVMF needs a code file and an NVRAM copy")
-        _text(os_el, "loader", str(firmware.ovmf_code), readonly="yes", type="pflash")
+        secure = {"secure": "yes"} if firmware.kind == SECURE_UEFI else {}
+        _text(os_el, "loader", str(firmware.ovmf_code), readonly="yes", type="pflash", **secure)
         _text(os_el, "nvram", str(files.nvram))
     elif firmware.bios is not None:
         _text(os_el, "loader", str(firmware.bios), type="rom")
@@ -118,8 +121,16 @@ def _devices(config: QemuConfig, files: DomainFiles) -> ET.Element:
         ET.SubElement(disk, "driver", name="qemu", type="qcow2", cache="unsafe")
         ET.SubElement(disk, "source", file=str(path))
         ET.SubElement(disk, "target", dev=target, bus="virtio")
-        if target == "vda" and config.kernel is None:
+        if target == "vda" and config.kernel is None and files.esp is None:
             ET.SubElement(disk, "boot", order="1")
+    if files.esp is not None:
+        # On q35's own SATA (AHCI) bus, so that the guest's virtio disks keep their names, as
+        # the direct backend has it; an overlay, since internal snapshots need qcow2 disks.
+        esp = ET.SubElement(devices, "disk", type="file", device="disk")
+        ET.SubElement(esp, "driver", name="qemu", type="qcow2", cache="unsafe")
+        ET.SubElement(esp, "source", file=str(files.esp))
+        ET.SubElement(esp, "target", dev="sda", bus="sata")
+        ET.SubElement(esp, "boot", order="1")
     if config.seed is not None:
         # The cloud-init seed, read-only, after the harness's disks (as the direct backend).
         seed = ET.SubElement(devices, "disk", type="file", device="disk")

@@ -93,6 +93,7 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
             console_socket=runtime_dir / "console.sock",
             nvram=config.firmware.ovmf_vars,
             owner=(os.getuid(), os.getgid()),
+            esp=runtime_dir / "esp.qcow2" if config.esp is not None else None,
         )
         self.save_path = runtime_dir / "save.img"
         self.events = EventLog(evidence_dir / "libvirt-events.jsonl", lv_events.libvirt_signals)
@@ -156,6 +157,8 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
         self.stop()
         self._define()
         disks.create_overlay(self.image.disk, self.files.root)
+        if self.config.esp is not None and self.files.esp is not None:
+            disks.create_overlay(self.config.esp, self.files.esp, backing_format="raw")
         self.replace_swap_disk()
         disks.create_scratch(self.files.data, "qcow2")
         if self.has_managed_save():
@@ -460,13 +463,17 @@ class LibvirtMachine(MachineBase, Machine, Checkpointable, HostLifecycle):
 
     def snapshot_disks(self, tag: str) -> None:
         self._require_stopped("snapshot its disks")
-        for path in (self.files.root, self.files.swap, self.files.data):
+        for path in self._qcow2_disks():
             disks.run_tool(["qemu-img", "snapshot", "-c", tag, str(path)])
 
     def revert_disks(self, tag: str) -> None:
         self._require_stopped("revert its disks")
-        for path in (self.files.root, self.files.swap, self.files.data):
+        for path in self._qcow2_disks():
             disks.run_tool(["qemu-img", "snapshot", "-a", tag, str(path)])
+
+    def _qcow2_disks(self) -> list[Path]:
+        esp = [self.files.esp] if self.files.esp is not None else []
+        return [self.files.root, self.files.swap, self.files.data, *esp]
 
     def _require_stopped(self, what: str) -> None:
         if self.running:
