@@ -77,6 +77,9 @@ class Settings:
     guest_profile: str | None = None  # the built-in guest's swap layout (default: partition)
     nic: str = DEFAULT_NIC  # the guest's NIC model (harness.machines.devices)
     disk: str = DEFAULT_DISK  # the controller of the guest's data disk
+    usb: bool = False  # xHCI with a USB tablet and keyboard (harness.machines.devices)
+    display: str = ""  # the display adapter ("": the machine's std VGA, unchecked)
+    balloon: bool = False  # a virtio-balloon
     tpm: bool = False  # a TPM 2.0 on swtpm (harness.machines.swtpm)
     share: str = ""  # a shared host folder: virtiofs or 9p (harness.machines.shares)
     kernel: str | None = None  # a user's bzImage, booted on the image instead of its own
@@ -173,7 +176,15 @@ class HarnessSession:
     @property
     def devices(self) -> DeviceProfile:
         s = self.settings
-        return DeviceProfile(s.nic, s.disk, tpm=s.tpm, share=s.share)
+        return DeviceProfile(
+            s.nic,
+            s.disk,
+            usb=s.usb,
+            display=s.display,
+            balloon=s.balloon,
+            tpm=s.tpm,
+            share=s.share,
+        )
 
     @property
     def resolved_cell(self) -> Cell | None:

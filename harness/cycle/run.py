@@ -18,6 +18,7 @@ from harness.checks import live_probes
 from harness.checks import probes as probe_lib
 from harness.checks.device_checks import probes_and_checks
 from harness.checks.judges import DEFAULT_CHECKS, Check
+from harness.checks.peripherals import PeripheralWatch
 from harness.checks.verdict import CycleEvidence, CycleOutcome, Verdict
 from harness.cycle.faults import AFTER_REQUEST, AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.cycle.platform_diagnosis import CAUSE as PM_REGISTERS_CAUSE
@@ -94,6 +95,10 @@ def run_cycle(
             echo = echo_future.result() if echo_future else None
         if echo is not None:
             evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
+        # The USB devices, display and balloon, acted on from the host (harness.checks.
+        # peripherals); after the wake they are measured before the guest's own facts.
+        peripherals = PeripheralWatch.of(machine)
+        peripherals.before(machine, evidence)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
         if transition.keeps_vm_process:
             stream = machine.open_stream(live_probes.STREAM_COMMAND)
@@ -111,6 +116,8 @@ def run_cycle(
         transition.wake.perform(machine, marks, evidence.timings)
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
         _apply_faults(machine, faults, AFTER_WAKE, cycle)
+        peripherals.after(machine, evidence)
+        checks = [*checks, *peripherals.checks]
     except HarnessError as exc:
         if "request_to_entry" not in evidence.timings and request_started:
             # How soon after the request the cycle's fate was known (a named cause: seconds).

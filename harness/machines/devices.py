@@ -19,6 +19,7 @@ from harness.errors import SetupError
 
 NICS = ("virtio-net", "e1000e")
 DISKS = ("virtio-blk", "virtio-scsi", "nvme", "ahci")
+DISPLAYS = ("std", "virtio-gpu", "qxl")  # the display adapter, where one is asked for
 SHARES = ("virtiofs", "9p")  # a host folder shared into the guest (harness.machines.shares)
 DEFAULT_NIC = NICS[0]
 DEFAULT_DISK = DISKS[0]
@@ -27,6 +28,16 @@ DRIVERS_PROFILE = "devices"  # the guest profile whose image keeps these devices
 # drivers/scsi, which libata needs too).
 NEED_DRIVERS_PROFILE = frozenset({"e1000e", "virtio-scsi", "ahci"})
 DATA_DISK_ID = "data-disk"  # the data disk's device id, whatever its bus
+# The ids of the USB, display and balloon devices, by which the host acts on them (QMP).
+USB_CONTROLLER_ID = "usb0"
+USB_TABLET_ID = "usb-tablet0"
+USB_KEYBOARD_ID = "usb-kbd0"
+DISPLAY_ID = "display0"
+BALLOON_ID = "balloon0"
+# Each display's QEMU device (VGA-compatible, so that the firmware and the boot show on it
+# too) and the guest driver that drives it.
+DISPLAY_DEVICES = {"std": "VGA", "virtio-gpu": "virtio-vga", "qxl": "qxl-vga"}
+DISPLAY_DRIVERS = {"std": "bochs-drm", "virtio-gpu": "virtio_gpu", "qxl": "qxl"}
 
 
 @dataclass(frozen=True)
@@ -37,12 +48,17 @@ class DeviceProfile:
     disk: str = DEFAULT_DISK
     tpm: bool = False  # a TPM 2.0 (tpm-crb) backed by swtpm (harness.machines.swtpm)
     share: str = ""  # "", or one of SHARES
+    usb: bool = False  # a qemu-xhci controller with a usb-tablet and a usb-kbd
+    display: str = ""  # "" (the machine's std VGA, unchecked), or one of DISPLAYS
+    balloon: bool = False  # a virtio-balloon-pci
 
     def __post_init__(self) -> None:
         if self.nic not in NICS:
             raise ValueError(f"unknown NIC {self.nic!r}: use one of {', '.join(NICS)}")
         if self.disk not in DISKS:
             raise ValueError(f"unknown disk {self.disk!r}: use one of {', '.join(DISKS)}")
+        if self.display and self.display not in DISPLAYS:
+            raise ValueError(f"unknown display {self.display!r}: use one of {', '.join(DISPLAYS)}")
         if self.share and self.share not in SHARES:
             raise ValueError(f"unknown share {self.share!r}: use one of {', '.join(SHARES)}")
 
@@ -60,6 +76,9 @@ class DeviceProfile:
             parts.append(f"disk-{self.disk}")
         parts += ["tpm"] if self.tpm else []
         parts += [f"share-{self.share}"] if self.share else []
+        parts += ["usb"] if self.usb else []
+        parts += [f"display-{self.display}"] if self.display else []
+        parts += ["balloon"] if self.balloon else []
         return "-".join(parts)
 
     @property
@@ -72,7 +91,30 @@ class DeviceProfile:
     @property
     def needs_drivers_profile(self) -> bool:
         """Whether the guest must be the ``devices`` profile's image to drive these."""
-        return bool({self.nic, self.disk} & NEED_DRIVERS_PROFILE)
+        # The USB core, xHCI and HID, and the DRM drivers, are outside the default image.
+        return bool({self.nic, self.disk} & NEED_DRIVERS_PROFILE) or self.usb or bool(self.display)
+
+
+def vga_option(devices: DeviceProfile) -> str:
+    """``-vga``'s value: the machine's std VGA unless a display was chosen, which is then a
+    ``-device`` of its own (peripheral_devices), with an id the host acts on."""
+    return "none" if devices.display else "std"
+
+
+def peripheral_devices(devices: DeviceProfile) -> list[str]:
+    """The ``-device`` values of the profile's USB devices, display and balloon."""
+    values = []
+    if devices.usb:
+        values += [
+            f"qemu-xhci,id={USB_CONTROLLER_ID}",
+            f"usb-tablet,bus={USB_CONTROLLER_ID}.0,id={USB_TABLET_ID}",
+            f"usb-kbd,bus={USB_CONTROLLER_ID}.0,id={USB_KEYBOARD_ID}",
+        ]
+    if devices.display:
+        values.append(f"{DISPLAY_DEVICES[devices.display]},id={DISPLAY_ID}")
+    if devices.balloon:
+        values.append(f"virtio-balloon-pci,id={BALLOON_ID}")
+    return values
 
 
 def nic_device(nic: str, netdev: str, device_id: str) -> str:

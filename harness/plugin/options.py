@@ -8,7 +8,7 @@ import os
 import pytest
 
 from harness.errors import SetupError
-from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, NICS, SHARES
+from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DISKS, DISPLAYS, NICS, SHARES
 from harness.session import BACKENDS, DEFAULT_LIBVIRT_URI, Settings
 from harness.setup import default_guest
 from harness.setup.accel import ACCELS
@@ -172,6 +172,30 @@ def add_options(parser: pytest.Parser) -> None:
         "guest profile's image (default: virtio-blk)",
     )
     group.addoption(
+        "--usb",
+        action="store_true",
+        default=os.environ.get("S3S4_USB") == "1",
+        help="give the guest a qemu-xhci controller with a usb-tablet and a usb-kbd, checked "
+        "across each sleep (enumerated, bound, an input event reaching the guest); boots the "
+        "devices guest profile's image; see docs/devices.md",
+    )
+    group.addoption(
+        "--display",
+        type=lambda value: choice_option("--display", value, DISPLAYS),
+        metavar="|".join(DISPLAYS),
+        default=os.environ.get("S3S4_DISPLAY") or None,
+        help="the guest's display adapter, checked across each sleep (the screen shows what the "
+        "guest draws); boots the devices guest profile's image (default: the machine's std "
+        "VGA, unchecked)",
+    )
+    group.addoption(
+        "--balloon",
+        action="store_true",
+        default=os.environ.get("S3S4_BALLOON") == "1",
+        help="give the guest a virtio-balloon-pci whose statistics must keep updating after "
+        "each wake",
+    )
+    group.addoption(
         "--tpm",
         action="store_true",
         default=os.environ.get("S3S4_TPM") == "1",
@@ -297,6 +321,9 @@ def settings_from(config: pytest.Config) -> Settings:
         guest_profile=config.getoption("guest_profile"),
         nic=config.getoption("nic"),
         disk=config.getoption("disk"),
+        usb=config.getoption("usb"),
+        display=config.getoption("display") or "",
+        balloon=config.getoption("balloon"),
         tpm=config.getoption("tpm"),
         share=config.getoption("share") or "",
         kernel=config.getoption("kernel"),

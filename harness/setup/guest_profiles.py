@@ -16,8 +16,9 @@ swap disk /dev/vdb is still attached by the machine but never used.
 
 ``devices``: the recipe's layout and command line, with the module files of the devices the
 recipe's excluded driver trees hold (e1000e; virtio-scsi and AHCI disks, through the SCSI
-midlayer; a USB keyboard on xHCI), kept with dpkg ``path-include``: the guest of a non-virtio
-device profile (harness.machines.devices) and of the USB keyboard wake source.
+midlayer; a USB tablet and keyboard on xHCI; the DRM drivers of std VGA, virtio-gpu and QXL),
+kept with dpkg ``path-include``: the guest of a non-virtio device profile
+(harness.machines.devices) and of the USB keyboard wake source.
 
 ``fedora-like``: a sid guest laid out as Fedora Workstation is, on a btrfs root with a
 swapfile and zram beside it, dracut's initrd, booted by OVMF through systemd-boot from its
@@ -161,8 +162,8 @@ SWAPFILE_EXT4 = GuestProfile(
 
 DEVICES = GuestProfile(
     name="devices",
-    summary="the recipe's layout, with the drivers of e1000e, virtio-scsi and AHCI disks and "
-    "a USB keyboard on xHCI",
+    summary="the recipe's layout, with the drivers of e1000e, virtio-scsi and AHCI disks, "
+    "a USB tablet and keyboard on xHCI, and std VGA, virtio-gpu and QXL displays",
     cmdline="",  # the recipe's own
     include_modules=(
         "drivers/net/ethernet/intel/e1000e",
@@ -180,6 +181,17 @@ DEVICES = GuestProfile(
         "drivers/hid/hid.ko",
         "drivers/hid/hid-generic.ko",
         "drivers/hid/usbhid",
+        # The displays (--display): DRM's core and helpers, and the drivers of std VGA
+        # (bochs), virtio-gpu and QXL. The fbdev core and fbcon are outside drivers/gpu.
+        "drivers/gpu/drm/drm.ko",
+        "drivers/gpu/drm/drm_kms_helper.ko",
+        "drivers/gpu/drm/drm_shmem_helper.ko",
+        "drivers/gpu/drm/drm_ttm_helper.ko",
+        "drivers/gpu/drm/drm_vram_helper.ko",
+        "drivers/gpu/drm/ttm",
+        "drivers/gpu/drm/tiny/bochs.ko",
+        "drivers/gpu/drm/virtio",
+        "drivers/gpu/drm/qxl",
     ),
 )
 

@@ -6,7 +6,11 @@ wake fails the NIC check naming e1000e, and blkdebug EIO under the NVMe data dis
 disk check naming nvme. Its guest boots the ``devices`` profile's image (built once, then
 cached) and cold boots every case: QEMU cannot checkpoint an NVMe controller. e1000e + AHCI
 and virtio-scsi: S3 passes on those disks, each from its profile's checkpoint (with
-S3S4_E2E_DEVICES=all: each is a guest of its own, beyond CI's share of time)."""
+S3S4_E2E_DEVICES=all: each is a guest of its own, beyond CI's share of time).
+
+USB, display and balloon: one guest with all three (``--usb --display std --balloon``) passes
+S3 with their checks, and each of their faults fails its check naming the device, each case
+from the profile's checkpoint."""
 
 import json
 import os
@@ -57,3 +61,19 @@ def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None
     (cell,) = data["cells"]
     assert cell["id"].endswith(f"-nic-e1000e-disk-{disk}"), cell
     assert verdicts(data) == {"test_devices_sleep": ["PASS"]}
+
+
+def test_usb_display_and_balloon_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
+    """S3 with the USB tablet and keyboard, std VGA and the balloon checked; the keyboard
+    removed while asleep, the display's DRM driver unbound after the wake, the balloon's driver
+    unbound before the sleep: each a FAIL of its check naming the device."""
+    selection = "devices-s3 or usb_keyboard or display_driver or balloon_driver"
+    data = run_cases(tmp_path, "--usb", "--display", "std", "--balloon", "-k", selection)
+    (cell,) = data["cells"]
+    assert cell["id"].endswith("-usb-display-std-balloon") and "-devices-q" in cell["id"], cell
+    assert verdicts(data) == {
+        "test_devices_sleep": ["PASS"],
+        "test_usb_keyboard_removed_while_asleep_is_named": ["FAIL"],
+        "test_display_driver_unbound_is_named": ["FAIL"],
+        "test_balloon_driver_unbound_is_named": ["FAIL"],
+    }

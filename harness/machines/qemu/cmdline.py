@@ -23,7 +23,12 @@ from harness.machines.config import (
     QemuConfig,
 )
 from harness.machines.device_helpers import HelperPaths, helper_args
-from harness.machines.devices import data_disk_devices, nic_device
+from harness.machines.devices import (
+    data_disk_devices,
+    nic_device,
+    peripheral_devices,
+    vga_option,
+)
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 # A disk with no volatile cache as the guest sees it (virtio-blk without writeback): QEMU
@@ -63,7 +68,7 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "-display",
         "none",
         "-vga",
-        "std",
+        vga_option(config.devices),
         # The harness listens on the console socket and logs what the guest prints.
         "-chardev",
         f"socket,id=serial0,path={option_value(paths.console_socket)}",
@@ -105,6 +110,8 @@ def build_argv(config: QemuConfig, paths: RunPaths, ssh_port: int) -> list[str]:
         "-device",
         "virtio-rng-pci",
     ]
+    for device in peripheral_devices(config.devices):
+        argv += ["-device", device]
     # The TPM and the share, their helpers' sockets beside QEMU's own.
     helpers = HelperPaths.under(paths.qmp_socket.parent)
     argv += helper_args(config.devices, helpers, config.memory_mib)
