@@ -163,6 +163,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
+        if SETUP_ERROR_KEY in metafunc.config.stash:
+            # Resolved once, failed once: every later function would fail the same way, each
+            # after the same work (an image lookup asks apt, about half a second each).
+            metafunc.parametrize("cell", [pytest.param(None, id="unresolved")], scope="session")
+            return
         try:
             cell = _session(metafunc.config).cell
         except HarnessError as exc:
