@@ -5,10 +5,10 @@ carries the TPM's state).
 
 The TPM passes S3 (its PCRs kept) and S4 (it answers), and swtpm killed while the guest sleeps
 is a FAIL naming the TPM. The 9p share fails after every wake, naming itself: the Linux 6.1
-guest's 9p transport has no suspend callbacks, and after the wake it no longer answers (so the
-inner run fails its sleep cases, and this test says exactly how). virtiofs, whose guest driver
-refuses every sleep (a FAIL naming it; every case a cold boot), runs with
-S3S4_E2E_DEVICES=all."""
+guest's 9p transport has no suspend callbacks, and after the wake it no longer answers (the
+inner run's sleep cases FAIL and xfail at that known issue; this test says exactly how).
+virtiofs, whose guest driver refuses every sleep (a FAIL naming it, also a known issue; every
+case a cold boot), runs with S3S4_E2E_DEVICES=all."""
 
 import os
 from pathlib import Path
@@ -54,7 +54,10 @@ def test_tpm_passes_9p_fails_after_the_wake_and_swtpm_killed_names_the_tpm(
         "test_tpm_and_share_sleep": ["FAIL", "FAIL"],
         "test_swtpm_killed_names_the_tpm": ["FAIL"],
     }, run.output[-6000:]
-    assert run.returncode == 1, run.output[-6000:]  # the two sleep cases, on the share alone
+    # The two sleep cases FAIL on the share alone, at its known issue (xfail): the run passes.
+    assert run.returncode == 0, run.output[-6000:]
+    known = [s["known_issue"] for t in data["tests"] for s in t["series"]]
+    assert [k[:27] for k in known if k] == ["9p (virtio) shares hang aft"] * 2, known
     for outcome, tpm in zip(
         sleep_outcomes(data),
         ("PCRs kept across the sleep", "PCRs read after the resume"),
@@ -78,8 +81,10 @@ def test_virtiofs_refuses_the_sleep_naming_it(tmp_path: Path) -> None:
     run = run_pytest(
         [CASES, "--share", "virtiofs", "-k", "tpm-share-s3"], tmp_path / "reports", RUN_TIMEOUT_S
     )
-    assert run.returncode == 1, run.output[-6000:]
+    assert run.returncode == 0, run.output[-6000:]  # the FAIL is its known issue (xfail)
     data = run.results()
     assert data["cells"][0]["id"].endswith("-share-virtiofs"), data["cells"]
     (outcome,) = sleep_outcomes(data)
     assert "virtio-fs: suspend/resume not yet supported" in outcome["reason"], outcome["reason"]
+    (series,) = [s for t in data["tests"] for s in t["series"]]
+    assert series["known_issue"].startswith("virtio-fs guests cannot sleep"), series
