@@ -1,2 +1,2 @@
 """The combinations a run covers: one cell (guest kernel, QEMU, firmware, machine type, accelerator;
-``cell``) and a matrix file of them (``spec``)."""
+``cell``), a matrix file of them (``spec``) and a cell's device profile (``devices``)."""

@@ -3,9 +3,11 @@
 A cell's spec is what the file asks for (``linux-image-amd64``, QEMU ``10.0``, ``seabios``,
 ``pc``, ``auto``); its id is what the running system turns out to be
 (``k6.1.0-56-q10.0.2-seabios1.16.2-pc-tcg``), known once its components are provisioned.
-Two axes are optional: ``guest`` (the built-in guest's Debian suite, ``default`` for the
-recipe's own) and ``libvirt`` (``host``, or a Debian suite whose libvirt runs as the harness's
-own daemon; such a cell's QEMU is that stack's, written ``qemu = "stack"``).
+Three axes are optional: ``guest`` (the built-in guest's Debian suite, ``default`` for the
+recipe's own), ``libvirt`` (``host``, or a Debian suite whose libvirt runs as the harness's
+own daemon; such a cell's QEMU is that stack's, written ``qemu = "stack"``) and ``devices``
+(a table of the device options, ``{ nic = "e1000e", disk = "nvme" }``; ``{}`` for virtio's:
+harness.matrix.devices).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import fnmatch
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SetupError
+from harness.machines.devices import DeviceProfile
+from harness.matrix import devices
 from harness.paths import REPO_ROOT
 
 AXES = ("kernel", "qemu", "firmware", "machine", "accel")
 OPTIONAL_AXES = {"guest": "default", "libvirt": "host"}  # axis: the value when not named
-ALL_AXES = (*AXES, *OPTIONAL_AXES)
+ALL_AXES = (*AXES, *OPTIONAL_AXES, devices.AXIS)  # devices: a table, the default profile's {}
 STACK_QEMU = "stack"  # the qemu axis's value for a libvirt stack's own QEMU
 MATRIX_DIR = REPO_ROOT / "matrix"
 DEFAULT_MATRIX = REPO_ROOT / "matrix" / "default.toml"
@@ -41,17 +45,20 @@ class CellSpec:
     accel: str
     guest: str = OPTIONAL_AXES["guest"]
     libvirt: str = OPTIONAL_AXES["libvirt"]
+    devices: DeviceProfile = field(default_factory=DeviceProfile)
 
     @property
     def label(self) -> str:
         """Stable and readable before anything is provisioned (sharding uses it); an optional
-        axis at its default adds nothing, so adding the axes moved no existing cell."""
+        axis at its default adds nothing, so adding the axes moved no existing cell. Devices
+        are named as in the cell's id (``devices-nic-e1000e-disk-nvme``)."""
         parts = list(self.values()[: len(AXES)])
         parts += [
             f"{axis}-{getattr(self, axis)}"
             for axis, default in OPTIONAL_AXES.items()
             if getattr(self, axis) != default
         ]
+        parts += [f"{devices.AXIS}-{self.devices.id_suffix}"] if self.devices.id_suffix else []
         return "_".join(re.sub(r"[^A-Za-z0-9.:+-]+", "-", v) for v in parts)
 
     def values(self) -> tuple[str, ...]:
@@ -63,6 +70,7 @@ class CellSpec:
             self.accel,
             self.guest,
             self.libvirt,
+            self.devices.id_suffix,
         )
 
     @property
@@ -93,7 +101,7 @@ class CellSpec:
         ]
         if self.firmware_version:
             args += [f"--{self.firmware_kind}", self.firmware_version]
-        return args
+        return args + devices.pytest_options(self.devices)
 
 
 def load(path: Path = DEFAULT_MATRIX) -> list[CellSpec]:
@@ -109,20 +117,13 @@ def load(path: Path = DEFAULT_MATRIX) -> list[CellSpec]:
     if not isinstance(axes, dict) or not set(AXES) <= set(axes) <= set(ALL_AXES):
         raise SetupError(
             f"matrix file {path}: [axes] must name {', '.join(AXES)} "
-            f"(and optionally {', '.join(OPTIONAL_AXES)})"
+            f"(and optionally {', '.join(ALL_AXES[len(AXES) :])})"
         )
-    for name, values in axes.items():
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, str) for v in values)
-        ):
-            raise SetupError(f"matrix file {path}: axis {name} must be a non-empty list of strings")
-    names = [name for name in ALL_AXES if name in axes]
+    values = {name: _axis_values(path, name, axes[name]) for name in ALL_AXES if name in axes}
     excludes = [_pattern(path, entry) for entry in data.get("exclude", [])]
     combos = (
-        CellSpec(**dict(zip(names, combo, strict=True)))
-        for combo in itertools.product(*(axes[name] for name in names))
+        CellSpec(**dict(zip(values, combo, strict=True)))
+        for combo in itertools.product(*values.values())
     )
     cells = [cell for cell in combos if not any(_matches(cell, p) for p in excludes)]
     cells += [CellSpec(**_complete(path, entry)) for entry in data.get("include", [])]
@@ -151,25 +152,59 @@ def _check_stack_qemu(path: Path, cell: CellSpec) -> None:
         )
 
 
-def _pattern(path: Path, entry: Any) -> dict[str, str]:
+def _axis_values(path: Path, name: str, values: Any) -> list[Any]:
+    """An axis's values: strings, or for ``devices`` tables (each a profile, ``{}`` the
+    default one)."""
+    if not isinstance(values, list) or not values:
+        raise SetupError(f"matrix file {path}: axis {name} must be a non-empty list")
+    if name == devices.AXIS:
+        return [devices.profile_from(v, f"matrix file {path}: axis devices") for v in values]
+    if not all(isinstance(v, str) for v in values):
+        raise SetupError(f"matrix file {path}: axis {name} must be a non-empty list of strings")
+    return values
+
+
+def _pattern(path: Path, entry: Any) -> dict[str, Any]:
+    """An exclude: shell patterns by axis; ``devices`` a pattern over the profile's name in
+    the id (``"*nvme*"``; ``""`` the default profile) or a table, that profile exactly."""
     if not isinstance(entry, dict) or not set(entry) <= set(ALL_AXES):
         raise SetupError(
             f"matrix file {path}: an [[exclude]] names only axes ({', '.join(ALL_AXES)})"
         )
-    return {key: str(value) for key, value in entry.items()}
+    return {
+        key: devices.profile_from(value, f"matrix file {path}: an [[exclude]]")
+        if key == devices.AXIS and not isinstance(value, str)
+        else str(value)
+        for key, value in entry.items()
+    }
 
 
-def _complete(path: Path, entry: Any) -> dict[str, str]:
+def _complete(path: Path, entry: Any) -> dict[str, Any]:
     if not isinstance(entry, dict) or not set(AXES) <= set(entry) <= set(ALL_AXES):
         raise SetupError(
             f"matrix file {path}: an [[include]] names every axis ({', '.join(AXES)}; "
-            f"optionally {', '.join(OPTIONAL_AXES)})"
+            f"optionally {', '.join(ALL_AXES[len(AXES) :])})"
         )
-    return {key: str(value) for key, value in entry.items()}
+    return {
+        key: devices.profile_from(value, f"matrix file {path}: an [[include]]")
+        if key == devices.AXIS
+        else str(value)
+        for key, value in entry.items()
+    }
 
 
-def _matches(cell: CellSpec, pattern: dict[str, str]) -> bool:
-    return all(fnmatch.fnmatchcase(getattr(cell, key), value) for key, value in pattern.items())
+def _matches(cell: CellSpec, pattern: dict[str, Any]) -> bool:
+    return all(
+        getattr(cell, key) == value
+        if isinstance(value, DeviceProfile)
+        else fnmatch.fnmatchcase(_text(cell, key), value)
+        for key, value in pattern.items()
+    )
+
+
+def _text(cell: CellSpec, axis: str) -> str:
+    """An axis's value as a pattern sees it: the devices as the id names them."""
+    return cell.devices.id_suffix if axis == devices.AXIS else str(getattr(cell, axis))
 
 
 def select(cells: list[CellSpec], wanted: list[str], ids: dict[CellSpec, str]) -> list[CellSpec]:

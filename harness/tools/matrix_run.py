@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import SetupError
 from harness.interrupts import received
+from harness.matrix.devices import settings_fields
 from harness.matrix.spec import OPTIONAL_AXES, STACK_QEMU, CellSpec
 from harness.paths import REPO_ROOT
 from harness.results import html as html_report
@@ -47,6 +48,7 @@ def settings_for(cell: CellSpec) -> Settings:
         kernel_package=cell.kernel,
         guest_suite=None if cell.guest == OPTIONAL_AXES["guest"] else cell.guest,
         libvirt_stack=cell.libvirt,
+        **settings_fields(cell.devices),
     )
 
 
