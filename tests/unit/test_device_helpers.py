@@ -153,7 +153,8 @@ def test_a_device_that_refused_the_sleep_is_named_with_its_drivers_words() -> No
     ]
     assert device_refused_sleep(lines) == (
         "virtio-pci 0000:00:09.0 failed to suspend: error -95 "
-        "(virtio-fs: suspend/resume not yet supported)"
+        "(virtio-fs: suspend/resume not yet supported); -95 is EOPNOTSUPP, operation not "
+        "supported, returned by virtio_pci_freeze"
     )
     assert device_refused_sleep(lines[:1]) == ""
 
