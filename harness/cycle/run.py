@@ -256,7 +256,7 @@ def _ended_early(
     reason = str(exc)
     lines = machine.console.lines_since(marks.console)
     cause = _named_cause(exc, evidence)
-    if cause and (mem_sleep := evidence.before.get("guest.mem_sleep")):
+    if cause.startswith("entered ") and (mem_sleep := evidence.before.get("guest.mem_sleep")):
         reason += f"; /sys/power/mem_sleep read '{mem_sleep}' before the request"
     if platform := unmapped_pm_registers(machine, exc, lines):
         reason += f"; {platform}"
@@ -278,11 +278,15 @@ def _ended_early(
 
 def _named_cause(exc: HarnessError, evidence: CycleEvidence) -> str:
     """The cause the evidence itself names, beyond doubt: the guest kernel announced another
-    sleep state than the one asked for. Known issues never stand in for it."""
+    sleep state than the one asked for, else a device its kernel says refused the sleep.
+    Known issues never stand in for it."""
     entered, asked = exc.evidence.get("entered_state"), exc.evidence.get("asked_state")
-    if not entered or not asked:
-        return ""
-    return f"entered {entered}, not {asked}"
+    if entered and asked:
+        return f"entered {entered}, not {asked}"
+    device, action = exc.evidence.get("refused_device"), exc.evidence.get("refused_action")
+    if device and action:
+        return f"{device} refused to {action}"
+    return ""
 
 
 def _judge(

@@ -22,10 +22,12 @@ from harness.errors import (
 )
 from harness.guest.console.diagnosis import (
     GUEST_SAYS_RESUMED,
-    device_refused_sleep,
+    DeviceRefusal,
+    find_device_refusal,
     other_state_entered,
     state_label,
 )
+from harness.machines.pci_identity import pci_identity
 from harness.machines.protocol import Machine, Signal
 from harness.machines.vcpu_lockup import LockupWatch
 from harness.progress import waiting
@@ -77,14 +79,18 @@ class PlatformEntry:
         while machine.wait_signal(first, marks.events, WAIT_SLICE) is None:
             check_answer(answer, description)
             check_state_entered(machine, marks, self.kernel_state, description)
+            check_device_refused(machine, marks, description)
             check_not_locked_up(watch, description)
             said = machine.console.lines_since(marks.console)
             resumed = [line for line in said if GUEST_SAYS_RESUMED.search(line)]
             if resumed:
+                refused, evidence = named_refusal(machine, marks)
                 raise SuspendNotEntered(
                     "suspend-entry",
                     f"{description}: the guest kernel reports it slept and "
-                    f"resumed ('{resumed[0].strip()}') but the platform never saw {first.value}",
+                    f"resumed ('{resumed[0].strip()}') but the platform never saw {first.value}"
+                    + (f" after {refused}" if refused else ""),
+                    evidence=evidence,
                 )
             if time.monotonic() > deadline:
                 raise SuspendNotEntered(
@@ -123,6 +129,7 @@ class ConsoleEntry:
         while machine.console.wait_for(pattern, marks.console, WAIT_SLICE) is None:
             check_answer(answer, description)
             check_state_entered(machine, marks, self.kernel_state, description)
+            check_device_refused(machine, marks, description)
             check_not_locked_up(watch, description)
             if time.monotonic() > deadline:
                 raise SuspendNotEntered(
@@ -165,13 +172,44 @@ def check_state_entered(machine: Machine, marks: Marks, asked: str, description:
     state, line = entered
     # A device that refused the asked state is why a guest falls back to another
     # (systemd-sleep tries its next SuspendState): it is named with the verdict.
-    refused = device_refused_sleep(machine.console.lines_since(marks.console))
+    refused, evidence = named_refusal(machine, marks)
     raise SuspendNotEntered(
         "suspend-entry",
         f"{description} was sent, but the guest kernel entered {state_label(state)} instead "
         f"of {state_label(asked)} ('{line}')" + (f" after {refused}" if refused else ""),
-        evidence={"entered_state": state, "asked_state": asked},
+        evidence={**evidence, "entered_state": state, "asked_state": asked},
     )
+
+
+def check_device_refused(machine: Machine, marks: Marks, description: str) -> None:
+    """A device whose driver refused to freeze ends a hibernation at once (the kernel thaws
+    everything and returns; nothing falls back to another state): the kernel's line naming
+    it is the verdict. A refused suspend is named with what the guest does next (it may
+    fall back to another state), by the checks that see that."""
+    refusal = find_device_refusal(machine.console.lines_since(marks.console))
+    if refusal is not None and refusal.action == "freeze":
+        refused, evidence = named_refusal(machine, marks)
+        raise SuspendNotEntered(
+            "suspend-entry", f"{description} was sent, but {refused}", evidence=evidence
+        )
+
+
+def named_refusal(machine: Machine, marks: Marks) -> tuple[str, dict[str, str]]:
+    """The first device the console says refused to sleep since ``marks``, described with
+    what it is (QEMU's view of its PCI address), and the evidence naming it; ("", {})."""
+    refusal = find_device_refusal(machine.console.lines_since(marks.console))
+    if refusal is None:
+        return "", {}
+    evidence = {"refused_device": refusal.name, "refused_action": refusal.action}
+    return refusal.describe(device_identity(machine, refusal)), evidence
+
+
+def device_identity(machine: Machine, refusal: DeviceRefusal) -> str:
+    """What the refusing device is, by QEMU's list of PCI devices; "" if QEMU cannot say."""
+    try:
+        return pci_identity(machine.hmp("info pci"), refusal.device)
+    except HarnessError:
+        return ""
 
 
 def check_not_locked_up(watch: LockupWatch, description: str) -> None:
