@@ -1,8 +1,13 @@
-"""The matrix end to end on two real cells (the host's QEMU 7.2 with its SeaBIOS, and QEMU
-from bookworm-backports with SeaBIOS 1.16.3 from the archive), one S3 case each: every cell
-reports the versions its running system shows; the two shards split the cells between them
-(``--list --shard``: the selection a sharded run makes), and the cells' runs merged with
-``harness merge`` are the whole."""
+"""The matrix end to end on two real cells (the host's QEMU 7.2 with its SeaBIOS and an e1000e
+NIC named by the file's device axis, and QEMU from bookworm-backports with SeaBIOS 1.16.3 from
+the archive), one S3 case each: every cell reports the versions its running system shows, the
+device cell's id names its profile as ``--nic e1000e`` does and its guest's network check ran
+on e1000e; the two shards split the cells between them (``--list --shard``: the selection a
+sharded run makes), and the cells' runs merged with ``harness merge`` are the whole.
+
+The device axis costs no boot of its own: e1000e migrates, so its cell boots once and
+checkpoints as any cell does (the ``devices`` guest profile's image, which
+tests/e2e/test_devices.py builds and caches earlier in CI)."""
 
 import json
 import subprocess
@@ -26,6 +31,7 @@ qemu = ["qemu-system-x86_64", "10.0"]
 firmware = ["seabios"]
 machine = ["pc"]
 accel = ["auto"]
+devices = [{ nic = "e1000e" }]
 
 [[exclude]]
 qemu = "10.0"
@@ -75,6 +81,9 @@ def test_two_cells_detect_their_versions_and_shards_split_them_and_runs_merge(
     detected = sorted((c["qemu"], c["firmware"]) for c in cells.values())
     assert detected[0][0].startswith("10.0.") and detected[0][1] == "seabios1.16.3", detected
     assert detected[1][0].startswith("7.2."), detected
+    (nic_cell,) = (cell for cell, c in cells.items() if c["qemu"].startswith("7.2."))
+    # Named as a run given --nic e1000e names it: the devices profile's image, the NIC.
+    assert "-devices-q7.2." in nic_cell and nic_cell.endswith("-nic-e1000e"), nic_cell
     assert set(verdict_table(whole)[CASE_NAME].values()) == {"PASS"}, whole["cases"]
     # What each cell's running QEMU and guest reported, beside the id.
     for run_dir in (tmp_path / "whole" / "cells").iterdir():
@@ -85,6 +94,9 @@ def test_two_cells_detect_their_versions_and_shards_split_them_and_runs_merge(
         assert record["cell"].startswith("k" + combination["kernel"].removesuffix("-amd64"))
         assert f"-q{combination['qemu_version']}-" in record["cell"], (record["cell"], combination)
         assert combination["bios_version"].startswith(cells[record["cell"]]["firmware"][7:])
+        # The guest's NIC, as its network check found it before the sleep.
+        nic = record["series"][0]["cycles"][0]["evidence"]["before"]["net.driver"]
+        assert nic == ("e1000e" if record["cell"] == nic_cell else "virtio_net"), record["cell"]
 
     # Each shard lists one cell (ids as the runs named them), and together they are the whole.
     shards = [_listed_ids(tmp_path, "--shard", f"{i}/2") for i in (1, 2)]
