@@ -3,8 +3,8 @@ driver: its bus id and driver as the guest kernel names it, what it is by QEMU's
 devices, the error with its meaning, the callback that returned it and the driver's own words.
 A refused freeze (S4) is the verdict as soon as the console says so.
 
-The consoles and QEMU's ``info pci`` are real: a sid guest (7.2.13+deb14) with --share virtiofs
-under QEMU 7.2.22 (tests/unit/data)."""
+The consoles and QEMU's ``info pci`` are real: sid (7.2.13+deb14) and bookworm (6.1.0-57)
+guests with --share virtiofs under QEMU 7.2.22 (tests/unit/data)."""
 
 import time
 from dataclasses import replace
@@ -29,6 +29,7 @@ from tests.unit.fake_machine import FakeMachine
 
 DATA = Path(__file__).parent / "data"
 S4_CONSOLE = (DATA / "console-virtiofs-s4-freeze-refused.log").read_text()
+S4_CONSOLE_6_1 = (DATA / "console-virtiofs-s4-freeze-refused-6.1.log").read_text()
 S3_CONSOLE = (DATA / "console-virtiofs-s3-suspend-refused.log").read_text()
 INFO_PCI = (DATA / "info-pci-virtiofs.txt").read_text()
 
@@ -40,8 +41,9 @@ S4_NAMED = (
 )
 
 
-def test_a_refused_freeze_is_parsed_from_a_real_s4_console() -> None:
-    assert find_device_refusal(S4_CONSOLE.splitlines()) == DeviceRefusal(
+@pytest.mark.parametrize("console", [S4_CONSOLE, S4_CONSOLE_6_1], ids=["7.2.13", "6.1.0-57"])
+def test_a_refused_freeze_is_parsed_from_a_real_s4_console(console: str) -> None:
+    assert find_device_refusal(console.splitlines()) == DeviceRefusal(
         device="0000:00:09.0",
         driver="virtio-pci",
         action="freeze",
