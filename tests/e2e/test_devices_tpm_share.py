@@ -86,5 +86,6 @@ def test_virtiofs_refuses_the_sleep_naming_it(tmp_path: Path) -> None:
     assert data["cells"][0]["id"].endswith("-share-virtiofs"), data["cells"]
     (outcome,) = sleep_outcomes(data)
     assert "virtio-fs: suspend/resume not yet supported" in outcome["reason"], outcome["reason"]
+    assert "(a virtio fs device, guest driver virtiofs, QEMU id 'share')" in outcome["reason"]
     (series,) = [s for t in data["tests"] for s in t["series"]]
     assert series["known_issue"].startswith("virtio-fs guests cannot sleep"), series
