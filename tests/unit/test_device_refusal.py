@@ -96,6 +96,11 @@ def test_any_driver_refusing_any_phase_is_named_the_same_way() -> None:
     assert device_refused_sleep(noirq) == (
         "nvme 0000:00:04.0 failed to suspend: error -5; -5 is EIO, input/output error"
     )
+    # A device on the virtio bus itself, named by its virtio driver: no PCI address to look up.
+    virtio_bus = ["virtiofs virtio6: PM: failed to freeze: error -95"]
+    refusal = find_device_refusal(virtio_bus)
+    assert refusal is not None and refusal.name == "virtiofs virtio6"
+    assert pci_identity(INFO_PCI, refusal.device) == ""
     old_kernel = ["PM: Device 0000:00:02.0 failed to freeze async: error -16"]
     refusal = find_device_refusal(old_kernel)
     assert refusal is not None and (refusal.name, refusal.action) == ("0000:00:02.0", "freeze")
