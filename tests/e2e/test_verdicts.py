@@ -50,7 +50,9 @@ def test_a_cpu_stall_while_waking_ends_the_wait_with_the_stall_named(
     power_cycle: PowerCycle,
 ) -> None:
     """The guest wakes with a silent agent and a CPU that stalls: the wait for the woken guest
-    ends on the kernel's stall report (about 21 s), not at its 120 s limit, and names it."""
+    ends on the kernel's stall report, not at its 120 s limit, and names it. The fault lowers
+    RCU's stall timeout to 5 s (the kernel's default is 21 s), so the report comes sooner; the
+    harness reads the same report either way."""
     outcome = power_cycle(S3_SYSTEMCTL, faults=[cpu_stall_on_wake()]).last
     assert outcome.verdict is Verdict.FAIL, outcome.reason
     assert outcome.reason.startswith("resume: a guest CPU stalled"), outcome.reason
@@ -77,24 +79,23 @@ def test_missing_suspend_event_fails_the_cycle_even_after_passing_cycles(
     power_cycle: PowerCycle, guest: QemuMachine
 ) -> None:
     """The guest kernel goes through its suspend sequence (pm_test=core) and says it slept,
-    but QEMU never sees SUSPEND: cycle 3 fails at suspend-entry though 1 and 2 passed."""
-    series = power_cycle(S3_AGENT, cycles=3, faults=[guest_only_pretends_to_suspend((3,))])
+    but QEMU never sees SUSPEND: cycle 2 fails at suspend-entry though cycle 1 passed."""
+    series = power_cycle(S3_AGENT, cycles=2, faults=[guest_only_pretends_to_suspend((2,))])
     verdicts = [o.verdict for o in series.outcomes]
-    assert verdicts == [Verdict.PASS, Verdict.PASS, Verdict.FAIL], series.reason
-    assert series.verdict is Verdict.FAIL and series.pass_rate == pytest.approx(2 / 3)
-    assert series.reason.startswith("cycle 3/3: suspend-entry:"), series.reason
+    assert verdicts == [Verdict.PASS, Verdict.FAIL], series.reason
+    assert series.verdict is Verdict.FAIL and series.pass_rate == pytest.approx(1 / 2)
+    assert series.reason.startswith("cycle 2/2: suspend-entry:"), series.reason
     assert "never saw suspended" in series.reason
     # The guest that never slept is pictured for the diagnosis, the picture attached.
-    assert "screendump" in series.outcomes[2].artifacts, series.outcomes[2].artifacts
-    assert (guest.evidence_dir / "screen-cycle3.png").read_bytes().startswith(b"\x89PNG")
+    assert "screendump" in series.outcomes[1].artifacts, series.outcomes[1].artifacts
+    assert (guest.evidence_dir / "screen-cycle2.png").read_bytes().startswith(b"\x89PNG")
     # And each vCPU's local APIC (is its timer armed?) and registers, for QEMU's developers.
-    dump = (guest.evidence_dir / "cpus-cycle3.txt").read_text()
-    assert series.outcomes[2].artifacts["cpu_dump"].endswith("cpus-cycle3.txt")
+    dump = (guest.evidence_dir / "cpus-cycle2.txt").read_text()
+    assert series.outcomes[1].artifacts["cpu_dump"].endswith("cpus-cycle2.txt")
     assert dump.count("dumping local APIC state for CPU") == 2, dump[:400]
     assert "LVTT" in dump and "CPU#1" in dump, dump[:400]
-    for outcome in series.outcomes[:2]:  # each passing cycle proven by its own events
-        power_events = [e["event"] for e in outcome.evidence.events if e["signals"]]
-        assert power_events == ["SUSPEND", "WAKEUP"], outcome.evidence.events
+    power_events = [e["event"] for e in series.outcomes[0].evidence.events if e["signals"]]
+    assert power_events == ["SUSPEND", "WAKEUP"], series.outcomes[0].evidence.events
     # Stage localisation on the same (now rebooted) guest: every pm_test level passes, so the
     # fault is placed beyond the kernel's core suspend, where it was injected.
     result = localise(guest, "mem")
