@@ -7,4 +7,4 @@ out="$TMT_TEST_DATA/matrix"
 # shellcheck disable=SC2086  # S3S4_PYTEST_ARGS is a list of pytest arguments
 ./run matrix --cell "${S3S4_CELL:-*}" --out "$out" -- testcases -m "not selftest" \
     ${S3S4_PYTEST_ARGS:-} || true
-exec .venv/bin/python -m harness tmt-results "$out" --data-dir "$TMT_TEST_DATA"
+exec "${S3S4_VENV:-.venv}/bin/python" -m harness tmt-results "$out" --data-dir "$TMT_TEST_DATA"

@@ -11,4 +11,5 @@ runs=()
 for run in "$out"/*/; do
     [ -L "${run%/}" ] || runs+=("$run")  # not the "latest" link to a run
 done
-exec .venv/bin/python -m harness tmt-results "${runs[@]}" --data-dir "$TMT_TEST_DATA"
+exec "${S3S4_VENV:-.venv}/bin/python" -m harness tmt-results "${runs[@]}" \
+    --data-dir "$TMT_TEST_DATA"
