@@ -739,4 +739,4 @@ def test_the_stall_on_wake_fault_writes_its_hook_and_its_stall_whole(tmp_path: P
     assert hook.read_text().startswith("#!/bin/sh\n") and os.access(hook, os.X_OK)
     assert f"sh {stall}" in hook.read_text()
     assert stall.read_text().strip().endswith("\npkill -CONT -x qemu-ga")
-    assert "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 25 ]" in stall.read_text()
+    assert "chrt -f 99 taskset -c 1 bash -c 'while [ $SECONDS -lt 15 ]" in stall.read_text()
