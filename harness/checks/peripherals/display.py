@@ -74,9 +74,15 @@ def _draw_until_shown(machine: Machine, grey: int, facts: dict[str, str], phase:
     shot = Path(machine.runtime_dir) / f"screen-{phase}.ppm"
     screen_h = parse_ppm(_screendump(machine, shot))[1]
     # The whole visible screen, from the framebuffer's start, made in the guest (megabytes
-    # not sent over ssh) and written by plain write()s, each of which the DRM fbdev marks as
-    # damage to flush to the device; the band at the bottom is what the check looks at.
-    draw = f"head -c {int(stride) * screen_h} /dev/zero | tr '\\000' '\\{grey:03o}' > /dev/fb0"
+    # not sent over ssh) and written by ONE write() (dd gathers the pipe into one block): the
+    # DRM fbdev marks what a write covers as damage to flush to the device, and a QXL screen
+    # shows only the first of a run of small writes, while one write reaches every display.
+    # The band at the bottom is what the check looks at.
+    screen_bytes = int(stride) * screen_h
+    draw = (
+        f"head -c {screen_bytes} /dev/zero | tr '\\000' '\\{grey:03o}' "
+        f"| dd of=/dev/fb0 bs={screen_bytes} count=1 iflag=fullblock status=none"
+    )
     deadline = time.monotonic() + DISPLAY_S
     fraction, attempts = 0.0, 0
     while True:
