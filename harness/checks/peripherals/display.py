@@ -76,7 +76,7 @@ def _draw_until_shown(machine: Machine, grey: int, facts: dict[str, str], phase:
     # The whole visible screen, from the framebuffer's start, made in the guest (megabytes
     # not sent over ssh) and written by ONE write() (dd gathers the pipe into one block): the
     # DRM fbdev marks what a write covers as damage to flush to the device, and a QXL screen
-    # shows only the first of a run of small writes, while one write reaches every display.
+    # shows only a few of a run of small writes, while one write reaches every display.
     # The band at the bottom is what the check looks at.
     screen_bytes = int(stride) * screen_h
     draw = (
