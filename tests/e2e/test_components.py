@@ -1,6 +1,7 @@
 """Components from Debian's archive: the newest QEMU the archive serves runs on this host from
 its own library closure and passes an S3 case; the cell records every package it ran from;
-offline, what the cache lacks is one line."""
+offline, what the cache lacks is one line; the harness's private lists are package indices
+only."""
 
 import json
 import re
@@ -60,12 +61,23 @@ def test_the_newest_qemu_runs_from_its_closure_and_the_cell_names_what_ran(
     assert not cell["firmware_note"], cell
 
 
-def test_offline_names_what_the_cache_lacks_in_one_line(tmp_path: Path) -> None:
+def test_offline_names_what_the_cache_lacks_in_one_line_and_lists_hold_indices_only(
+    tmp_path: Path,
+) -> None:
+    """Offline, what the cache lacks is one line. The lists the online step fetches (into an
+    empty cache, so the whole set) are, whatever the host's apt is configured to fetch
+    (apt-file's Contents, translations), the Packages indices of the harness's suites and
+    nothing more: one fetch serves both."""
     cache = tmp_path / "components"
     with pytest.raises(SetupError, match="--offline: Debian's package lists are not in the cache"):
         provision_qemu("10.0", DebianArchive(cache, offline=True))
     online = DebianArchive(cache)
     newest = online.versions("qemu-system-x86")[0]  # fetches the lists, no package
+    lists = sorted(p.name for p in (cache / "apt" / "lists").iterdir() if p.is_file())
+    assert lists, "no lists fetched"
+    assert not [name for name in lists if "Contents" in name or "Translation" in name], lists
+    for suite in ("bookworm", "trixie-backports", "sid", "experimental"):
+        assert any(f"_{suite}_main_binary-amd64_Packages" in name for name in lists), lists
     with pytest.raises(SetupError) as caught:
         provision_qemu(newest, DebianArchive(cache, offline=True))
     message = str(caught.value)
@@ -74,15 +86,3 @@ def test_offline_names_what_the_cache_lacks_in_one_line(tmp_path: Path) -> None:
     assert "\n" not in message
     assert not list(cache.glob("debs/*.deb")), "offline fetched a package"
     shutil.rmtree(cache)  # tens of MB of lists
-
-
-def test_private_lists_hold_package_indices_only(tmp_path: Path) -> None:
-    """Whatever the host's apt is configured to fetch (apt-file's Contents, translations),
-    the harness's private lists are the Packages indices of its suites and nothing more."""
-    archive = DebianArchive(tmp_path)
-    archive.refresh(force=True)
-    lists = sorted(p.name for p in (tmp_path / "apt" / "lists").iterdir() if p.is_file())
-    assert lists, "no lists fetched"
-    assert not [name for name in lists if "Contents" in name or "Translation" in name], lists
-    for suite in ("bookworm", "trixie-backports", "sid", "experimental"):
-        assert any(f"_{suite}_main_binary-amd64_Packages" in name for name in lists), lists
