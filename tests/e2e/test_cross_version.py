@@ -13,12 +13,20 @@ injected, so that each check is seen failing on a crossed path too:
   fails its entry; a destination on the alias ``pc`` (pc-i440fx-11.1 there) is an ERROR
   naming both machine types, as QEMU's load refuses it.
 
+Each fault has a crossing of its own: two faults on one cycle would not show both checks.
+With the link down the facts script, which the other checks read, is given up; with the
+root read-only (the disk fault that works on a libvirt domain) the clock resync every
+crossing does fails (the guest agent's hwclock call), and with it every check after the wake.
+
 QEMU 7.2 requests the guest's wake-up as the migration completes, and its main loop may
 carry it out only after the last pass: the stream can then hold the guest still entering
 S3 with a run state of running, and it may never resume. A late wake-up is recorded from the
 order of the source's events, and a guest that then does not come back is a FAIL naming it;
 the migration case passes or fails with that name, and the disk fault is judged where the
-race did not strike.
+race did not strike. The saved-in-S3 case has a race of the same kind (known issues, both).
+Such a FAIL is a wait to its stage's limit, so the run halves every limit
+(``--timeout-scale 0.5``): half the defaults is still many times what a guest that does
+resume takes under TCG.
 
 The way back (11.1 -> 7.2) is left to ``./run suite`` (docs/libvirt.md, Across versions):
 it fails after the agent's whole timeout, minutes this file does not spend. Nothing of the
@@ -41,6 +49,8 @@ pytestmark = [pytest.mark.selftest, pytest.mark.libvirt]
 STACK = os.environ.get("S3S4_E2E_LIBVIRT_STACK", "sid")
 NEWER_QEMU = os.environ.get("S3S4_E2E_NEWER_QEMU", "11.1")
 RUN_TIMEOUT_S = 1800.0  # the stack and the QEMU are built or fetched on first use
+# Every stage's limit halved: a lost wake-up (a known issue) is a wait to the limit.
+TIMEOUT_SCALE = "0.5"
 CASES = (
     "test_managedsave_restored_by_newer_libvirt",
     "test_guest_in_s3_saved_then_restored_by_newer_libvirt",
@@ -107,6 +117,7 @@ def crossing_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[st
     faults.write_text(FAULTS)
     args = [str(ROOT / "testcases" / "test_cross_version.py"), str(faults), "-k", "not back"]
     args += ["--newer-stack", STACK, "--newer-qemu", NEWER_QEMU, "--rootdir", str(ROOT)]
+    args += ["--timeout-scale", TIMEOUT_SCALE]
     run = run_pytest(args, work / "reports", RUN_TIMEOUT_S, env={"PYTHONPATH": str(ROOT)})
     output = run.output
     # QEMU 7.2's lost wake-up (a known issue on both crossings from it) xfails a case now and
