@@ -96,7 +96,8 @@ def run_cycle(
         if echo is not None:
             evidence.before["tcp.echo"] = _echo(echo, b"before", machine)
         # The USB devices, display and balloon, acted on from the host (harness.checks.
-        # peripherals); after the wake they are measured before the guest's own facts.
+        # peripherals); after the wake they are measured after the guest's own facts, which
+        # may give ssh up (a step needing ssh then is not tried).
         peripherals = PeripheralWatch.of(machine)
         peripherals.before(machine, evidence)
         _apply_faults(machine, faults, BEFORE_REQUEST, cycle)
@@ -116,7 +117,6 @@ def run_cycle(
         transition.wake.perform(machine, marks, evidence.timings)
         evidence.timings["wake_to_ready"] = time.monotonic() - wake_started
         _apply_faults(machine, faults, AFTER_WAKE, cycle)
-        peripherals.after(machine, evidence)
         checks = [*checks, *peripherals.checks]
     except HarnessError as exc:
         if "request_to_entry" not in evidence.timings and request_started:
@@ -124,7 +124,17 @@ def run_cycle(
             evidence.timings["request_to_verdict"] = time.monotonic() - request_started
         return _ended_early(machine, evidence, marks, exc)
     return _judge(
-        machine, transition, evidence, marks, started, probes, checks, options, echo, stream
+        machine,
+        transition,
+        evidence,
+        marks,
+        started,
+        probes,
+        checks,
+        options,
+        echo,
+        stream,
+        peripherals,
     )
 
 
@@ -300,6 +310,7 @@ def _judge(
     options: CycleOptions,
     echo: EchoChannel | None = None,
     stream: StreamDownload | None = None,
+    peripherals: PeripheralWatch | None = None,
 ) -> CycleOutcome:
     """Measure after the wake, then judge every check."""
     if transition.resync_clock and not options.resync_clock:
@@ -307,6 +318,8 @@ def _judge(
     checks_started = time.monotonic()
     _capture_after(machine, probes, evidence, echo, stream, options)
     evidence.timings["checks_after"] = time.monotonic() - checks_started
+    if peripherals is not None:
+        peripherals.after(machine, evidence)
     outcome = _finish(machine, evidence, marks, Verdict.PASS, "")
     outcome.checks = [check(evidence) for check in checks]
     if outcome.failed_checks:

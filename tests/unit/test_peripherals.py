@@ -18,6 +18,7 @@ from harness.checks.peripherals import (
     usb_healthy,
 )
 from harness.checks.verdict import CycleEvidence
+from harness.errors import SshError
 from harness.machines.config import QemuConfig
 from harness.machines.devices import DeviceProfile, image_profile
 from harness.machines.qemu.cmdline import RunPaths, build_argv
@@ -194,3 +195,69 @@ def test_the_balloon_check_wants_statistics_after_the_wake() -> None:
     )
     never = balloon_stats(evidence({"balloon.last_update": "0"}, {}))
     assert "no guest statistics before the sleep" in never.detail
+
+
+GIVEN_UP = "ssh given up: the guest's network link is down (seen through the guest agent)"
+
+
+class HostOnlyMachine:
+    """A machine whose QMP answers (the balloon's statistics advancing at each read) and whose
+    ssh does not: each command is recorded and fails as a dead link's would."""
+
+    def __init__(self) -> None:
+        self.qmp_calls: list[str] = []
+        self.ssh_commands: list[str] = []
+        self.last_update = 1000
+
+    def qmp(self, command: str, arguments: dict[str, object] | None = None) -> object:
+        self.qmp_calls.append(command)
+        if command == "qom-get":
+            self.last_update += 1
+            return {"last-update": self.last_update}
+        return {}
+
+    def run(self, command: str, timeout: float | None = None) -> object:
+        self.ssh_commands.append(command)
+        raise SshError("ssh command failed or timed out after 120s")
+
+
+def test_after_ssh_given_up_the_ssh_steps_are_not_measured_and_the_balloon_still_is() -> None:
+    watch = PeripheralWatch(DeviceProfile(usb=True, display="std", balloon=True))
+    machine = HostOnlyMachine()
+    ev = evidence(
+        {"usb.devices": USB_BEFORE, "display.before_shown": "yes", "balloon.last_update": "1000"},
+        {},
+    )
+    ev.after_error = GIVEN_UP
+    watch.after(machine, ev)  # type: ignore[arg-type]
+    assert machine.ssh_commands == []
+    assert "qom-get" in machine.qmp_calls  # the balloon's statistics, read from the host
+    results = {r.name: r for r in (check(ev) for check in watch.checks)}
+    for name in ("usb_healthy", "display_updates"):
+        assert not results[name].passed
+        assert results[name].detail == f"not measured after resume: {GIVEN_UP}"
+    assert results["balloon_stats"].passed, results["balloon_stats"].detail
+
+
+def test_another_after_error_leaves_the_ssh_steps_to_run() -> None:
+    """Only a cycle that gave ssh up stops the ssh steps: any other error of its facts leaves
+    them to try (and report what they met)."""
+    watch = PeripheralWatch(DeviceProfile(usb=True))
+    machine = HostOnlyMachine()
+    ev = evidence({"usb.devices": USB_BEFORE}, {})
+    ev.after_error = "guest fact capture (after) exited 1: oops"
+    watch.after(machine, ev)  # type: ignore[arg-type]
+    assert machine.ssh_commands  # tried, and its failure recorded as the step's error
+    assert "usb.not_measured" not in ev.after
+    result = watch.checks[0](ev)
+    assert not result.passed
+    assert "not read after the wake: ssh command failed" in result.detail
+
+
+def test_without_an_after_error_the_watchs_checks_are_the_devices_own() -> None:
+    watch = PeripheralWatch(DeviceProfile(usb=True))
+    ev = evidence(
+        {"usb.devices": USB_BEFORE},
+        {"usb.devices": USB_BEFORE, "usb.input.tablet": "24", "usb.input.keyboard": "24"},
+    )
+    assert watch.checks[0](ev) == usb_healthy(ev)
