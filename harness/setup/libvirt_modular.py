@@ -194,6 +194,29 @@ def check_with_stack(daemon: str, stack: str, host_stack: str) -> None:
         )
 
 
+def unavailable_reason(
+    builds_dir: Path = BUILDS_DIR,
+    which: Any = shutil.which,
+    version: Any = None,
+    geteuid: Any = os.geteuid,
+) -> str | None:
+    """Why this host can have no virtqemud, or None where one is installed, built or can be
+    built: as root, with dpkg and apt, from the source of the installed Debian libvirt
+    (``version``: host_libvirt_version)."""
+    if which(VIRTQEMUD) is not None and which(LOG_DAEMON) is not None:
+        return None
+    for tool in ("dpkg-query", "apt-get"):
+        if which(tool) is None:
+            return f"no {VIRTQEMUD} installed, and no {tool} to build one from Debian's source"
+    try:
+        built = builds_dir / build_dir_name((version or host_libvirt_version)())
+    except SetupError as exc:
+        return str(exc)
+    if geteuid() != 0 and not (built / MANIFEST).is_file():
+        return f"no {VIRTQEMUD} installed or built, and building one needs root"
+    return None
+
+
 def resolve_daemon(
     name: str,
     progress: Progress,
@@ -259,7 +282,9 @@ def meson_argv(source: Path, build: Path, prefix: Path) -> list[str]:
         "--sysconfdir=/etc",
         "--localstatedir=/var",
         "-Drunstatedir=/run",
-        "-Dbuildtype=release",
+        # No optimisation and no debug information: the daemon only relays a few commands to
+        # QEMU per test, while -O3 about doubles the compile, the build's largest step.
+        "-Dbuildtype=plain",
         "-Drpath=enabled",
         "-Dinit_script=none",
         *(f"-D{option}=enabled" for option in ENABLED),
@@ -355,26 +380,33 @@ def _dpkg_installed(package: str) -> bool:
     return result.returncode == 0 and result.stdout.strip() == "installed"
 
 
-def install_build_depends(progress: Progress) -> None:
+def install_build_depends(progress: Progress, run: Any = subprocess.run) -> None:
+    """The missing build dependencies, installed with apt after refreshing its package lists
+    (a machine's lists may be older than the archive's files); ``run`` is subprocess.run."""
     missing = missing_build_depends()
     if not missing:
         return
     if shutil.which("apt-get") is None:
         raise SetupError(f"building virtqemud needs {' '.join(missing)}: install them")
     progress(f"virtqemud build: installing {' '.join(missing)} ...")
-    argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    result = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=APT_TIMEOUT_S,
-        check=False,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    if result.returncode != 0:
-        raise SetupError(
-            f"installing virtqemud's build dependencies failed: {result.stderr.strip()[-300:]}"
+    for argv in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+    ):
+        result = run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=APT_TIMEOUT_S,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SetupError(
+                f"{' '.join(argv[:2])} of virtqemud's build dependencies failed ({last}): "
+                f"install {' '.join(missing)} by hand, or use --libvirt-daemon libvirtd"
+            )
 
 
 def apt_options(state: Path) -> list[str]:
@@ -476,4 +508,5 @@ __all__ = [
     "ensure_build",
     "meson_argv",
     "resolve_daemon",
+    "unavailable_reason",
 ]

@@ -19,10 +19,12 @@ from harness.setup.libvirt_modular import (
     build_dir_name,
     cache_key,
     check_with_stack,
+    install_build_depends,
     meson_argv,
     missing_build_depends,
     resolve_daemon,
     source_lines,
+    unavailable_reason,
 )
 
 VERSION = "9.0.0-4+deb12u2"
@@ -99,6 +101,7 @@ def test_the_build_is_the_qemu_driver_with_libvirts_usual_state_paths_under_its_
         "-Ddriver_lxc=disabled",
         "-Ddocs=disabled",
         "-Dtests=disabled",
+        "-Dbuildtype=plain",  # no -O: the compile is the build's largest step
     ):
         assert wanted in argv
     options = [arg.split("=")[0] for arg in argv if arg.startswith("-D")]
@@ -163,3 +166,73 @@ def test_the_option_picks_the_daemon_and_implies_the_libvirt_backend(
         settings_from(
             pytester.parseconfig("--libvirt-daemon", "virtqemud", "--libvirt-stack", "sid")
         )
+
+
+def test_virtqemud_can_be_had_where_installed_built_or_buildable(tmp_path: Path) -> None:
+    everything = {"virtqemud": "/usr/sbin/virtqemud", "virtlogd": "/usr/sbin/virtlogd"}
+    assert unavailable_reason(tmp_path, which=everything.get) is None
+    debian = {"dpkg-query": "/usr/bin/dpkg-query", "apt-get": "/usr/bin/apt-get"}
+    as_root = unavailable_reason(tmp_path, debian.get, lambda: VERSION, lambda: 0)
+    assert as_root is None  # built on first use, as on CI's clean clone
+    fake_build(tmp_path)
+    assert unavailable_reason(tmp_path, debian.get, lambda: VERSION, lambda: 1000) is None
+
+
+def test_no_virtqemud_can_be_had_is_one_line_naming_why(tmp_path: Path) -> None:
+    no_apt = {"dpkg-query": "/usr/bin/dpkg-query"}.get
+    assert unavailable_reason(tmp_path, no_apt, lambda: VERSION, lambda: 0) == (
+        "no virtqemud installed, and no apt-get to build one from Debian's source"
+    )
+    debian = {"dpkg-query": "/usr/bin/dpkg-query", "apt-get": "/usr/bin/apt-get"}.get
+    assert unavailable_reason(tmp_path, debian, lambda: VERSION, lambda: 1000) == (
+        "no virtqemud installed or built, and building one needs root"
+    )
+
+    def no_libvirt() -> str:
+        raise SetupError("libvirt-daemon is not installed: run ./run setup")
+
+    assert unavailable_reason(tmp_path, debian, no_libvirt, lambda: 0) == (
+        "libvirt-daemon is not installed: run ./run setup"
+    )
+
+
+class RecordingApt:
+    """subprocess.run for apt-get: records each command, fails the one named ``fails``."""
+
+    def __init__(self, fails: str = "") -> None:
+        self.fails = fails
+        self.argvs: list[list[str]] = []
+
+    def __call__(self, argv: list[str], **_kwargs: object) -> object:
+        self.argvs.append(argv)
+        failed = argv[1] == self.fails
+        stderr = "E: Failed to fetch x.deb  404  Not Found\nE: Unable to fetch\n" if failed else ""
+        return type("Result", (), {"returncode": 100 if failed else 0, "stderr": stderr})()
+
+
+def test_missing_build_dependencies_are_installed_after_refreshing_apts_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(libvirt_modular, "missing_build_depends", lambda: ["meson", "gcc"])
+    apt = RecordingApt()
+    install_build_depends(no_progress, apt)
+    assert apt.argvs == [
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "meson", "gcc"],
+    ]
+    monkeypatch.setattr(libvirt_modular, "missing_build_depends", list)
+    nothing = RecordingApt()
+    install_build_depends(no_progress, nothing)
+    assert nothing.argvs == []
+
+
+def test_a_failed_install_of_the_build_dependencies_is_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(libvirt_modular, "missing_build_depends", lambda: ["meson"])
+    with pytest.raises(SetupError) as raised:
+        install_build_depends(no_progress, RecordingApt(fails="install"))
+    assert str(raised.value) == (
+        "apt-get install of virtqemud's build dependencies failed (E: Unable to fetch): "
+        "install meson by hand, or use --libvirt-daemon libvirtd"
+    )
