@@ -30,6 +30,10 @@ LOG_MARK = "--- kernel log ---"
 # The echo's bytes reach a NIC whose link works within milliseconds: an echo that got nothing
 # back sooner than this (its channel already closed) says nothing about the link.
 ECHO_WAITED_S = 5.0
+# The echo's whole wait for its bytes back: a guest whose ssh answers again echoes within a
+# second or two even under TCG, so this is several times that and twice ECHO_WAITED_S; a dead
+# link that still reads up (QEMU's e1000e after set_link off) is named once it has passed.
+ECHO_WAIT_S = 10.0
 TRANSFERS_WAIT_S = 30  # the transfers of 1 MiB each way take a TCG guest well under a second
 
 

@@ -477,7 +477,7 @@ def _echo_opened_beside(
 
 def _echo(echo: EchoChannel, token: bytes, machine: Machine) -> str:
     payload = token + b"-" + str(time.monotonic_ns()).encode() + b"\n"
-    received = echo.roundtrip(payload, min(machine.timeouts.command, 30.0))
+    received = echo.roundtrip(payload, min(machine.timeouts.command, live_probes.ECHO_WAIT_S))
     return "ok" if received == payload else f"got {received[:40]!r}"
 
 

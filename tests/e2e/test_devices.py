@@ -6,10 +6,11 @@ e1000e + NVMe (QEMU cannot checkpoint an NVMe controller: each case cold boots):
 two of testcases/test_devices.py's cases, S3 passing with the checks on those devices, then
 blkdebug EIO under the NVMe data disk failing the disk check naming nvme; and the link-down
 case on a guest of its own, QMP set_link off after the wake failing the NIC check naming
-e1000e: two cold boots. The guests boot the ``devices`` profile's image (built once, then
-cached). S4 on it is left to the suite's runs of the profile. e1000e + AHCI and virtio-scsi:
-S3 passes on those disks, each from its profile's checkpoint (with S3S4_E2E_DEVICES=all: each
-is a guest of its own, beyond CI's share of time).
+e1000e once the echo over ssh has waited its bound (harness.checks.live_probes.ECHO_WAIT_S)
+with nothing received: two cold boots. The guests boot the ``devices`` profile's image
+(built once, then cached). S4 on it is left to the suite's runs of the profile. e1000e +
+AHCI and virtio-scsi: S3 passes on those disks, each from its profile's checkpoint (with
+S3S4_E2E_DEVICES=all: each is a guest of its own, beyond CI's share of time).
 
 USB, display and balloon: one guest with all three (``--usb --display std --balloon``), from
 the profile's checkpoint. S3 passes with their checks; then on the same guest one cycle with
