@@ -20,7 +20,10 @@ from harness.machines.shares import SHARE_TAG
 TPM_PCRS = "0 1 2 3 4 5 6 7"
 TPM_READ_S = 30  # a TPM command's longest duration in the TCG's tables is seconds, not more
 SHARE_MNT = "/mnt/s3s4share"
-SHARE_IO_S = 20  # one mount, write or read through the share
+# One mount, write or read through the share. A healthy share's steps take a TCG guest well
+# under a second (the mount with its modules loaded seconds at most); an order of magnitude
+# above that, since a share that does not answer (9p after a wake) is a wait to this bound.
+SHARE_IO_S = 10
 SHARE_MOUNT = {
     "virtiofs": ("virtiofs", "rw"),
     "9p": ("9p", "trans=virtio,version=9p2000.L,msize=262144"),

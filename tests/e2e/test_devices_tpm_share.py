@@ -6,7 +6,9 @@ carries the TPM's state).
 The TPM passes S3 (its PCRs kept) and S4 (it answers), and swtpm killed while the guest sleeps
 is a FAIL naming the TPM. The 9p share fails after every wake, naming itself: the Linux 6.1
 guest's 9p transport has no suspend callbacks, and after the wake it no longer answers (the
-inner run's sleep cases FAIL and xfail at that known issue; this test says exactly how).
+inner run's sleep cases FAIL and xfail at that known issue; this test says exactly how). Each
+of the two is a wait to the share probe's bound (harness.checks.device_checks.SHARE_IO_S, ten
+seconds: a healthy share answers within a second).
 virtiofs, whose guest driver refuses every sleep (a FAIL naming it, also a known issue; every
 case a cold boot), runs with S3S4_E2E_DEVICES=all."""
 
