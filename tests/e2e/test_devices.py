@@ -34,8 +34,7 @@ pytestmark = pytest.mark.selftest
 RUN_TIMEOUT_S = 900  # the devices image, when not cached, is built first (about a minute)
 
 # testcases/test_devices.py's S3 and disk EIO cases one after the other on one booted guest
-# (imported under other names, so that pytest does not collect them); beside it the link-down
-# case (imported under its own name: a case, on a guest of its own).
+# (imported under other names, so that pytest does not collect them).
 NVME_ONE_BOOT = '''
 """testcases/test_devices.py's S3 and disk EIO cases on one booted guest (written by
 tests/e2e/test_devices.py)."""
@@ -43,7 +42,6 @@ tests/e2e/test_devices.py)."""
 from harness.transitions.catalogue import S3_AGENT
 from testcases.test_devices import (
     test_devices_disk_eio_names_the_disk as disk_eio_names_the_disk,
-    test_devices_link_down_names_the_nic,  # noqa: F401 - a case
     test_devices_sleep as devices_sleep,
 )
 
@@ -53,10 +51,13 @@ def test_sleep_then_disk_eio(power_cycle, harness_session):
     disk_eio_names_the_disk(power_cycle, harness_session)
 '''
 
-# S3 with the peripherals checked, then their three faults in one cycle on the same guest.
+# S3 with the peripherals checked, then their three faults in one cycle on the same guest;
+# beside it the link-down case (imported under its own name: a case, on a guest of its own
+# restored from the profile's checkpoint).
 PERIPHERALS_ONE_GUEST = '''
 """S3 with the USB devices, display and balloon, then their three faults in one cycle, on one
-guest (written by tests/e2e/test_devices.py)."""
+guest; the e1000e's link-down case on another from the same checkpoint (written by
+tests/e2e/test_devices.py)."""
 
 from harness.checks.peripherals import display_name
 from harness.checks.verdict import Verdict
@@ -67,7 +68,10 @@ from harness.cycle.peripheral_faults import (
 )
 from harness.plugin import expect_judged
 from harness.transitions.catalogue import S3_AGENT
-from testcases.test_devices import test_devices_sleep as devices_sleep
+from testcases.test_devices import (
+    test_devices_link_down_names_the_nic,  # noqa: F401 - a case
+    test_devices_sleep as devices_sleep,
+)
 
 
 def test_sleep_then_the_three_faults_in_one_cycle(power_cycle, harness_session):
@@ -116,15 +120,13 @@ def verdicts(data: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_e1000e_and_nvme_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
-    """S3, then the disk's fault, on one cold-booted guest, and the NIC's fault on another;
-    the cases' own assertions name nvme and e1000e."""
+    """S3, then the disk's fault, on one cold-booted guest; the case's own assertions name
+    nvme. The e1000e's link-down case runs on the peripherals' guest below (its checkpoint
+    restored: no cold boot of its own)."""
     data = run_cases(tmp_path, "--nic", "e1000e", "--disk", "nvme", cases=NVME_ONE_BOOT)
     (cell,) = data["cells"]
     assert cell["id"].endswith("-nic-e1000e-disk-nvme") and "-devices-q" in cell["id"], cell
-    assert verdicts(data) == {
-        "test_devices_link_down_names_the_nic": ["FAIL"],
-        "test_sleep_then_disk_eio": ["PASS", "FAIL"],
-    }
+    assert verdicts(data) == {"test_sleep_then_disk_eio": ["PASS", "FAIL"]}
 
 
 @pytest.mark.skipif(
@@ -140,12 +142,18 @@ def test_s3_on_an_ahci_and_a_virtio_scsi_disk(tmp_path: Path, disk: str) -> None
 
 
 def test_usb_display_and_balloon_sleep_and_their_faults_name_them(tmp_path: Path) -> None:
-    """S3 with the USB tablet and keyboard, std VGA and the balloon checked; then the keyboard
-    removed while asleep, the display's DRM driver unbound after the wake and the balloon's
-    driver unbound before the sleep, in one cycle: each a FAIL of its check naming the
-    device, and no other check failed."""
-    options = ("--usb", "--display", "std", "--balloon")
+    """S3 with the USB tablet and keyboard, std VGA, the balloon and an e1000e NIC checked;
+    then the keyboard removed while asleep, the display's DRM driver unbound after the wake
+    and the balloon's driver unbound before the sleep, in one cycle: each a FAIL of its check
+    naming the device, and no other check failed. On a second guest from the same checkpoint,
+    QMP set_link off after the wake fails the NIC check naming e1000e (the case's own
+    assertions)."""
+    options = ("--nic", "e1000e", "--usb", "--display", "std", "--balloon")
     data = run_cases(tmp_path, *options, cases=PERIPHERALS_ONE_GUEST)
     (cell,) = data["cells"]
     assert cell["id"].endswith("-usb-display-std-balloon") and "-devices-q" in cell["id"], cell
-    assert verdicts(data) == {"test_sleep_then_the_three_faults_in_one_cycle": ["PASS", "FAIL"]}
+    assert "-nic-e1000e-" in cell["id"], cell
+    assert verdicts(data) == {
+        "test_devices_link_down_names_the_nic": ["FAIL"],
+        "test_sleep_then_the_three_faults_in_one_cycle": ["PASS", "FAIL"],
+    }
