@@ -5,9 +5,10 @@ device cell's id names its profile as ``--nic e1000e`` does and its guest's netw
 on e1000e; the two shards split the cells between them (``--list --shard``: the selection a
 sharded run makes), and the cells' runs merged with ``harness merge`` are the whole.
 
-The device axis costs no boot of its own: e1000e migrates, so its cell boots once and
-checkpoints as any cell does (the ``devices`` guest profile's image, which
-tests/e2e/test_devices.py builds and caches earlier in CI)."""
+The device axis costs no boot of its own: each cell cold boots its one case (``--cold-boot``:
+for a single case a ready checkpoint is only a save and a restore more), the e1000e cell on
+the ``devices`` guest profile's image, which tests/e2e/test_devices.py builds and caches
+earlier in CI and where an e1000e guest is restored from its checkpoint."""
 
 import json
 import subprocess
@@ -51,7 +52,7 @@ def _matrix(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]
     out = tmp_path / name
     result = subprocess.run(
         [sys.executable, "-m", "harness", "matrix", "--file", str(tmp_path / "m.toml"),
-         "--out", str(out), *args, "--", *CASE, "-p", "no:cacheprovider"],
+         "--out", str(out), *args, "--", *CASE, "--cold-boot", "-p", "no:cacheprovider"],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800,
     )  # fmt: skip
     assert (out / "matrix.json").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
