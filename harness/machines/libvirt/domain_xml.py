@@ -2,6 +2,8 @@
 (QemuConfig): direct kernel boot (or, for a cloud image, the firmware booting its disk, with
 the cloud-init seed), root overlay, swap and scratch disks, the agent channel, S3 and S4
 enabled in ``<pm>``, user networking, and the harness process that owns it in ``<metadata>``.
+Of the device profile (harness.machines.devices) it attaches the NIC model and the data
+disk's bus, as virt-install writes them; the other parts are a one-line refusal.
 Pure: no I/O, easy to unit test."""
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.machines.config import SECURE_UEFI, QemuConfig
+from harness.machines.devices import DeviceProfile
 from harness.machines.libvirt.owner import OWNER_NS, OWNER_PREFIX, Owner
 from harness.setup.selinux import SVIRT_SECLABEL
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 NETDEV_ID = "hostnet0"  # libvirt's id for the first interface's backend (for hostfwd_add)
+NIC_MODELS = {"virtio-net": "virtio", "e1000e": "e1000e"}  # the profile's NIC: <model type>
+# The profile's data disk: its <target bus>. libvirt adds the SATA (AHCI) controller itself,
+# q35's built-in one there; virtio-scsi needs its controller named (_devices).
+DATA_DISK_BUSES = {"virtio-blk": "virtio", "virtio-scsi": "scsi", "ahci": "sata"}
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,7 @@ def build_domain_xml(
 ) -> str:
     """The domain; with ``svirt`` (SELinux on the host: harness.setup.selinux) it asks libvirt
     to confine QEMU and relabel every file it names."""
-    if not config.devices.is_default:
-        raise SetupError(
-            f"the libvirt backend does not yet attach {config.devices.id_suffix}: "
-            "use --backend qemu for --nic/--disk other than virtio-net/virtio-blk"
-        )
+    _refuse_unattached(config.devices)
     ET.register_namespace("qemu", QEMU_NS)
     ET.register_namespace(OWNER_PREFIX, OWNER_NS)
     domain = ET.Element("domain", type="kvm" if config.accel == "kvm" else "qemu")
@@ -90,6 +93,28 @@ def build_domain_xml(
     return ET.tostring(domain, encoding="unicode")
 
 
+def _refuse_unattached(devices: DeviceProfile) -> None:
+    """A one-line error for the profile's parts this backend does not attach."""
+    rest = DeviceProfile(
+        usb=devices.usb,
+        display=devices.display,
+        balloon=devices.balloon,
+        tpm=devices.tpm,
+        share=devices.share,
+    )
+    if not rest.is_default:
+        raise SetupError(
+            f"the libvirt backend does not yet attach {rest.id_suffix}: use --backend qemu "
+            "for --usb/--display/--balloon/--tpm/--share"
+        )
+    if devices.disk not in DATA_DISK_BUSES:
+        raise SetupError(
+            f"the libvirt backend cannot attach --disk {devices.disk}: this host's libvirt has "
+            "no emulated NVMe disk bus (its domain schema's disk buses have none): "
+            "use --backend qemu"
+        )
+
+
 def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
     os_el = ET.Element("os")
     _text(os_el, "type", "hvm", arch="x86_64", machine=config.machine)
@@ -116,11 +141,21 @@ def _os(config: QemuConfig, files: DomainFiles) -> ET.Element:
 def _devices(config: QemuConfig, files: DomainFiles) -> ET.Element:
     devices = ET.Element("devices")
     _text(devices, "emulator", shutil.which(config.binary) or config.binary)
-    for path, target in ((files.root, "vda"), (files.swap, "vdb"), (files.data, "vdc")):
+    data_bus = DATA_DISK_BUSES[config.devices.disk]
+    if data_bus == "scsi":
+        ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    # Root and swap stay virtio-blk; the data disk is on the profile's bus, after the secure
+    # boot ESP (sda on SATA) where there is one, since two disks cannot share a target name.
+    data_target = "vdc" if data_bus == "virtio" else ("sdb" if files.esp is not None else "sda")
+    for path, target, bus in (
+        (files.root, "vda", "virtio"),
+        (files.swap, "vdb", "virtio"),
+        (files.data, data_target, data_bus),
+    ):
         disk = ET.SubElement(devices, "disk", type="file", device="disk")
         ET.SubElement(disk, "driver", name="qemu", type="qcow2", cache="unsafe")
         ET.SubElement(disk, "source", file=str(path))
-        ET.SubElement(disk, "target", dev=target, bus="virtio")
+        ET.SubElement(disk, "target", dev=target, bus=bus)
         if target == "vda" and config.kernel is None and files.esp is None:
             ET.SubElement(disk, "boot", order="1")
     if files.esp is not None:
@@ -139,7 +174,7 @@ def _devices(config: QemuConfig, files: DomainFiles) -> ET.Element:
         ET.SubElement(seed, "target", dev="vdd", bus="virtio")
         ET.SubElement(seed, "readonly")
     interface = ET.SubElement(devices, "interface", type="user")
-    ET.SubElement(interface, "model", type="virtio")
+    ET.SubElement(interface, "model", type=NIC_MODELS[config.devices.nic])
     ET.SubElement(interface, "rom", enabled="no")  # as the direct backend: no iPXE ROM
     serial = ET.SubElement(devices, "serial", type="unix")
     # QEMU connects to the harness's console socket, which listens for every (re)start.
