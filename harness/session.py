@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypedDict, TypeVar
 
@@ -15,6 +15,7 @@ from harness import ready_checkpoints
 from harness.aio import LoopThread
 from harness.errors import SetupError
 from harness.guest.ssh import SshKey
+from harness.machines import cloud_ready
 from harness.machines.checkpoint import Checkpoint
 from harness.machines.config import SECURE_UEFI, Firmware, QemuConfig
 from harness.machines.devices import DEFAULT_DISK, DEFAULT_NIC, DeviceProfile, image_profile
@@ -429,13 +430,21 @@ class HarnessSession:
         )
         return MachineParts(
             name=name,
-            image=self.image,
+            image=self._seeded_image(),
             config=config,
             runtime_dir=run_dir,
             evidence_dir=evidence,
             ssh_key=self._key(),
             runner=self._loop(),
         )
+
+    def _seeded_image(self) -> GuestImage:
+        """A cloud image with the run's seeded layer as its disk once a guest of the run made
+        it (harness.machines.cloud_ready): later guests boot already seeded."""
+        layer = cloud_ready.seeded_layer(self._ensure_run_dir())
+        if self.image.cloud and layer.is_file():
+            return replace(self.image, disk=layer)
+        return self.image
 
     def libvirt_host(self) -> LibvirtHost:
         """The libvirt daemon the session talks to; started by the harness if none answers.

@@ -5,8 +5,8 @@ configured by the NoCloud seed (a swapfile on its ext4 root with its offset from
 initramfs regenerated, resume= and resume_offset= through systemd-boot's entry and one reboot:
 the image's initramfs knows no resume device), and put through an S3 and an S4 cycle, the S4
 one resumed from the swapfile; the same image as a libvirt domain through dompmsuspend, in the
-same run of the suite (each backend seeds its own guest: a run's ready checkpoints are one per
-backend);
+same run of the suite, where it boots the QEMU guest's seeded root (a qcow2 layer between the
+base image and its own overlay: cloud-init ran once in the run);
 a seed that claims a boot-loader change it did not make is a one-line error after the reboot; a
 wrong checksum is one line and nothing is kept; an image whose digest would come from the
 mirror's own list over plain http, or a qcow2 overlay of another file, is a one-line error
@@ -179,13 +179,15 @@ def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
     mirror: Mirror, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The same image as a libvirt domain (OVMF loader and NVRAM, its disk booted, the seed
-    read-only), seeded and rebooted for resume= as on QEMU: dompmsuspend to RAM, judged from
-    the QEMU test's run when that ran (else a run of its own). dompmsuspend to disk is not
-    repeated on this image: S4 from its swapfile is proven on the QEMU backend above, and
-    dompmsuspend --target disk on the built-in guest by testcases/test_libvirt.py
-    (test_dompmsuspend[...-dompmsuspend-disk]); libvirt's part of it does not depend on the
-    image."""
+    read-only): dompmsuspend to RAM, judged from the QEMU test's run when that ran, where the
+    domain boots the QEMU guest's seeded layer (resume= already in its boot loader, cloud-init
+    not run again); else a run of its own, seeded and rebooted for resume= as on QEMU.
+    dompmsuspend to disk is not repeated on this image: S4 from its swapfile is proven on the
+    QEMU backend above, and dompmsuspend --target disk on the built-in guest by
+    testcases/test_libvirt.py (test_dompmsuspend[...-dompmsuspend-disk]); libvirt's part of
+    it does not depend on the image."""
     shared = request.config.stash.get(SHARED_RUN, None)
+    seeded_by_qemu = shared is not None
     if shared is None:
         options = (
             "--cloud-image", f"{mirror.url}/{IMAGE_NAME}", "--cloud-sha256", mirror.sha,
@@ -199,6 +201,10 @@ def test_cloud_image_as_a_libvirt_domain_through_dompmsuspend(
     cycle = tests[0]["series"][0]["cycles"][0]
     assert cycle["combination"]["backend"] == "libvirt"
     assert " resume_offset=" in cycle["evidence"]["before"]["guest.cmdline"]
+    if seeded_by_qemu:  # the domain booted the QEMU guest's seeded layer: no cloud-init run
+        logs = list((shared[1] / "reports").glob("2*/guests/*/libvirt-*/serial.log"))
+        assert logs, shared[0].stdout[-2000:]
+        assert not [p for p in logs if "running 'init'" in p.read_text(errors="replace")], logs
 
 
 def test_a_seed_that_never_changed_the_boot_loader_is_one_line_after_the_reboot(
