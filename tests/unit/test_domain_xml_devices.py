@@ -1,12 +1,14 @@
 """The libvirt domain's share of a device profile: the NIC model and the data disk's bus (as
 virt-install writes them), root and swap staying virtio-blk; NVMe and the profile's other
-parts refused in one line naming the fix."""
+parts refused in one line naming the fix; and the guest's data disk beside the ESP."""
 
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from harness.checks.guest_scripts import code
 from harness.errors import SetupError
 from harness.machines.config import Firmware, QemuConfig
 from harness.machines.devices import DeviceProfile
@@ -105,3 +107,17 @@ def test_the_parts_libvirt_does_not_attach_are_refused_in_one_line(
 ) -> None:
     with pytest.raises(SetupError, match=f"does not yet attach {named}: use --backend qemu"):
         domain(devices)
+
+
+def test_the_guest_takes_the_unpartitioned_disk_after_the_esp_for_its_data_disk(
+    tmp_path: Path,
+) -> None:
+    """Beside the secure-boot ESP the guest names the ESP sda (its partition sda1) and the
+    data disk sdb on the same AHCI controller: the block checks must take sdb."""
+    sys_root = tmp_path / "sys"
+    for disk in ("vda", "vdb", "sda", "sdb"):
+        (sys_root / "block" / disk).mkdir(parents=True)
+    (sys_root / "block" / "sda" / "sda1").mkdir()
+    script = code("data_disk.sh").replace("/sys/", f"{sys_root}/") + 'echo "$data_disk"\n'
+    found = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "sdb"
