@@ -140,7 +140,11 @@ class HarnessSession:
         self._qemu_machines: dict[str, QemuMachine] = {}
         self._libvirt_machines: dict[str, LibvirtMachine] = {}
         self._fresh: dict[str, QemuMachine] = {}
-        self._labels: set[str] = {"checkpoint", "default"}
+        self._labels: set[str] = {
+            ready_checkpoints.FIRST_ATTEMPT,
+            ready_checkpoints.SECOND_ATTEMPT,
+            "default",
+        }
         self._checkpoints = ReadyCheckpoints()
         self._created = 0
         self._libvirt: LibvirtHost | None = None
@@ -353,13 +357,16 @@ class HarnessSession:
     def ready_checkpoint(self) -> Checkpoint:
         """The default guest booted once, settled, and frozen (see harness.machines.checkpoint)."""
 
-        def make() -> Checkpoint:
-            template = self._build_qemu("checkpoint", ())
+        def attempt(name: str) -> Checkpoint:
+            template = self._build_qemu(name, ())
             self._fresh[template.name] = template
             try:
-                return ready_checkpoints.take(template, self._ensure_run_dir() / "checkpoint")
+                return ready_checkpoints.take(template, self._ensure_run_dir() / name)
             finally:
                 self.discard(template)
+
+        def make() -> Checkpoint:
+            return ready_checkpoints.take_once_more_on_tcg_race(attempt, self.cell.accel)
 
         return self._checkpoints.get("qemu", make)
 
