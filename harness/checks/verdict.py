@@ -23,6 +23,11 @@ class CheckResult:
     applicable: bool = True
 
 
+# How ``after_error`` begins when the cycle closed ssh on a guest it cannot reach over the
+# network: steps after that which need ssh would only wait out its bound.
+SSH_GIVEN_UP = "ssh given up"
+
+
 @dataclass
 class CycleEvidence:
     """Everything one transition produced; checks read it, reports render it."""
@@ -35,7 +40,7 @@ class CycleEvidence:
     timings: dict[str, float] = field(default_factory=dict)
     before: dict[str, str] = field(default_factory=dict)
     after: dict[str, str] = field(default_factory=dict)
-    after_error: str = ""
+    after_error: str = ""  # why the look after the wake ended early (SSH_GIVEN_UP: …)
     kernel_messages: list[str] = field(default_factory=list)
     kernel_log: list[str] = field(default_factory=list)
     expects_suspend_count: bool = False

@@ -19,7 +19,7 @@ from harness.checks import probes as probe_lib
 from harness.checks.device_checks import probes_and_checks
 from harness.checks.judges import DEFAULT_CHECKS, Check
 from harness.checks.peripherals import PeripheralWatch
-from harness.checks.verdict import CycleEvidence, CycleOutcome, Verdict
+from harness.checks.verdict import SSH_GIVEN_UP, CycleEvidence, CycleOutcome, Verdict
 from harness.cycle.faults import AFTER_REQUEST, AFTER_WAKE, ASLEEP, BEFORE_REQUEST, Fault
 from harness.cycle.platform_diagnosis import CAUSE as PM_REGISTERS_CAUSE
 from harness.cycle.platform_diagnosis import unmapped_pm_registers
@@ -400,7 +400,7 @@ def _capture_after(
             if evidence.after.get("net.operstate") != "up":
                 machine.close_ssh()  # the facts script's channel would wait for its timeout
                 evidence.after_error = (
-                    "ssh given up: the guest's network link is "
+                    f"{SSH_GIVEN_UP}: the guest's network link is "
                     f"{evidence.after.get('net.operstate') or 'unknown'} "
                     "(seen through the guest agent)"
                 )
@@ -411,7 +411,9 @@ def _capture_after(
                 waited = evidence.timings["echo"]
                 if silent := live_probes.nic_silent(machine, evidence.after, waited):
                     machine.close_ssh()
-                    evidence.after_error = f"ssh given up: {silent} (seen through the guest agent)"
+                    evidence.after_error = (
+                        f"{SSH_GIVEN_UP}: {silent} (seen through the guest agent)"
+                    )
                     return
             network = pool.submit(_network_checks, machine, stream, evidence, timed, token)
             evidence.after.update(facts.result())

@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from harness.checks.peripherals.balloon import balloon_after, balloon_before, balloon_stats
 from harness.checks.peripherals.display import display_after, display_before, display_updates
 from harness.checks.peripherals.usb import usb_after, usb_before, usb_healthy
-from harness.checks.verdict import CheckResult, CycleEvidence
+from harness.checks.verdict import SSH_GIVEN_UP, CheckResult, CycleEvidence
 from harness.errors import HarnessError
 from harness.machines.config import QemuConfig
 from harness.machines.devices import DeviceProfile
 from harness.machines.protocol import Machine
 
-# How the cycle's after_error begins when it closed ssh on a guest it cannot reach over the
-# network (harness/cycle/run.py, _capture_after): ssh steps after that would wait out ssh's bound.
-SSH_GIVEN_UP = "ssh given up"
 NOT_MEASURED = "not_measured"  # the fact ``<step>.not_measured``: why the step was not tried
 
 
